@@ -1,0 +1,105 @@
+/* TiDB's VECTOR(FLOAT32) semantics, byte for byte: parsing vector literals,
+ * printing vectors and DOUBLE results as TiDB's text protocol does, and the
+ * scalar distance functions. Pure functions over memory. */
+#ifndef VECGATE_VEC_VEC_H
+#define VECGATE_VEC_VEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+/* TiDB's limit on a vector's dimension (CheckVectorDimValid). */
+#define VEC_MAX_DIM 16383
+/* Error number of every vector error TiDB raises (ER_UNKNOWN_ERROR). */
+#define VEC_ER_UNKNOWN 1105
+/* Room, NUL included, that the single-number formatters below may use. */
+#define VEC_F32_TEXT_MAX    64
+#define VEC_DOUBLE_TEXT_MAX 48
+
+/* A growable float32 array: v[0..dim) are the elements. */
+struct vec_f32 {
+	float *v;
+	size_t dim;
+	size_t cap;
+};
+
+void vec_f32_init(struct vec_f32 *a);
+void vec_f32_free(struct vec_f32 *a);
+/* Appends one element; 0 or -ENOMEM. */
+int vec_f32_push(struct vec_f32 *a, float x) MUST_CHECK;
+
+/* An error as TiDB reports it. The message is msg followed by the bytes
+ * echo[0..echo_len): "Invalid vector text: " echoes the rejected input, and
+ * echo then points into the caller's input (valid as long as it is). */
+struct vec_err {
+	int code;         /* MySQL error number: VEC_ER_UNKNOWN, 0 for -ENOMEM */
+	char sqlstate[6]; /* "HY000", NUL-terminated */
+	char msg[128];    /* NUL-terminated */
+	const char *echo;
+	size_t echo_len;
+};
+
+/* Appends the whole message (msg then echo) to out; 0 or -ENOMEM. */
+int vec_err_message(const struct vec_err *e, struct buf *out) MUST_CHECK;
+
+/* Which TiDB's ParseVectorFloat32 to reproduce. Both read the text with
+ * json-iterator; master added three checks that v8.5.x does not make. */
+enum vec_dialect {
+	/* master (2025-2026): rejects "null", anything but whitespace after
+	 * the closing ']', and numbers beyond float32's range. */
+	VEC_TIDB_MASTER = 0,
+	/* v8.5.x (checked at v8.5.6, ae18096e0237): "null" is the empty vector,
+	 * bytes after ']' are ignored, and a number beyond float32's range is
+	 * stored as +-Inf. */
+	VEC_TIDB_V8_5,
+};
+
+/* Parses the vector literal s[0..n) (not NUL-terminated; never read past n)
+ * as TiDB master does, replacing out's elements. Returns 0; -EINVAL with
+ * *err set to TiDB's error (1105/HY000, exact message) when TiDB would reject
+ * the text; -ENOMEM. On error out->dim is 0. */
+int vec_parse(const char *s, size_t n, struct vec_f32 *out, struct vec_err *err) MUST_CHECK;
+/* vec_parse for a chosen TiDB version. */
+int vec_parse_dialect(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
+                      struct vec_err *err) MUST_CHECK;
+
+/* Appends v[0..dim) as TiDB prints a vector: "[1,0.5,-0]", each element the
+ * shortest decimal that reads back as the same float32, in fixed notation
+ * (+-Inf and NaN, which only VEC_TIDB_V8_5 lets in, print as Go does:
+ * "+Inf", "-Inf", "NaN"). 0 or -ENOMEM. */
+int vec_format_f32_array(const float *v, size_t dim, struct buf *out) MUST_CHECK;
+/* One element as vec_format_f32_array prints it; NUL-terminated, returns the
+ * length (at most VEC_F32_TEXT_MAX - 1). */
+size_t vec_format_f32(float x, char out[static VEC_F32_TEXT_MAX]);
+/* x as TiDB's text protocol prints a DOUBLE column with 31 decimals (every
+ * VEC_*_DISTANCE result): shortest round-trip digits, fixed notation when
+ * 1e-15 <= |x| < 1e15 or x == 0, else "1.5e15" / "9.99e-16"; NaN and +-Inf
+ * print "0". NUL-terminated, returns the length. */
+size_t vec_format_double(double x, char out[static VEC_DOUBLE_TEXT_MAX]);
+/* x as Go's fmt "%v" prints a float64 ("1e+39", "0.0001", "1e-05",
+ * "123456", "1.234567e+06"). NUL-terminated, returns the length. */
+size_t vec_format_go_float(double x, char out[static VEC_DOUBLE_TEXT_MAX]);
+
+enum vec_metric {
+	VEC_COSINE, /* VEC_COSINE_DISTANCE */
+	VEC_L2,     /* VEC_L2_DISTANCE */
+	VEC_L1,     /* VEC_L1_DISTANCE */
+	VEC_NEG_IP, /* VEC_NEGATIVE_INNER_PRODUCT */
+};
+
+/* TiDB's distance between a[0..dim) and b[0..dim): float32 accumulation,
+ * left to right, no FMA. *is_null is set when TiDB answers NULL (a NaN
+ * result, e.g. cosine against a zero vector); +-Inf is returned as is. */
+double vec_distance(enum vec_metric m, const float *a, const float *b, size_t dim, bool *is_null);
+/* vec_distance for vectors of possibly different dimensions: -EINVAL with
+ * TiDB's "vectors have different dimensions: %d and %d" in *err when
+ * adim != bdim, else 0 with the result in *out. */
+int vec_distance_check(enum vec_metric m, const float *a, size_t adim, const float *b, size_t bdim,
+                       double *out, bool *is_null, struct vec_err *err) MUST_CHECK;
+/* VEC_L2_NORM: accumulated in double, unlike the distances. (Not named
+ * vec_l2_norm: that is the UDF's symbol in tests/mariadb.) */
+double vec_norm(const float *a, size_t dim, bool *is_null);
+
+#endif

@@ -1,0 +1,198 @@
+"""Shared fixtures: the database that tools/tidb runs, started once per session.
+
+If tools/test (or a developer) already started it, the running server is used
+and left running; otherwise this session starts it and stops it at the end.
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pymysql
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+CONN_FILE = TOP / "build" / "tidb" / "conn.json"
+
+
+class Database:
+    """Connection details of the running server, plus the SQL that differs
+    between a real TiDB and the MariaDB fallback."""
+
+    def __init__(self, info):
+        self.info = info
+        self.flavor = info["flavor"]
+        self.host = info["host"]
+        self.port = info["port"]
+        self.user = info["user"]
+        self.password = info["password"]
+        self.ca = info["ca"]
+        self.version = info["version"]
+
+    @property
+    def is_tidb(self):
+        return self.flavor == "tidb"
+
+    def vector_type(self, dim):
+        # MariaDB has no VECTOR type: the fallback keeps TiDB's text form in a
+        # LONGTEXT column and computes distances with the vecgate UDF.
+        return f"VECTOR({dim})" if self.is_tidb else "LONGTEXT"
+
+    def ssl_args(self):
+        # PyMySQL replaces an ssl={...} dict when any ssl_* argument is given:
+        # the ssl_* arguments alone are the reliable spelling.
+        return {"ssl_ca": self.ca, "ssl_verify_cert": True, "ssl_verify_identity": True}
+
+    def connect(self, database=None, **kw):
+        args = dict(host=self.host, port=self.port, user=self.user, password=self.password,
+                    database=database, charset="utf8mb4", **self.ssl_args())
+        args.update(kw)
+        return pymysql.connect(**args)
+
+
+@pytest.fixture(scope="session")
+def db():
+    started = False
+    if not CONN_FILE.exists():
+        subprocess.run([str(TOP / "tools" / "tidb"), "start"], check=True)
+        started = True
+    try:
+        yield Database(json.loads(CONN_FILE.read_text()))
+    finally:
+        if started:
+            subprocess.run([str(TOP / "tools" / "tidb"), "stop"], check=False)
+
+
+@pytest.fixture
+def schema(db, request):
+    """A fresh database for one test, dropped afterwards."""
+    name = "t_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:50]
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield name
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def pytest_report_header(config):
+    if CONN_FILE.exists():
+        info = json.loads(CONN_FILE.read_text())
+        return f"database: {info['flavor']} {info['version']} on {info['host']}:{info['port']}"
+    return "database: started by the session fixture"
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Vecgate:
+    """A vecgate process in front of the test database, with TLS on both
+    links: clients verify vecgate's certificate (the test CA signs it), and
+    vecgate verifies the database's."""
+
+    def __init__(self, db, tmp_path, **overrides):
+        self.db = db
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.ca = db.ca
+        certs = Path(db.ca).parent
+        sections = {
+            "server": {
+                "listen": f"127.0.0.1:{self.port}",
+                "tls_cert": str(certs / "server.pem"),
+                "tls_key": str(certs / "server-key.pem"),
+                "log_level": "debug",
+                "handshake_timeout": "5s",
+            },
+            "upstream": {
+                "servers": f"{db.host}:{db.port}",
+                "tls_ca_file": db.ca,
+                "pool_spares": "2",
+            },
+            "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
+        }
+        for key, value in overrides.items():
+            section, name = key.split("__", 1)
+            sections[section][name] = value
+        self.conf = tmp_path / "vecgate.conf"
+        self.conf.write_text("".join(
+            f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) for s, kv in sections.items()))
+        self.log = tmp_path / "vecgate.log"
+        self.proc = None
+
+    def start(self):
+        import time
+        import urllib.request
+        self.proc = subprocess.Popen([str(TOP / "build" / "vecgate"), "--config", str(self.conf)],
+                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vecgate exited {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/health", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("vecgate did not become healthy:\n" + self.log.read_text())
+
+    def stop(self, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def admin(self, path):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def metric(self, name, **labels):
+        """Value of one series from /metrics (0 when absent)."""
+        want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+        for line in self.admin("/metrics").splitlines():
+            if line.startswith(want + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def connect(self, database=None, **kw):
+        args = dict(host=self.host, port=self.port, user=self.db.user, password=self.db.password,
+                    database=database, charset="utf8mb4", ssl_ca=self.ca, ssl_verify_cert=True,
+                    ssl_verify_identity=True)
+        args.update(kw)
+        return pymysql.connect(**args)
+
+
+@pytest.fixture(scope="module")
+def vecgate(db, tmp_path_factory):
+    """A fresh vecgate for each test module."""
+    vg = Vecgate(db, tmp_path_factory.mktemp("vecgate")).start()
+    yield vg
+    rc = vg.stop()
+    assert rc == 0, f"vecgate exited {rc}:\n{vg.log.read_text()[-4000:]}"
+
+
+@pytest.fixture
+def make_vecgate(db, tmp_path):
+    """Starts vecgates with config overrides (section__key=value); stops them after the test."""
+    started = []
+
+    def start(**overrides):
+        d = tmp_path / f"vg{len(started)}"
+        d.mkdir(parents=True, exist_ok=True)
+        vg = Vecgate(db, d, **overrides).start()
+        started.append(vg)
+        return vg
+
+    yield start
+    for vg in started:
+        vg.stop()
