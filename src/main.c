@@ -1,0 +1,372 @@
+/* vecgate: command line, configuration, signals and the event loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/opensslv.h>
+#include <uv.h>
+
+#include "admin/endpoint.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "net/net.h"
+#include "pool/pool.h"
+#include "proto/mysql.h"
+#include "session/session.h"
+
+/* Capabilities vecgate declares in its own SSLRequest to TiDB; the client's
+ * handshake response, relayed next, carries the client's own choice. */
+#define UPSTREAM_SSL_CAPS                                                                  \
+	(PROTO_CLIENT_LONG_PASSWORD | PROTO_CLIENT_LONG_FLAG | PROTO_CLIENT_PROTOCOL_41 |  \
+	 PROTO_CLIENT_TRANSACTIONS | PROTO_CLIENT_SECURE_CONNECTION |                      \
+	 PROTO_CLIENT_MULTI_RESULTS | PROTO_CLIENT_PLUGIN_AUTH |                           \
+	 PROTO_CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | PROTO_CLIENT_SSL)
+
+struct app {
+	uv_loop_t *loop;
+	const char *config_path;
+	struct config cfg;
+	SSL_CTX *client_tls;
+	SSL_CTX *up_tls;
+	struct pool *pool;
+	struct proxy px;
+	struct net_listener *listener;
+	struct admin_endpoint *admin;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	struct net_timer drain_timer;
+	bool stopping;
+	char servers_buf[CONFIG_ADDRS_MAX][CONFIG_HOST_MAX + 16];
+	const char *servers[CONFIG_ADDRS_MAX];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vecgate [--config FILE] [--check-config] [--print-default-config]\n"
+		"               [--version] [--help]\n"
+		"\n"
+		"MySQL-protocol proxy for TiDB with an exact in-memory vector kNN cache.\n"
+		"\n"
+		"  -c, --config FILE          configuration file (without one, the defaults)\n"
+		"      --check-config         validate the configuration (and its files), then exit\n"
+		"      --print-default-config print the annotated default configuration\n"
+		"  -V, --version              print version information and exit\n"
+		"  -h, --help                 print this help and exit\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration.\n");
+}
+
+static SSL_CTX *make_client_tls(const struct config *cfg)
+{
+	if (!*cfg->server.tls_cert)
+		return NULL;
+	char err[512];
+	SSL_CTX *ctx = net_tls_server_ctx(cfg->server.tls_cert, cfg->server.tls_key,
+					  cfg->server.tls_ca,
+					  cfg->server.tls_min_version == CONFIG_TLS_1_3 ? 3 : 2, err,
+					  sizeof(err));
+	if (!ctx)
+		log_error("client TLS: %s", err);
+	return ctx;
+}
+
+static bool healthy_hook(void *ctx, const char **reason)
+{
+	struct app *a = ctx;
+	if (a->stopping) {
+		*reason = "draining";
+		return false;
+	}
+	return true;
+}
+
+static int status_hook(void *ctx, struct buf *out)
+{
+	struct app *a = ctx;
+	char tmp[256];
+	int n = snprintf(tmp, sizeof(tmp),
+			 "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"by_state\":",
+			 VECGATE_VERSION, a->stopping ? "true" : "false", a->px.n_sessions);
+	int rc = buf_append(out, tmp, (size_t)n);
+	if (rc == 0)
+		rc = proxy_status_json(&a->px, out);
+	if (rc == 0)
+		rc = buf_append(out, ",\"upstreams\":", 13);
+	if (rc == 0)
+		rc = pool_status_json(a->pool, out);
+	if (rc == 0)
+		rc = buf_append(out, ",\"config\":", 10);
+	if (rc == 0)
+		rc = config_dump_json(&a->cfg, out);
+	return rc ? rc : buf_append(out, "}", 1);
+}
+
+static void accept_cb(struct net_listener *l, struct net_conn *c)
+{
+	struct app *a = net_listener_data(l);
+	session_accept(&a->px, c);
+}
+
+static void stop_everything(struct app *a)
+{
+	pool_shutdown(a->pool);
+	pool_free(a->pool);
+	if (a->admin)
+		admin_endpoint_close(a->admin);
+	uv_close((uv_handle_t *)&a->sig_term, NULL);
+	uv_close((uv_handle_t *)&a->sig_int, NULL);
+	uv_close((uv_handle_t *)&a->sig_hup, NULL);
+	net_timer_stop(&a->drain_timer);
+	uv_close((uv_handle_t *)&a->drain_timer.t, NULL);
+	net_loop_close(a->loop);
+}
+
+static void drained_cb(struct proxy *px)
+{
+	struct app *a = (struct app *)((char *)px - offsetof(struct app, px));
+	log_info("all sessions closed; exiting");
+	stop_everything(a);
+}
+
+static void drain_timeout_cb(struct net_timer *t)
+{
+	struct app *a = t->data;
+	log_warn("drain timeout: closing %d remaining sessions", a->px.n_sessions);
+	proxy_close_all(&a->px);
+}
+
+static void sigterm_cb(uv_signal_t *h, int signum)
+{
+	struct app *a = h->data;
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	log_info("%s: draining %d sessions (at most %llu ms)", strsignal(signum), a->px.n_sessions,
+		 (unsigned long long)a->cfg.server.drain_timeout);
+	net_listener_close(a->listener);
+	a->listener = NULL;
+	a->px.on_drained = drained_cb;
+	net_timer_start(&a->drain_timer, a->cfg.server.drain_timeout);
+	proxy_drain(&a->px);
+}
+
+static void apply_limits(struct app *a)
+{
+	const struct config *c = &a->cfg;
+	a->px.lim.max_packet = c->server.max_packet_size;
+	a->px.lim.handshake_timeout_ms = c->server.handshake_timeout;
+	a->px.lim.idle_timeout_ms = c->server.idle_timeout;
+	a->px.lim.max_client_conns = c->server.max_client_conns;
+	a->px.lim.require_tls = c->server.require_tls;
+	a->px.lim.write_buffer_limit = c->server.write_buffer_limit;
+	a->px.lim.keepalive_s = (unsigned)(c->server.tcp_keepalive / 1000);
+	log_set_level((enum log_level)c->server.log_level);
+	if (a->pool)
+		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age,
+			    c->upstream.connect_timeout, c->upstream.health_check_interval);
+}
+
+static void sighup_cb(uv_signal_t *h, int signum)
+{
+	struct app *a = h->data;
+	if (!a->config_path) {
+		log_info("SIGHUP: no configuration file to reload");
+		return;
+	}
+	struct config fresh;
+	struct config_err err;
+	if (config_load(a->config_path, &fresh, &err) < 0 ||
+	    config_check_files(&fresh, &err) < 0) {
+		log_error("SIGHUP: %s:%d: %s; keeping the running configuration", err.file,
+			  err.line, err.msg);
+		config_free(&fresh);
+		return;
+	}
+	SSL_CTX *tls = make_client_tls(&fresh);
+	if (*fresh.server.tls_cert && !tls) {
+		log_error("SIGHUP: keeping the running configuration");
+		config_free(&fresh);
+		return;
+	}
+	struct config_change changes[64];
+	size_t n = config_apply_reload(&a->cfg, &fresh, changes, 64);
+	config_free(&fresh);
+	/* Sessions already in TLS keep a reference to the context they began with. */
+	net_tls_ctx_free(a->px.client_tls);
+	a->px.client_tls = a->client_tls = tls;
+	apply_limits(a);
+	log_info("SIGHUP: configuration reloaded (%zu keys differed)", n);
+}
+
+static int setup_pool(struct app *a, char *err, size_t errlen)
+{
+	const struct config *c = &a->cfg;
+	if (c->upstream.tls) {
+		if (!c->upstream.tls_verify)
+			log_warn("upstream TLS certificate verification is OFF ([upstream] "
+				 "tls_verify = false): the connection to TiDB is not authenticated");
+		a->up_tls = net_tls_client_ctx(c->upstream.tls_ca_file, c->upstream.tls_verify,
+					       c->upstream.tls_min_version == CONFIG_TLS_1_3 ? 3 : 2,
+					       c->upstream.tls_cert, c->upstream.tls_key, err, errlen);
+		if (!a->up_tls)
+			return -EINVAL;
+	} else {
+		log_warn("upstream TLS is OFF ([upstream] tls = false): statements and "
+			 "passwords travel to TiDB in plaintext");
+	}
+	for (size_t i = 0; i < c->upstream.servers.n; i++) {
+		config_addr_format(&c->upstream.servers.v[i], a->servers_buf[i],
+				   sizeof(a->servers_buf[i]));
+		a->servers[i] = a->servers_buf[i];
+	}
+	struct pool_options opt = {
+		.servers = a->servers,
+		.n_servers = (int)c->upstream.servers.n,
+		.tls = c->upstream.tls,
+		.tls_verify = c->upstream.tls_verify,
+		.tls_server_name = c->upstream.tls_server_name,
+		.tls_ctx = a->up_tls,
+		.client_caps = UPSTREAM_SSL_CAPS,
+		.spares = c->upstream.pool_spares,
+		.spare_max_age_ms = c->upstream.spare_max_age,
+		.connect_timeout_ms = c->upstream.connect_timeout,
+		.retry_max_ms = c->upstream.health_check_interval,
+		.keepalive_s = (unsigned)(c->upstream.tcp_keepalive / 1000),
+	};
+	a->pool = pool_new(a->loop, &opt, err, errlen);
+	return a->pool ? 0 : -EINVAL;
+}
+
+static int run(struct app *a)
+{
+	char err[512];
+	a->loop = uv_default_loop();
+	signal(SIGPIPE, SIG_IGN);
+	if (net_loop_init(a->loop) < 0)
+		return 1;
+	a->client_tls = make_client_tls(&a->cfg);
+	if (*a->cfg.server.tls_cert && !a->client_tls)
+		return 1;
+	if (setup_pool(a, err, sizeof(err)) < 0) {
+		log_error("upstream: %s", err);
+		return 1;
+	}
+	struct proxy_limits lim = { 0 };
+	proxy_init(&a->px, a->loop, a->pool, a->client_tls, &lim);
+	apply_limits(a);
+
+	int rc;
+	const struct config_addr *l = &a->cfg.server.listen;
+	a->listener = net_listen(a->loop, l->host, l->port, a->cfg.server.backlog, false, accept_cb,
+				 a, &rc);
+	if (!a->listener) {
+		log_error("listen %s:%u: %s", l->host, l->port, uv_strerror(rc));
+		return 1;
+	}
+	if (*a->cfg.admin.listen.host) {
+		struct admin_hooks hooks = {
+			.status_json = status_hook, .healthy = healthy_hook, .ctx = a
+		};
+		a->admin = admin_endpoint_start(a->loop, a->cfg.admin.listen.host,
+						a->cfg.admin.listen.port, &hooks, &rc);
+		if (!a->admin) {
+			log_error("admin listen %s:%u: %s", a->cfg.admin.listen.host,
+				  a->cfg.admin.listen.port, uv_strerror(rc));
+			return 1;
+		}
+	}
+	net_timer_init(a->loop, &a->drain_timer, drain_timeout_cb, a);
+	uv_signal_init(a->loop, &a->sig_term);
+	uv_signal_init(a->loop, &a->sig_int);
+	uv_signal_init(a->loop, &a->sig_hup);
+	a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+	uv_signal_start(&a->sig_term, sigterm_cb, SIGTERM);
+	uv_signal_start(&a->sig_int, sigterm_cb, SIGINT);
+	uv_signal_start(&a->sig_hup, sighup_cb, SIGHUP);
+
+	log_info("vecgate %s listening on %s:%u, upstream %s%s, client TLS %s", VECGATE_VERSION,
+		 l->host, l->port, a->servers[0], a->cfg.upstream.servers.n > 1 ? " (and more)" : "",
+		 a->client_tls ? "available" : "off");
+	uv_run(a->loop, UV_RUN_DEFAULT);
+	net_tls_ctx_free(a->px.client_tls);
+	net_tls_ctx_free(a->up_tls);
+	uv_loop_close(a->loop);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "print-default-config", no_argument, NULL, 'P' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct app a;
+	memset(&a, 0, sizeof(a));
+	bool check_only = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			a.config_path = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'P': {
+			struct buf b;
+			buf_init(&b);
+			int rc = config_write_annotated(&b);
+			if (rc == 0)
+				fwrite(b.data, 1, b.len, stdout);
+			buf_free(&b);
+			return rc == 0 ? 0 : 1;
+		}
+		case 'V':
+			printf("vecgate %s (libuv %s, %s)\n", VECGATE_VERSION, uv_version_string(),
+			       OPENSSL_VERSION_TEXT);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vecgate: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	struct config_err err;
+	int rc = a.config_path ? config_load(a.config_path, &a.cfg, &err)
+			       : (config_init_defaults(&a.cfg), 0);
+	if (rc == 0)
+		rc = config_check_files(&a.cfg, &err);
+	if (rc < 0) {
+		if (err.line > 0)
+			fprintf(stderr, "%s:%d: %s\n", err.file, err.line, err.msg);
+		else
+			fprintf(stderr, "%s: %s\n", err.file ? err.file : "vecgate", err.msg);
+		if (err.count > 1)
+			fprintf(stderr, "(%d problems in all)\n", err.count);
+		config_free(&a.cfg);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: configuration OK\n", a.config_path ? a.config_path : "defaults");
+		config_free(&a.cfg);
+		return 0;
+	}
+	log_set_level((enum log_level)a.cfg.server.log_level);
+	rc = run(&a);
+	config_free(&a.cfg);
+	return rc;
+}

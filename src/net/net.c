@@ -1,0 +1,821 @@
+/* TCP streams on libuv with optional TLS through OpenSSL memory BIOs: reads
+ * decrypt into c->in, writes queue plaintext in c->out and are encrypted and
+ * sent once per loop iteration (the h2o approach). */
+#include "net/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#define READ_CHUNK (64 * 1024)
+
+struct net_loop {
+	uv_prepare_t prepare;
+	struct net_conn *dirty;
+	char rbuf[READ_CHUNK];
+};
+
+struct write_req {
+	uv_write_t req;
+	struct net_conn *c;
+	size_t len;
+	uint8_t data[];
+};
+
+struct net_listener {
+	uv_tcp_t tcp;
+	net_accept_cb cb;
+	void *data;
+};
+
+struct connect_req {
+	uv_getaddrinfo_t gai;
+	uv_connect_t conn;
+	struct net_conn *c;
+	int port;
+};
+
+static void flush_conn(struct net_conn *c);
+static void tls_pump(struct net_conn *c);
+
+static struct net_loop *loop_state(uv_loop_t *loop) { return loop->data; }
+
+static void prepare_cb(uv_prepare_t *h)
+{
+	struct net_loop *nl = h->data;
+	/* Flushing may queue nothing new, but an event callback run by a flush
+	 * (an error) can mark others dirty: take the list one entry at a time. */
+	while (nl->dirty) {
+		struct net_conn *c = nl->dirty;
+		nl->dirty = c->dirty_next;
+		if (c->dirty_next)
+			c->dirty_next->dirty_pprev = &nl->dirty;
+		c->dirty_next = NULL;
+		c->dirty_pprev = NULL;
+		flush_conn(c);
+	}
+}
+
+int net_loop_init(uv_loop_t *loop)
+{
+	struct net_loop *nl = calloc(1, sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	int rc = uv_prepare_init(loop, &nl->prepare);
+	if (rc < 0) {
+		free(nl);
+		return rc;
+	}
+	nl->prepare.data = nl;
+	uv_prepare_start(&nl->prepare, prepare_cb);
+	uv_unref((uv_handle_t *)&nl->prepare);
+	loop->data = nl;
+	return 0;
+}
+
+static void free_loop_cb(uv_handle_t *h) { free(h->data); }
+
+void net_loop_close(uv_loop_t *loop)
+{
+	struct net_loop *nl = loop_state(loop);
+	if (!nl)
+		return;
+	loop->data = NULL;
+	uv_close((uv_handle_t *)&nl->prepare, free_loop_cb);
+}
+
+static void mark_dirty(struct net_conn *c)
+{
+	if (c->dirty_pprev)
+		return;
+	struct net_loop *nl = loop_state(c->loop);
+	c->dirty_next = nl->dirty;
+	if (nl->dirty)
+		nl->dirty->dirty_pprev = &c->dirty_next;
+	nl->dirty = c;
+	c->dirty_pprev = &nl->dirty;
+}
+
+static void unmark_dirty(struct net_conn *c)
+{
+	if (!c->dirty_pprev)
+		return;
+	*c->dirty_pprev = c->dirty_next;
+	if (c->dirty_next)
+		c->dirty_next->dirty_pprev = c->dirty_pprev;
+	c->dirty_next = NULL;
+	c->dirty_pprev = NULL;
+}
+
+static void emit(struct net_conn *c, enum net_event ev, int status)
+{
+	if (c->cb)
+		c->cb(c, ev, status);
+}
+
+static void emit_eof(struct net_conn *c, int status)
+{
+	if (c->eof_sent || c->closing)
+		return;
+	c->eof_sent = true;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	emit(c, NET_EV_EOF, status);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct net_loop *nl = loop_state(h->loop);
+	b->base = nl->rbuf;
+	b->len = sizeof(nl->rbuf);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct net_conn *c = s->data;
+	if (n == 0 || c->closing)
+		return;
+	if (n < 0) {
+		emit_eof(c, (int)n);
+		return;
+	}
+	c->bytes_in += (uint64_t)n;
+	if (c->tls == NET_TLS_NONE) {
+		if (buf_append(&c->in, b->base, (size_t)n) < 0) {
+			emit_eof(c, -ENOMEM);
+			return;
+		}
+		emit(c, NET_EV_DATA, 0);
+		return;
+	}
+	if (BIO_write(c->rbio, b->base, (int)n) != (int)n) {
+		emit_eof(c, -ENOMEM);
+		return;
+	}
+	tls_pump(c);
+}
+
+static void start_reading(struct net_conn *c)
+{
+	if (c->reading || c->paused || c->closing || c->eof_sent)
+		return;
+	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+		c->reading = true;
+}
+
+void net_pause(struct net_conn *c)
+{
+	c->paused = true;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+void net_resume(struct net_conn *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = false;
+	start_reading(c);
+	/* OpenSSL may hold decrypted records that arrived before the pause. */
+	if (c->tls == NET_TLS_ON && SSL_pending(c->ssl) > 0)
+		tls_pump(c);
+}
+
+static struct net_conn *conn_new(uv_loop_t *loop)
+{
+	struct net_conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (uv_tcp_init(loop, &c->tcp) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->loop = loop;
+	c->tcp.data = c;
+	buf_init(&c->in);
+	buf_init(&c->out);
+	return c;
+}
+
+static void set_peer(struct net_conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(a, ip, sizeof(ip));
+			port = ntohs(a->sin6_port);
+		} else {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			uv_ip4_name(a, ip, sizeof(ip));
+			port = ntohs(a->sin_port);
+		}
+	}
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+}
+
+static void tune_socket(struct net_conn *c)
+{
+	uv_tcp_nodelay(&c->tcp, 1);
+}
+
+void net_keepalive(struct net_conn *c, unsigned secs)
+{
+	uv_tcp_keepalive(&c->tcp, secs > 0, secs);
+}
+
+/* ---- writing ---- */
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct net_conn *c = w->c;
+	c->queued -= w->len;
+	free(w);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		emit_eof(c, status);
+		return;
+	}
+	if (c->queued == 0)
+		emit(c, NET_EV_DRAINED, 0);
+}
+
+/* Sends ciphertext or plaintext bytes: straight to the kernel when nothing
+ * is queued ahead of them, the rest copied into a write request. */
+static int send_raw(struct net_conn *c, const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	c->bytes_out += n;
+	if (c->queued == 0) {
+		uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+		int w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (w == (int)n)
+			return 0;
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+		} else if (w != UV_EAGAIN && w != UV_ENOSYS) {
+			return w;
+		}
+	}
+	struct write_req *wr = malloc(sizeof(*wr) + n);
+	if (!wr)
+		return -ENOMEM;
+	wr->c = c;
+	wr->len = n;
+	memcpy(wr->data, p, n);
+	uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)n);
+	int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	if (rc < 0) {
+		free(wr);
+		return rc;
+	}
+	c->queued += n;
+	return 0;
+}
+
+/* Moves whatever OpenSSL has produced to the socket. */
+static int flush_wbio(struct net_conn *c)
+{
+	char *p;
+	long n = BIO_get_mem_data(c->wbio, &p);
+	if (n <= 0)
+		return 0;
+	int rc = send_raw(c, (const uint8_t *)p, (size_t)n);
+	(void)BIO_reset(c->wbio);
+	return rc;
+}
+
+static void flush_conn(struct net_conn *c)
+{
+	if (c->closing || buf_unread(&c->out) == 0)
+		return;
+	int rc = 0;
+	if (c->tls == NET_TLS_NONE) {
+		rc = send_raw(c, buf_head(&c->out), buf_unread(&c->out));
+	} else if (c->tls == NET_TLS_ON) {
+		size_t n = buf_unread(&c->out);
+		const uint8_t *p = buf_head(&c->out);
+		while (n > 0 && rc == 0) {
+			int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+			int w = SSL_write(c->ssl, p, chunk);
+			if (w <= 0) {
+				rc = -EPROTO;
+				break;
+			}
+			p += w;
+			n -= (size_t)w;
+			/* Send per ~1 MiB so the BIO does not hold a whole large result. */
+			if (BIO_ctrl_pending(c->wbio) > (1u << 20) || n == 0)
+				rc = flush_wbio(c);
+		}
+	} else {
+		return; /* plaintext waits for the handshake to finish */
+	}
+	buf_reset(&c->out);
+	if (rc < 0)
+		emit_eof(c, rc);
+}
+
+int net_write(struct net_conn *c, const void *p, size_t n)
+{
+	if (c->closing)
+		return -EPIPE;
+	int rc = buf_append(&c->out, p, n);
+	if (rc == 0)
+		mark_dirty(c);
+	return rc;
+}
+
+void net_flush(struct net_conn *c)
+{
+	unmark_dirty(c);
+	flush_conn(c);
+}
+
+/* ---- TLS ---- */
+
+const char *net_tls_error(void)
+{
+	static _Thread_local char msg[256];
+	unsigned long e = ERR_peek_last_error();
+	if (!e)
+		return "no TLS error recorded";
+	ERR_error_string_n(e, msg, sizeof(msg));
+	ERR_clear_error();
+	return msg;
+}
+
+static void tls_read_app(struct net_conn *c)
+{
+	bool got = false;
+	for (;;) {
+		if (buf_reserve(&c->in, 16384) < 0) {
+			emit_eof(c, -ENOMEM);
+			return;
+		}
+		int r = SSL_read(c->ssl, c->in.data + c->in.len, (int)(c->in.cap - c->in.len));
+		if (r > 0) {
+			c->in.len += (size_t)r;
+			got = true;
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			break;
+		if (got)
+			emit(c, NET_EV_DATA, 0);
+		if (!c->closing)
+			emit_eof(c, e == SSL_ERROR_ZERO_RETURN ? UV_EOF : -EPROTO);
+		return;
+	}
+	/* TLS 1.3 tickets or key updates may have produced output. */
+	if (flush_wbio(c) < 0) {
+		emit_eof(c, -EPIPE);
+		return;
+	}
+	if (got)
+		emit(c, NET_EV_DATA, 0);
+}
+
+static void tls_pump(struct net_conn *c)
+{
+	if (c->tls == NET_TLS_HANDSHAKE) {
+		int r = SSL_do_handshake(c->ssl);
+		int flushed = flush_wbio(c);
+		if (r == 1 && flushed == 0) {
+			c->tls = NET_TLS_ON;
+			emit(c, NET_EV_TLS_DONE, 0);
+			if (c->closing)
+				return;
+			/* Plaintext queued during the handshake can go now. */
+			if (buf_unread(&c->out))
+				mark_dirty(c);
+		} else {
+			int e = SSL_get_error(c->ssl, r);
+			if (flushed == 0 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE))
+				return;
+			emit(c, NET_EV_TLS_DONE, -EPROTO);
+			return;
+		}
+	}
+	if (c->tls == NET_TLS_ON && !c->closing)
+		tls_read_app(c);
+}
+
+static int tls_begin(struct net_conn *c, SSL_CTX *ctx)
+{
+	if (c->ssl)
+		return -EALREADY;
+	c->ssl = SSL_new(ctx);
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	if (!c->ssl || !c->rbio || !c->wbio) {
+		BIO_free(c->rbio);
+		BIO_free(c->wbio);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		c->rbio = c->wbio = NULL;
+		return -ENOMEM;
+	}
+	BIO_set_mem_eof_return(c->rbio, -1);
+	BIO_set_mem_eof_return(c->wbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	c->tls = NET_TLS_HANDSHAKE;
+	return 0;
+}
+
+int net_start_tls_server(struct net_conn *c, SSL_CTX *ctx)
+{
+	int rc = tls_begin(c, ctx);
+	if (rc < 0)
+		return rc;
+	SSL_set_accept_state(c->ssl);
+	size_t left = buf_unread(&c->in);
+	if (left > 0) {
+		if (BIO_write(c->rbio, buf_head(&c->in), (int)left) != (int)left)
+			return -ENOMEM;
+		buf_reset(&c->in);
+		tls_pump(c);
+	}
+	return 0;
+}
+
+static bool is_ip_literal(const char *s)
+{
+	unsigned char tmp[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+int net_start_tls_client(struct net_conn *c, SSL_CTX *ctx, const char *server_name, bool verify)
+{
+	int rc = tls_begin(c, ctx);
+	if (rc < 0)
+		return rc;
+	SSL_set_connect_state(c->ssl);
+	if (server_name && *server_name) {
+		bool ip = is_ip_literal(server_name);
+		/* RFC 6066: SNI carries host names only, never addresses. */
+		if (!ip)
+			SSL_set_tlsext_host_name(c->ssl, server_name);
+		if (verify) {
+			X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl);
+			X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name)
+				    : X509_VERIFY_PARAM_set1_host(param, server_name, 0);
+			if (!ok)
+				return -EINVAL;
+		}
+	}
+	SSL_set_verify(c->ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	tls_pump(c);
+	return 0;
+}
+
+const char *net_tls_version(const struct net_conn *c)
+{
+	return c->tls == NET_TLS_ON ? SSL_get_version(c->ssl) : "";
+}
+
+const char *net_tls_cipher(const struct net_conn *c)
+{
+	return c->tls == NET_TLS_ON ? SSL_get_cipher_name(c->ssl) : "";
+}
+
+static int min_proto(int minor) { return minor >= 3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
+
+SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
+			    int min_version_minor, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		goto failed;
+	SSL_CTX_set_min_proto_version(ctx, min_proto(min_version_minor));
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "%s: %s", cert, net_tls_error());
+		goto failed_msg;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		snprintf(err, errlen, "%s: %s", key, net_tls_error());
+		goto failed_msg;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "%s does not match %s", key, cert);
+		goto failed_msg;
+	}
+	if (ca && *ca) {
+		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+			snprintf(err, errlen, "%s: %s", ca, net_tls_error());
+			goto failed_msg;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	return ctx;
+failed:
+	snprintf(err, errlen, "%s", net_tls_error());
+failed_msg:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *net_tls_client_ctx(const char *ca_file, bool verify, int min_version_minor,
+			    const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		goto failed;
+	SSL_CTX_set_min_proto_version(ctx, min_proto(min_version_minor));
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	if (ca_file && *ca_file) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			snprintf(err, errlen, "%s: %s", ca_file, net_tls_error());
+			goto failed_msg;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		goto failed;
+	}
+	if (cert && *cert) {
+		if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+			snprintf(err, errlen, "%s / %s: %s", cert, key ? key : "", net_tls_error());
+			goto failed_msg;
+		}
+	}
+	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	return ctx;
+failed:
+	snprintf(err, errlen, "%s", net_tls_error());
+failed_msg:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+void net_tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
+
+/* ---- closing ---- */
+
+static void close_cb(uv_handle_t *h)
+{
+	struct net_conn *c = h->data;
+	emit(c, NET_EV_CLOSED, 0);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	SSL_free(c->ssl); /* frees both BIOs */
+	free(c);
+}
+
+void net_close(struct net_conn *c)
+{
+	if (c->closing)
+		return;
+	/* Send what the owner queued (an ERR packet, say) before closing. A
+	 * flush error reports EOF to the owner, who may close re-entrantly. */
+	unmark_dirty(c);
+	flush_conn(c);
+	if (c->closing)
+		return;
+	if (c->tls == NET_TLS_ON) {
+		SSL_shutdown(c->ssl);
+		(void)flush_wbio(c);
+	}
+	c->closing = true;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	/* Bytes still queued belong to a peer that stopped reading: the close
+	 * cancels them rather than waiting on that peer forever. */
+	uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
+/* ---- listening and connecting ---- */
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+	struct net_listener *l = server->data;
+	if (status < 0)
+		return;
+	struct net_conn *c = conn_new(server->loop);
+	if (!c)
+		return;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		uv_close((uv_handle_t *)&c->tcp, close_cb);
+		return;
+	}
+	tune_socket(c);
+	set_peer(c);
+	start_reading(c);
+	l->cb(l, c);
+}
+
+struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
+				bool reuseport, net_accept_cb cb, void *data, int *err)
+{
+	struct sockaddr_storage ss;
+	int rc;
+	if ((rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss)) < 0 &&
+	    (rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) < 0) {
+		*err = rc;
+		return NULL;
+	}
+	struct net_listener *l = calloc(1, sizeof(*l));
+	if (!l) {
+		*err = UV_ENOMEM;
+		return NULL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+	socklen_t alen = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, alen) < 0) {
+		*err = -errno;
+		if (fd >= 0)
+			close(fd);
+		free(l);
+		return NULL;
+	}
+	uv_tcp_init(loop, &l->tcp);
+	l->tcp.data = l;
+	l->cb = cb;
+	l->data = data;
+	if ((rc = uv_tcp_open(&l->tcp, fd)) < 0 ||
+	    (rc = uv_listen((uv_stream_t *)&l->tcp, backlog, accept_cb)) < 0) {
+		*err = rc;
+		net_listener_close(l);
+		return NULL;
+	}
+	return l;
+}
+
+void *net_listener_data(struct net_listener *l) { return l->data; }
+
+static void free_handle_cb(uv_handle_t *h) { free(h->data); }
+
+void net_listener_close(struct net_listener *l)
+{
+	uv_close((uv_handle_t *)&l->tcp, free_handle_cb);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct connect_req *cr = req->data;
+	struct net_conn *c = cr->c;
+	free(cr);
+	if (c->closing)
+		return;
+	if (status == 0) {
+		tune_socket(c);
+		set_peer(c);
+		start_reading(c);
+	}
+	emit(c, NET_EV_CONNECTED, status);
+}
+
+static void do_connect(struct connect_req *cr, const struct sockaddr *sa)
+{
+	cr->conn.data = cr;
+	int rc = uv_tcp_connect(&cr->conn, &cr->c->tcp, sa, connect_cb);
+	if (rc < 0) {
+		struct net_conn *c = cr->c;
+		free(cr);
+		emit(c, NET_EV_CONNECTED, rc);
+	}
+}
+
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct connect_req *cr = req->data;
+	if (cr->c->closing) {
+		uv_freeaddrinfo(res);
+		free(cr);
+		return;
+	}
+	if (status < 0 || !res) {
+		struct net_conn *c = cr->c;
+		uv_freeaddrinfo(res);
+		free(cr);
+		emit(c, NET_EV_CONNECTED, status < 0 ? status : UV_EAI_NONAME);
+		return;
+	}
+	struct sockaddr_storage ss;
+	memcpy(&ss, res->ai_addr, res->ai_addrlen);
+	uv_freeaddrinfo(res);
+	if (ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)cr->port);
+	else
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)cr->port);
+	do_connect(cr, (struct sockaddr *)&ss);
+}
+
+static void deferred_connect_error_cb(uv_timer_t *t);
+
+struct net_conn *net_connect(uv_loop_t *loop, const char *host, int port, net_event_cb cb,
+			     void *data)
+{
+	struct net_conn *c = conn_new(loop);
+	struct connect_req *cr = calloc(1, sizeof(*cr));
+	if (!c || !cr) {
+		if (c)
+			uv_close((uv_handle_t *)&c->tcp, close_cb);
+		free(cr);
+		return NULL;
+	}
+	c->cb = cb;
+	c->data = data;
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+	cr->c = c;
+	cr->port = port;
+	struct sockaddr_storage ss;
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0) {
+		cr->conn.data = cr;
+		if (uv_tcp_connect(&cr->conn, &c->tcp, (struct sockaddr *)&ss, connect_cb) == 0)
+			return c;
+	} else {
+		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+		cr->gai.data = cr;
+		if (uv_getaddrinfo(loop, &cr->gai, resolved_cb, host, NULL, &hints) == 0)
+			return c;
+	}
+	/* Report the failure from the loop, never from inside the caller. */
+	free(cr);
+	uv_timer_t *t = malloc(sizeof(*t));
+	if (!t) {
+		uv_close((uv_handle_t *)&c->tcp, close_cb);
+		return NULL;
+	}
+	uv_timer_init(loop, t);
+	t->data = c;
+	uv_timer_start(t, deferred_connect_error_cb, 0, 0);
+	return c;
+}
+
+static void free_timer_cb(uv_handle_t *h) { free(h); }
+
+static void deferred_connect_error_cb(uv_timer_t *t)
+{
+	struct net_conn *c = t->data;
+	uv_close((uv_handle_t *)t, free_timer_cb);
+	if (!c->closing)
+		emit(c, NET_EV_CONNECTED, UV_ECONNREFUSED);
+}
+
+/* ---- timers ---- */
+
+static void timer_cb(uv_timer_t *h)
+{
+	struct net_timer *t = h->data;
+	t->cb(t);
+}
+
+void net_timer_init(uv_loop_t *loop, struct net_timer *t, void (*cb)(struct net_timer *), void *data)
+{
+	uv_timer_init(loop, &t->t);
+	t->t.data = t;
+	t->cb = cb;
+	t->data = data;
+	t->closing = false;
+}
+
+void net_timer_start(struct net_timer *t, uint64_t ms)
+{
+	if (!t->closing)
+		uv_timer_start(&t->t, timer_cb, ms, 0);
+}
+
+void net_timer_stop(struct net_timer *t) { uv_timer_stop(&t->t); }
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+	struct net_timer *t = h->data;
+	t->done(t);
+}
+
+void net_timer_close(struct net_timer *t, void (*done)(struct net_timer *))
+{
+	t->closing = true;
+	t->done = done;
+	uv_close((uv_handle_t *)&t->t, timer_closed_cb);
+}

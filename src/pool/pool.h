@@ -1,0 +1,100 @@
+/* Upstream TiDB servers and their spare connections: each spare is already
+ * past TCP, TiDB's greeting and TLS, so a client login costs no handshake to
+ * TiDB. A spare's salt is shown to exactly one client. */
+#ifndef VECGATE_POOL_POOL_H
+#define VECGATE_POOL_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/buf.h"
+#include "net/net.h"
+#include "proto/handshake.h"
+
+struct pool;
+struct pool_server;
+
+enum upstream_state {
+	UP_CONNECTING, /* TCP connect in flight */
+	UP_GREETING,   /* waiting for the server's greeting */
+	UP_TLS,        /* SSLRequest sent, TLS handshake in flight */
+	UP_SPARE,      /* ready, holding an unused greeting, in the spare list */
+	UP_BOUND,      /* handed to a client session, which owns its events */
+	UP_CLOSING,    /* closed, waiting for the handle to be released */
+};
+
+/* One connection to a TiDB server. */
+struct upstream {
+	struct net_conn *conn;
+	struct pool_server *server;
+	enum upstream_state state;
+	struct proto_greeting greeting; /* strings point into greeting_raw */
+	struct buf greeting_raw;        /* the greeting payload as TiDB sent it */
+	uint8_t next_seq;               /* sequence id the server expects next */
+	/* TLS is configured but not started: MySQL and MariaDB take the
+	 * capabilities of the SSLRequest as final, so TLS waits for the
+	 * client's own flags (upstream_start_tls). TiDB re-reads them from
+	 * the handshake response, so its spares are ready past TLS. */
+	bool tls_late;
+	uint64_t created_ms;
+	uint64_t ready_ms;
+	struct upstream *next, *prev;   /* the server's spare or pending list */
+};
+
+/* A session waiting for an upstream connection. */
+struct pool_waiter {
+	void (*cb)(struct pool_waiter *w, struct upstream *up, const char *err);
+	struct pool_waiter *next, *prev;
+	uint64_t since_ms;
+	bool queued;
+};
+
+struct pool_options {
+	const char *const *servers; /* "host:port" */
+	int n_servers;
+	bool tls;
+	bool tls_verify;
+	const char *tls_server_name; /* empty: each server's host */
+	SSL_CTX *tls_ctx;
+	uint32_t client_caps;        /* capabilities vecgate declares in SSLRequest */
+	int spares;                  /* spare connections kept per server */
+	uint64_t spare_max_age_ms;
+	uint64_t connect_timeout_ms;
+	uint64_t retry_max_ms;       /* longest wait between attempts on a down server */
+	unsigned keepalive_s;        /* TCP keepalive idle time, 0 = off */
+};
+
+/* Creates the pool and starts connecting spares. NULL with *err set. */
+struct pool *pool_new(uv_loop_t *loop, const struct pool_options *opt, char *err, size_t errlen);
+/* Stops refilling and closes every connection the pool still owns. */
+void pool_shutdown(struct pool *p);
+void pool_free(struct pool *p);
+
+/* Hands out a ready spare: at once through w->cb when there is one,
+ * otherwise when one becomes ready, or with err after connect_timeout. The
+ * caller owns the upstream afterwards (it becomes UP_BOUND). */
+void pool_acquire(struct pool *p, struct pool_waiter *w);
+/* Withdraws a waiting request (the client went away). */
+void pool_cancel(struct pool *p, struct pool_waiter *w);
+
+/* For a tls_late upstream: sends the SSLRequest with the client's flags
+ * and starts TLS; NET_EV_TLS_DONE reaches the owner. Data written after
+ * this call is held until the handshake is over. */
+int upstream_start_tls(struct upstream *u, uint32_t caps, uint32_t max_packet,
+		       uint8_t charset) MUST_CHECK;
+
+/* Closes a bound upstream the session no longer needs. */
+void upstream_close(struct upstream *up);
+
+/* SIGHUP: new spare count, ages and timeouts (the rest needs a restart). */
+void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms,
+		 uint64_t connect_timeout_ms, uint64_t retry_max_ms);
+
+/* JSON object with the servers, spares and counters, for /status. */
+int pool_status_json(const struct pool *p, struct buf *out) MUST_CHECK;
+
+uint64_t pool_now_ms(void);
+
+#endif

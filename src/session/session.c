@@ -1,0 +1,827 @@
+/* Client sessions: greeting with the upstream's salt, TLS upgrade, relayed
+ * login, then command relay with a response tracker that keeps the session's
+ * transaction state. Every state change goes through set_state(), which
+ * keeps the per-state lists whose lengths /metrics shows. */
+#include "session/session.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin/metrics.h"
+#include "core/log.h"
+#include "proto/handshake.h"
+#include "proto/mysql.h"
+#include "proto/packet.h"
+#include "proto/packets.h"
+
+/* Capabilities vecgate can relay: no compression (it would have to be
+ * implemented end to end), no query attributes or optional metadata (they
+ * change packet layouts the tracker reads). */
+#define RELAYABLE_CAPS                                                                     \
+	(~(PROTO_CLIENT_COMPRESS | PROTO_CLIENT_ZSTD_COMPRESSION_ALGORITHM |               \
+	   PROTO_CLIENT_QUERY_ATTRIBUTES | PROTO_CLIENT_OPTIONAL_RESULTSET_METADATA |      \
+	   PROTO_CLIENT_SSL | PROTO_CLIENT_MULTI_FACTOR_AUTHENTICATION |                   \
+	   PROTO_CLIENT_CAPABILITY_EXTENSION | PROTO_CLIENT_SSL_VERIFY_SERVER_CERT |         \
+	   PROTO_CLIENT_REMEMBER_OPTIONS))
+
+/* Login packets are small; anything larger is not a login. */
+#define AUTH_PACKET_MAX (64u << 10)
+
+static struct {
+	bool ready;
+	struct metric *state[SESS_NSTATES];
+	struct metric *accepted, *rejected;
+	struct metric *login_ok, *login_denied, *login_failed;
+	struct metric *tls_ok, *tls_failed;
+	struct metric *command[256];
+	struct metric *latency;
+	struct metric *bytes_client_in, *bytes_client_out;
+	struct metric *upstream_lost, *protocol_errors;
+} m;
+
+static const char *const state_names[SESS_NSTATES] = {
+	"wait_upstream", "greeted", "client_tls", "auth", "idle",
+	"query", "infile", "change_user", "closing",
+};
+
+const char *session_state_name(enum session_state s) { return state_names[s]; }
+
+static void metrics_setup(void)
+{
+	if (m.ready)
+		return;
+	m.ready = true;
+	struct metrics_family *f = metrics_family(METRICS_GAUGE, "vecgate_client_sessions",
+						  "Client sessions by state.", "state", NULL);
+	for (int i = 0; i < SESS_NSTATES; i++)
+		m.state[i] = metrics_series(f, state_names[i], NULL);
+	f = metrics_family(METRICS_COUNTER, "vecgate_client_connections_total",
+			   "Client connections accepted or rejected at the door.", "result", NULL);
+	m.accepted = metrics_series(f, "accepted", NULL);
+	m.rejected = metrics_series(f, "rejected", NULL);
+	f = metrics_family(METRICS_COUNTER, "vecgate_client_logins_total",
+			   "Client logins relayed to TiDB, by outcome.", "result", NULL);
+	m.login_ok = metrics_series(f, "ok", NULL);
+	m.login_denied = metrics_series(f, "denied", NULL);
+	m.login_failed = metrics_series(f, "failed", NULL);
+	f = metrics_family(METRICS_COUNTER, "vecgate_tls_handshakes_total",
+			   "TLS handshakes by side and outcome.", "side", "result");
+	m.tls_ok = metrics_series(f, "client", "ok");
+	m.tls_failed = metrics_series(f, "client", "failed");
+	f = metrics_family(METRICS_COUNTER, "vecgate_commands_total",
+			   "Commands received from clients, by command.", "command", NULL);
+	for (int i = 0; i < 256; i++) {
+		const char *name = proto_command_name((uint8_t)i);
+		/* One series per name: unknown bytes share "unknown". */
+		int first = i;
+		for (int j = 0; j < i; j++)
+			if (strcmp(proto_command_name((uint8_t)j), name) == 0) {
+				first = j;
+				break;
+			}
+		m.command[i] = first == i ? metrics_series(f, name, NULL) : m.command[first];
+	}
+	m.latency = metrics_histogram("vecgate_passthrough_seconds",
+				      "Time from relaying a command to TiDB to the end of its response.");
+	f = metrics_family(METRICS_COUNTER, "vecgate_client_bytes_total",
+			   "Bytes received from and sent to clients.", "direction", NULL);
+	m.bytes_client_in = metrics_series(f, "in", NULL);
+	m.bytes_client_out = metrics_series(f, "out", NULL);
+	f = metrics_family(METRICS_COUNTER, "vecgate_session_errors_total",
+			   "Sessions ended by an upstream failure or a protocol error.", "kind", NULL);
+	m.upstream_lost = metrics_series(f, "upstream_lost", NULL);
+	m.protocol_errors = metrics_series(f, "protocol", NULL);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
+		const struct proxy_limits *lim)
+{
+	memset(px, 0, sizeof(*px));
+	px->loop = loop;
+	px->pool = pool;
+	px->client_tls = client_tls;
+	px->lim = *lim;
+	metrics_setup();
+}
+
+/* ---- state ---- */
+
+static void set_state(struct session *s, enum session_state st)
+{
+	struct proxy *px = s->px;
+	if (s->state == st)
+		return;
+	/* Closing is final; nothing leaves it. */
+	if (s->state == SESS_CLOSING)
+		return;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		px->by_state[s->state] = s->next;
+	px->n_by_state[s->state]--;
+	metrics_gauge_add(m.state[s->state], -1);
+
+	s->state = st;
+	s->prev = NULL;
+	s->next = px->by_state[st];
+	if (s->next)
+		s->next->prev = s;
+	px->by_state[st] = s;
+	px->n_by_state[st]++;
+	metrics_gauge_add(m.state[st], 1);
+}
+
+static void session_close(struct session *s, const char *why);
+
+static void maybe_free(struct session *s)
+{
+	if (s->client || s->timer_open)
+		return;
+	struct proxy *px = s->px;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		px->by_state[s->state] = s->next;
+	px->n_by_state[s->state]--;
+	metrics_gauge_add(m.state[s->state], -1);
+	px->n_sessions--;
+	free(s);
+	if (px->draining && px->n_sessions == 0 && px->on_drained)
+		px->on_drained(px);
+}
+
+static void timer_closed(struct net_timer *t)
+{
+	struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+	s->timer_open = false;
+	maybe_free(s);
+}
+
+/* Sends an ERR packet to the client and closes the session. */
+static void fail_client(struct session *s, uint8_t seq, uint16_t code, const char *sqlstate,
+			const char *msg)
+{
+	struct buf b;
+	buf_init(&b);
+	uint32_t caps = s->caps ? s->caps : PROTO_CLIENT_PROTOCOL_41;
+	if (s->client && proto_write_err(&b, &seq, caps, code, sqlstate, "%s", msg) == 0 &&
+	    net_write(s->client, b.data, b.len) == 0)
+		metrics_inc(m.bytes_client_out, b.len);
+	buf_free(&b);
+	session_close(s, msg);
+}
+
+static void session_close(struct session *s, const char *why)
+{
+	if (s->state == SESS_CLOSING)
+		return;
+	log_debug("session %llu (%s): closing in state %s: %s", (unsigned long long)s->id,
+		  s->client ? s->client->peer : "-", state_names[s->state], why);
+	if (s->state == SESS_WAIT_UPSTREAM)
+		pool_cancel(s->px->pool, &s->waiter);
+	set_state(s, SESS_CLOSING);
+	if (s->up) {
+		/* Tell TiDB the session is over rather than leave it guessing. */
+		if (s->up->conn && s->up->conn->tls != NET_TLS_HANDSHAKE) {
+			static const uint8_t quit[] = { 1, 0, 0, 0, PROTO_COM_QUIT };
+			if (net_write(s->up->conn, quit, sizeof(quit)) < 0)
+				log_debug("session %llu: COM_QUIT not sent", (unsigned long long)s->id);
+		}
+		upstream_close(s->up);
+		s->up = NULL;
+	}
+	net_timer_stop(&s->timer);
+	net_timer_close(&s->timer, timer_closed);
+	if (s->client)
+		net_close(s->client);
+	else
+		maybe_free(s);
+}
+
+static void timeout_cb(struct net_timer *t)
+{
+	struct session *s = t->data;
+	if (s->state == SESS_IDLE)
+		session_close(s, "idle timeout");
+	else if (s->state < SESS_IDLE)
+		session_close(s, "handshake timeout");
+}
+
+static void arm_idle_timer(struct session *s)
+{
+	if (s->px->lim.idle_timeout_ms)
+		net_timer_start(&s->timer, s->px->lim.idle_timeout_ms);
+	else
+		net_timer_stop(&s->timer);
+}
+
+/* ---- writing ---- */
+
+static bool to_client(struct session *s, const void *p, size_t n)
+{
+	if (net_write(s->client, p, n) < 0) {
+		session_close(s, "out of memory");
+		return false;
+	}
+	metrics_inc(m.bytes_client_out, n);
+	return true;
+}
+
+static bool to_upstream(struct session *s, const void *p, size_t n)
+{
+	if (net_write(s->up->conn, p, n) < 0) {
+		session_close(s, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Relays one packet, rewriting its sequence id by delta. */
+static bool relay_packet(struct session *s, bool to_up, const uint8_t *wire, size_t len, int delta)
+{
+	uint8_t hdr[PROTO_HDR];
+	memcpy(hdr, wire, PROTO_HDR);
+	hdr[3] = (uint8_t)(hdr[3] + delta);
+	bool (*send)(struct session *, const void *, size_t) = to_up ? to_upstream : to_client;
+	return send(s, hdr, PROTO_HDR) && send(s, wire + PROTO_HDR, len - PROTO_HDR);
+}
+
+static void check_backpressure(struct session *s)
+{
+	if (!s->up || !s->client)
+		return;
+	/* A reader is paused while its peer has this much unsent. */
+	size_t high = s->px->lim.write_buffer_limit;
+	size_t client_pending = s->client->queued + buf_unread(&s->client->out);
+	size_t up_pending = s->up->conn->queued + buf_unread(&s->up->conn->out);
+	if (client_pending > high && !s->paused_up) {
+		s->paused_up = true;
+		net_pause(s->up->conn);
+	}
+	if (up_pending > high && !s->paused_client) {
+		s->paused_client = true;
+		net_pause(s->client);
+	}
+}
+
+/* ---- login ---- */
+
+static void send_greeting(struct session *s)
+{
+	struct proxy *px = s->px;
+	struct proto_greeting g = s->up->greeting;
+	g.caps &= RELAYABLE_CAPS;
+	if (px->client_tls)
+		g.caps |= PROTO_CLIENT_SSL;
+	/* MariaDB's extended capabilities (progress reports, cached metadata)
+	 * change the packet layouts: none are offered. */
+	g.mariadb_caps = 0;
+	s->greet_caps = g.caps;
+	struct buf b;
+	buf_init(&b);
+	uint8_t seq = 0;
+	int rc = proto_write_greeting(&b, &seq, &g);
+	if (rc == 0)
+		to_client(s, b.data, b.len);
+	buf_free(&b);
+	if (rc < 0) {
+		session_close(s, "could not relay the greeting");
+		return;
+	}
+	set_state(s, SESS_GREETED);
+}
+
+static void got_upstream_cb(struct pool_waiter *w, struct upstream *up, const char *err);
+
+static void client_event_cb(struct net_conn *c, enum net_event ev, int status);
+static void up_event_cb(struct net_conn *c, enum net_event ev, int status);
+static void process_client(struct session *s);
+static void process_upstream(struct session *s);
+
+static void got_upstream_cb(struct pool_waiter *w, struct upstream *up, const char *err)
+{
+	struct session *s = (struct session *)((char *)w - offsetof(struct session, waiter));
+	if (!up) {
+		metrics_inc(m.login_failed, 1);
+		char msg[512];
+		snprintf(msg, sizeof(msg), "vecgate: cannot reach TiDB: %s", err);
+		fail_client(s, 0, 1105, "HY000", msg);
+		return;
+	}
+	s->up = up;
+	up->conn->cb = up_event_cb;
+	up->conn->data = s;
+	send_greeting(s);
+}
+
+/* The client's first packet: an SSLRequest or its handshake response. */
+static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_t wire_len,
+				   const struct proto_logical *lp)
+{
+	struct proxy *px = s->px;
+	const uint8_t *payload = wire + PROTO_HDR;
+	uint8_t want_seq = s->client_tls ? 2 : 1;
+	if (lp->first_seq != want_seq) {
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 1156, "08S01", "Got packets out of order");
+		return false;
+	}
+	struct proto_hs_response r;
+	ssize_t rc = proto_parse_hs_response(payload, lp->payload_len, &r);
+	if (rc < 0) {
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 1043, "08S01", "Bad handshake");
+		return false;
+	}
+	if (r.ssl_request) {
+		if (!px->client_tls || s->client_tls) {
+			fail_client(s, (uint8_t)(lp->last_seq + 1), 1043, "08S01", "Bad handshake");
+			return false;
+		}
+		buf_consume(&s->client->in, wire_len);
+		if (net_start_tls_server(s->client, px->client_tls) < 0) {
+			session_close(s, "cannot start TLS");
+			return false;
+		}
+		set_state(s, SESS_CLIENT_TLS);
+		return false;
+	}
+	/* Bit 0 (CLIENT_MYSQL / LONG_PASSWORD) describes the client: MariaDB
+	 * servers clear it in their greeting and read it to tell MySQL clients
+	 * from MariaDB ones, so it passes through as the client set it. */
+	s->caps = r.caps & (s->greet_caps | PROTO_CLIENT_MYSQL);
+	if (px->lim.require_tls && !s->client_tls) {
+		metrics_inc(m.login_denied, 1);
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 3159, "HY000",
+			    "Connections using insecure transport are prohibited while "
+			    "--require_secure_transport=ON.");
+		return false;
+	}
+	snprintf(s->user, sizeof(s->user), "%.*s", (int)r.user_len, r.user);
+	log_debug("session %llu: login of '%s' (db '%.*s', caps 0x%x, plugin '%.*s')",
+		  (unsigned long long)s->id, s->user, (int)r.db_len, r.has_db ? r.db : "", r.caps,
+		  (int)r.plugin_len, r.has_plugin ? r.plugin : "");
+
+	/* TiDB sees the flags the client chose, with TLS as vecgate's own link
+	 * to TiDB has it, and nothing TiDB did not offer. */
+	struct upstream *up = s->up;
+	r.caps = s->caps & (up->greeting.caps | PROTO_CLIENT_MYSQL);
+	if (up->conn->tls == NET_TLS_ON || up->tls_late)
+		r.caps |= PROTO_CLIENT_SSL;
+	else
+		r.caps &= ~PROTO_CLIENT_SSL;
+	r.mariadb_caps = 0;
+	s->login_seq = lp->last_seq;
+	if (up->tls_late && upstream_start_tls(up, r.caps, r.max_packet, r.charset) < 0) {
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 1105, "HY000",
+			    "vecgate: cannot start TLS to TiDB");
+		return false;
+	}
+	/* Written now, sent once the upstream TLS handshake (if any) is over. */
+	s->seq_delta = (int8_t)(up->next_seq - lp->first_seq);
+	struct buf b;
+	buf_init(&b);
+	uint8_t seq = up->next_seq;
+	int wrc = proto_write_hs_response(&b, &seq, &r);
+	if (wrc == 0)
+		wrc = net_write(up->conn, b.data, b.len);
+	buf_free(&b);
+	buf_consume(&s->client->in, wire_len);
+	if (wrc < 0) {
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 1043, "08S01", "Bad handshake");
+		return false;
+	}
+	set_state(s, SESS_AUTH);
+	return true;
+}
+
+/* A server packet during login or COM_CHANGE_USER: relay it, and see
+ * whether it ends the exchange. */
+static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size_t wire_len,
+				    const struct proto_logical *lp)
+{
+	const uint8_t *payload = wire + PROTO_HDR;
+	int delta = s->state == SESS_AUTH ? s->seq_delta : 0;
+	if (!relay_packet(s, false, wire, wire_len, -delta))
+		return;
+	buf_consume(&s->up->conn->in, wire_len);
+	uint8_t h = lp->payload_len ? payload[0] : 0xFF;
+	bool login = s->state == SESS_AUTH;
+	if (h == PROTO_OK) {
+		struct proto_ok ok;
+		uint32_t caps = s->caps | PROTO_CLIENT_PROTOCOL_41;
+		if (proto_parse_ok(payload, lp->payload_len, caps, &ok) >= 0)
+			s->status = ok.status;
+		proto_resp_init(&s->resp, s->status);
+		if (login) {
+			metrics_inc(m.login_ok, 1);
+			log_debug("session %llu: %s logged in", (unsigned long long)s->id, s->user);
+		}
+		set_state(s, SESS_IDLE);
+		arm_idle_timer(s);
+	} else if (h == PROTO_ERR) {
+		if (login) {
+			metrics_inc(m.login_denied, 1);
+			/* TiDB closes the connection after a failed login. */
+			session_close(s, "login refused by TiDB");
+		} else {
+			set_state(s, SESS_IDLE);
+			arm_idle_timer(s);
+		}
+	}
+}
+
+/* ---- commands ---- */
+
+/* One complete command from the client, in SESS_IDLE. Returns false when
+ * the session stops taking commands for now. */
+static bool on_client_command(struct session *s, const uint8_t *wire, size_t wire_len,
+			      const struct proto_logical *lp)
+{
+	const uint8_t *payload = wire + PROTO_HDR;
+	if (lp->first_seq != 0) {
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 1156, "08S01", "Got packets out of order");
+		return false;
+	}
+	if (lp->payload_len == 0) {
+		fail_client(s, 1, 1047, "08S01", "Unknown command");
+		return false;
+	}
+	uint8_t cmd = payload[0];
+	metrics_inc(m.command[cmd], 1);
+	if (cmd == PROTO_COM_QUIT) {
+		buf_consume(&s->client->in, wire_len);
+		session_close(s, "client quit");
+		return false;
+	}
+	if (!to_upstream(s, wire, wire_len))
+		return false;
+	if (cmd == PROTO_COM_CHANGE_USER) {
+		buf_consume(&s->client->in, wire_len);
+		net_timer_stop(&s->timer);
+		set_state(s, SESS_CHANGE_USER);
+		return false;
+	}
+	if (!proto_resp_expects_reply(cmd)) {
+		buf_consume(&s->client->in, wire_len);
+		return true;
+	}
+	s->cmd = cmd;
+	s->cmd_start_ns = now_ns();
+	proto_resp_start(&s->resp, cmd, s->caps, payload,
+			 lp->chunks == 1 ? lp->payload_len : PROTO_MAX_CHUNK);
+	buf_consume(&s->client->in, wire_len);
+	net_timer_stop(&s->timer);
+	set_state(s, SESS_QUERY);
+	return false;
+}
+
+/* LOCAL INFILE data from the client: physical packets relayed as they come
+ * until the empty packet that ends the file. */
+static void relay_infile(struct session *s)
+{
+	struct buf *in = &s->client->in;
+	while (s->state == SESS_INFILE) {
+		struct proto_pkt pk;
+		size_t used = proto_read_packet(buf_head(in), buf_unread(in), &pk);
+		if (used == 0)
+			return;
+		if (!to_upstream(s, buf_head(in), used))
+			return;
+		buf_consume(in, used);
+		bool last = pk.len == 0 && !s->client_cont;
+		s->client_cont = pk.len == PROTO_MAX_CHUNK;
+		if (last) {
+			if (proto_resp_infile_done(&s->resp) < 0) {
+				session_close(s, "LOCAL INFILE out of step");
+				return;
+			}
+			set_state(s, SESS_QUERY);
+			process_upstream(s);
+		}
+	}
+}
+
+static void process_client(struct session *s)
+{
+	struct net_conn *c = s->client;
+	while (s->state != SESS_CLOSING) {
+		if (s->state == SESS_INFILE) {
+			relay_infile(s);
+			if (s->state == SESS_INFILE || s->state == SESS_CLOSING)
+				break;
+			continue;
+		}
+		if (s->state == SESS_WAIT_UPSTREAM || s->state == SESS_CLIENT_TLS ||
+		    s->state == SESS_QUERY)
+			break; /* kept until the session can take it */
+		size_t max = s->state == SESS_IDLE ? s->px->lim.max_packet : AUTH_PACKET_MAX;
+		struct proto_logical lp;
+		ssize_t n = proto_scan_logical(buf_head(&c->in), buf_unread(&c->in), max, &lp);
+		if (n == 0)
+			break;
+		if (n == -EMSGSIZE) {
+			fail_client(s, 1, 1153, "08S01",
+				    "Got a packet bigger than 'max_allowed_packet' bytes");
+			return;
+		}
+		if (n < 0) {
+			metrics_inc(m.protocol_errors, 1);
+			fail_client(s, 1, 1156, "08S01", "Got packets out of order");
+			return;
+		}
+		bool go_on = false;
+		switch (s->state) {
+		case SESS_GREETED:
+			go_on = on_client_login_packet(s, buf_head(&c->in), (size_t)n, &lp);
+			break;
+		case SESS_AUTH:
+		case SESS_CHANGE_USER:
+			go_on = relay_packet(s, true, buf_head(&c->in), (size_t)n,
+					     s->state == SESS_AUTH ? s->seq_delta : 0);
+			if (go_on)
+				buf_consume(&c->in, (size_t)n);
+			break;
+		case SESS_IDLE:
+			go_on = on_client_command(s, buf_head(&c->in), (size_t)n, &lp);
+			break;
+		default:
+			break;
+		}
+		if (!go_on)
+			break;
+	}
+	if (s->state != SESS_CLOSING)
+		check_backpressure(s);
+}
+
+/* The response to the command in flight: each physical packet is fed to
+ * the tracker (the first of a >= 16 MiB chain only) and relayed as is. */
+static void relay_response(struct session *s)
+{
+	struct buf *in = &s->up->conn->in;
+	while (s->state == SESS_QUERY) {
+		struct proto_pkt pk;
+		size_t used = proto_read_packet(buf_head(in), buf_unread(in), &pk);
+		if (used == 0)
+			break;
+		int r = PROTO_RESP_MORE;
+		if (!s->up_cont)
+			r = proto_resp_feed(&s->resp, pk.payload, pk.len);
+		s->up_cont = pk.len == PROTO_MAX_CHUNK;
+		if (!to_client(s, buf_head(in), used))
+			return;
+		buf_consume(in, used);
+		if (r < 0) {
+			metrics_inc(m.protocol_errors, 1);
+			log_warn("session %llu: unexpected packet from TiDB in the response to %s",
+				 (unsigned long long)s->id, proto_command_name(s->cmd));
+			session_close(s, "protocol error from upstream");
+			return;
+		}
+		if (r == PROTO_RESP_INFILE) {
+			set_state(s, SESS_INFILE);
+			s->client_cont = false;
+			process_client(s);
+			return;
+		}
+		if (r == PROTO_RESP_DONE) {
+			metrics_observe_ns(m.latency, now_ns() - s->cmd_start_ns);
+			s->status = s->resp.status;
+			if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
+				session_close(s, "draining");
+				return;
+			}
+			set_state(s, SESS_IDLE);
+			arm_idle_timer(s);
+			process_client(s);
+		}
+	}
+}
+
+static void process_upstream(struct session *s)
+{
+	struct buf *in = &s->up->conn->in;
+	switch (s->state) {
+	case SESS_QUERY:
+		relay_response(s);
+		break;
+	case SESS_AUTH:
+	case SESS_CHANGE_USER:
+		while ((s->state == SESS_AUTH || s->state == SESS_CHANGE_USER) && s->up) {
+			struct proto_logical lp;
+			ssize_t n = proto_scan_logical(buf_head(in), buf_unread(in),
+						       AUTH_PACKET_MAX, &lp);
+			if (n == 0)
+				break;
+			if (n < 0) {
+				session_close(s, "malformed auth packet from upstream");
+				return;
+			}
+			on_upstream_auth_packet(s, buf_head(in), (size_t)n, &lp);
+		}
+		if (s->state == SESS_IDLE)
+			process_client(s);
+		break;
+	case SESS_IDLE:
+		/* TiDB speaks unprompted only to say why it is about to close the
+		 * connection; the client reads that with its next command. */
+		to_client(s, buf_head(in), buf_unread(in));
+		buf_reset(in);
+		break;
+	default:
+		break; /* kept until the state can take it */
+	}
+	if (s->state != SESS_CLOSING)
+		check_backpressure(s);
+}
+
+/* ---- events ---- */
+
+static void client_event_cb(struct net_conn *c, enum net_event ev, int status)
+{
+	struct session *s = c->data;
+	switch (ev) {
+	case NET_EV_DATA:
+		metrics_inc(m.bytes_client_in, c->bytes_in - s->counted_in);
+		s->counted_in = c->bytes_in;
+		process_client(s);
+		break;
+	case NET_EV_TLS_DONE:
+		if (status < 0) {
+			metrics_inc(m.tls_failed, 1);
+			log_info("session %llu (%s): TLS handshake failed: %s",
+				 (unsigned long long)s->id, c->peer, net_tls_error());
+			session_close(s, "TLS handshake failed");
+			return;
+		}
+		metrics_inc(m.tls_ok, 1);
+		s->client_tls = true;
+		set_state(s, SESS_GREETED);
+		process_client(s);
+		break;
+	case NET_EV_EOF:
+		session_close(s, "client closed the connection");
+		break;
+	case NET_EV_DRAINED:
+		if (s->paused_up && s->up) {
+			s->paused_up = false;
+			net_resume(s->up->conn);
+		}
+		break;
+	case NET_EV_CLOSED:
+		metrics_inc(m.bytes_client_in, c->bytes_in - s->counted_in);
+		s->client = NULL;
+		if (s->state != SESS_CLOSING)
+			session_close(s, "client connection closed");
+		else
+			maybe_free(s);
+		break;
+	case NET_EV_CONNECTED:
+		break;
+	}
+}
+
+static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
+{
+	struct session *s = c->data;
+	switch (ev) {
+	case NET_EV_DATA:
+		process_upstream(s);
+		break;
+	case NET_EV_EOF:
+		/* Whatever TiDB said last (an ERR) goes to the client first. The
+		 * statement in flight, if any, is not re-sent: it may have run. */
+		if (buf_unread(&c->in) && s->client)
+			to_client(s, buf_head(&c->in), buf_unread(&c->in));
+		if (s->state != SESS_CLOSING) {
+			metrics_inc(m.upstream_lost, 1);
+			log_info("session %llu (%s): TiDB closed the connection in state %s",
+				 (unsigned long long)s->id, s->client ? s->client->peer : "-",
+				 state_names[s->state]);
+		}
+		session_close(s, "upstream closed the connection");
+		break;
+	case NET_EV_DRAINED:
+		if (s->paused_client && s->client) {
+			s->paused_client = false;
+			net_resume(s->client);
+		}
+		break;
+	case NET_EV_TLS_DONE:
+		/* Only a tls_late upstream starts TLS while bound: during login. */
+		if (status < 0) {
+			char msg[400];
+			snprintf(msg, sizeof(msg), "vecgate: TLS handshake with TiDB failed: %s",
+				 net_tls_error());
+			log_warn("session %llu: %s", (unsigned long long)s->id, msg);
+			metrics_inc(m.login_failed, 1);
+			fail_client(s, (uint8_t)(s->login_seq + 1), 1105, "HY000", msg);
+		}
+		break;
+	case NET_EV_CLOSED:
+	case NET_EV_CONNECTED:
+		break;
+	}
+}
+
+void session_accept(struct proxy *px, struct net_conn *client)
+{
+	if (px->draining || px->n_sessions >= px->lim.max_client_conns) {
+		metrics_inc(m.rejected, 1);
+		struct buf b;
+		buf_init(&b);
+		uint8_t seq = 0;
+		if (proto_write_err(&b, &seq, PROTO_CLIENT_PROTOCOL_41, 1040, "08004",
+				    "Too many connections") == 0 &&
+		    net_write(client, b.data, b.len) < 0)
+			log_debug("could not tell %s it was refused", client->peer);
+		buf_free(&b);
+		client->cb = NULL;
+		net_close(client);
+		return;
+	}
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		net_close(client);
+		return;
+	}
+	metrics_inc(m.accepted, 1);
+	s->px = px;
+	s->id = ++px->next_id;
+	s->client = client;
+	net_keepalive(client, px->lim.keepalive_s);
+	client->cb = client_event_cb;
+	client->data = s;
+	px->n_sessions++;
+	/* Enter the first state's list by hand: set_state() moves between lists. */
+	s->state = SESS_WAIT_UPSTREAM;
+	s->next = px->by_state[SESS_WAIT_UPSTREAM];
+	if (s->next)
+		s->next->prev = s;
+	px->by_state[SESS_WAIT_UPSTREAM] = s;
+	px->n_by_state[SESS_WAIT_UPSTREAM]++;
+	metrics_gauge_add(m.state[SESS_WAIT_UPSTREAM], 1);
+
+	net_timer_init(px->loop, &s->timer, timeout_cb, s);
+	s->timer_open = true;
+	net_timer_start(&s->timer, px->lim.handshake_timeout_ms);
+	s->waiter.cb = got_upstream_cb;
+	pool_acquire(px->pool, &s->waiter);
+}
+
+void proxy_drain(struct proxy *px)
+{
+	px->draining = true;
+	/* Idle sessions outside a transaction go now; the others after their
+	 * response or their transaction. */
+	struct session *s = px->by_state[SESS_IDLE], *next;
+	for (; s; s = next) {
+		next = s->next;
+		if (!(s->status & PROTO_STATUS_IN_TRANS))
+			session_close(s, "draining");
+	}
+	for (int st = SESS_WAIT_UPSTREAM; st < SESS_IDLE; st++)
+		for (s = px->by_state[st]; s; s = next) {
+			next = s->next;
+			session_close(s, "draining");
+		}
+	if (px->n_sessions == 0 && px->on_drained)
+		px->on_drained(px);
+}
+
+void proxy_close_all(struct proxy *px)
+{
+	for (int st = 0; st < SESS_CLOSING; st++) {
+		struct session *s, *next;
+		for (s = px->by_state[st]; s; s = next) {
+			next = s->next;
+			session_close(s, "shutting down");
+		}
+	}
+}
+
+int proxy_status_json(const struct proxy *px, struct buf *out)
+{
+	char tmp[128];
+	int rc = buf_append(out, "{", 1);
+	for (int i = 0; i < SESS_NSTATES && rc == 0; i++) {
+		int n = snprintf(tmp, sizeof(tmp), "%s\"%s\":%d", i ? "," : "", state_names[i],
+				 px->n_by_state[i]);
+		rc = buf_append(out, tmp, (size_t)n);
+	}
+	return rc ? rc : buf_append(out, "}", 1);
+}

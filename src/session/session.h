@@ -1,0 +1,93 @@
+/* Client sessions: one state machine per client connection, bound for its
+ * whole life to one upstream TiDB connection taken from the pool; the login
+ * is relayed to TiDB, then every command and its response. */
+#ifndef VECGATE_SESSION_SESSION_H
+#define VECGATE_SESSION_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net/net.h"
+#include "pool/pool.h"
+#include "proto/resp.h"
+
+enum session_state {
+	SESS_WAIT_UPSTREAM, /* accepted; waiting for a spare upstream (its greeting) */
+	SESS_GREETED,       /* greeting sent; waiting for SSLRequest or handshake response */
+	SESS_CLIENT_TLS,    /* TLS handshake with the client in flight */
+	SESS_AUTH,          /* handshake response relayed; relaying auth rounds */
+	SESS_IDLE,          /* logged in; waiting for the client's next command */
+	SESS_QUERY,         /* command relayed; relaying its response */
+	SESS_INFILE,        /* relaying the client's LOCAL INFILE data */
+	SESS_CHANGE_USER,   /* COM_CHANGE_USER relayed; relaying its auth rounds */
+	SESS_CLOSING,       /* closing both connections */
+	SESS_NSTATES
+};
+
+struct proxy_limits {
+	size_t max_packet;
+	size_t write_buffer_limit;   /* back-pressure threshold */
+	unsigned keepalive_s;        /* client TCP keepalive, 0 = off */
+	uint64_t handshake_timeout_ms;
+	uint64_t idle_timeout_ms;
+	int max_client_conns;
+	bool require_tls;
+};
+
+struct session;
+
+/* What all sessions of one event loop share. */
+struct proxy {
+	uv_loop_t *loop;
+	struct pool *pool;
+	SSL_CTX *client_tls;     /* NULL: clients cannot use TLS */
+	struct proxy_limits lim;
+	struct session *by_state[SESS_NSTATES];
+	int n_by_state[SESS_NSTATES];
+	int n_sessions;
+	bool draining;           /* SIGTERM: idle sessions close, no new ones */
+	uint64_t next_id;
+	void (*on_drained)(struct proxy *px); /* last session gone while draining */
+};
+
+struct session {
+	struct proxy *px;
+	uint64_t id;
+	enum session_state state;
+	struct net_conn *client;
+	struct upstream *up;
+	struct pool_waiter waiter;
+	struct net_timer timer;      /* handshake or idle timeout */
+	struct proto_resp resp;      /* tracks the response to the command in flight */
+	uint32_t greet_caps;         /* capabilities offered to the client */
+	uint32_t caps;               /* capabilities the client asked for */
+	uint16_t status;             /* server status flags from the last OK/EOF */
+	int8_t seq_delta;            /* upstream seq - client seq during login */
+	uint8_t login_seq;           /* sequence id of the client's handshake response */
+	uint8_t cmd;                 /* command in flight */
+	bool client_tls;
+	bool up_cont;                /* relaying continuation packets of a >= 16 MiB packet */
+	bool client_cont;
+	bool paused_client;          /* back-pressure */
+	bool paused_up;
+	bool timer_open;             /* the timer handle is not closed yet */
+	uint64_t counted_in;         /* client bytes already added to the metric */
+	uint64_t cmd_start_ns;
+	char user[64];
+	struct session *next, *prev; /* on px->by_state[state] */
+};
+
+void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
+		const struct proxy_limits *lim);
+/* Takes an accepted client connection. */
+void session_accept(struct proxy *px, struct net_conn *client);
+/* Stops taking new commands: idle sessions close now, busy ones after their
+ * response; px->on_drained runs when none is left. */
+void proxy_drain(struct proxy *px);
+/* Closes every session at once. */
+void proxy_close_all(struct proxy *px);
+const char *session_state_name(enum session_state s);
+/* JSON counts by state, for /status. */
+int proxy_status_json(const struct proxy *px, struct buf *out) MUST_CHECK;
+
+#endif
