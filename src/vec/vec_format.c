@@ -94,7 +94,9 @@ static bool try_digits(double x, bool f32, int nd, uint64_t *m, int *e10)
 }
 
 /* Go's shortest formatting of x > 0 (finite): the fewest significant
- * digits that read back as x, the closest such decimal if several. Having
+ * digits that read back as x, the closest such decimal if several, ties to
+ * even. (Go 1.26's Dragonbox breaks one float32 tie upwards: 2^-12 prints
+ * 0.00024414063 there, 0.00024414062 with Go <= 1.25's Ryu and here.) Having
  * some n-digit decimal that reads back implies one with n + 1 digits, so the
  * length can be binary-searched; 9 (float32) or 17 (double) always do. */
 static void shortest(double x, bool f32, struct digits *out)

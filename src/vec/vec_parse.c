@@ -134,7 +134,10 @@ static bool valid_token(const char *t, size_t n)
  * exponent once it reaches 10000, and so do we. Overflow is -EINVAL, as
  * ParseFloat's ErrRange; underflow is 0 without error. The digits are handed
  * to strtod as "DIGITSeEXP", without a decimal point, so that the process
- * locale (LC_NUMERIC) cannot matter. */
+ * locale (LC_NUMERIC) cannot matter. Known difference: Go's slow path keeps
+ * 800 digits and then misplaces the decimal point of a number with more than
+ * 800 digits before it (ParseFloat("1" + 800 zeros + "e-800") is 0.1); we
+ * return the true value there. */
 static int token_value(const char *t, size_t n, double *out)
 {
 	size_t i = t[0] == '+' ? 1 : 0;
