@@ -257,6 +257,13 @@ static int run(struct app *a)
 	struct proxy_limits lim = { 0 };
 	proxy_init(&a->px, a->loop, a->pool, a->client_tls, &lim);
 	apply_limits(a);
+	/* caching_sha2 users on plaintext client links need vecgate's own RSA
+	 * key (TiDB does full authentication over TLS only). */
+	if (!a->cfg.server.require_tls) {
+		a->px.rsa = net_rsa_generate(2048, err, sizeof(err));
+		if (!a->px.rsa)
+			log_warn("%s: caching_sha2_password needs TLS from clients", err);
+	}
 
 	int rc;
 	const struct config_addr *l = &a->cfg.server.listen;
@@ -293,6 +300,7 @@ static int run(struct app *a)
 	uv_run(a->loop, UV_RUN_DEFAULT);
 	net_tls_ctx_free(a->px.client_tls);
 	net_tls_ctx_free(a->up_tls);
+	net_rsa_free(a->px.rsa);
 	uv_loop_close(a->loop);
 	return 0;
 }

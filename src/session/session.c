@@ -385,6 +385,10 @@ static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_
 		r.caps &= ~PROTO_CLIENT_SSL;
 	r.mariadb_caps = 0;
 	s->login_seq = lp->last_seq;
+	s->sha2 = r.has_plugin && r.plugin_len == 21 && !memcmp(r.plugin, "caching_sha2_password", 21);
+	s->auth_salt_len = (uint8_t)(up->greeting.salt_len < sizeof(s->auth_salt)
+					     ? up->greeting.salt_len : sizeof(s->auth_salt));
+	memcpy(s->auth_salt, up->greeting.salt, s->auth_salt_len);
 	if (up->tls_late && upstream_start_tls(up, r.caps, r.max_packet, r.charset) < 0) {
 		fail_client(s, (uint8_t)(lp->last_seq + 1), 1105, "HY000",
 			    "vecgate: cannot start TLS to TiDB");
@@ -408,14 +412,82 @@ static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_
 	return true;
 }
 
+/* Follows the auth plugin through AuthSwitchRequests (with its new salt) and
+ * notes when TiDB asks a plaintext client for its caching_sha2 password. */
+static void note_auth_step(struct session *s, const uint8_t *p, size_t n)
+{
+	if (n > 1 && p[0] == PROTO_AUTH_SWITCH) {
+		struct proto_auth_switch sw;
+		if (proto_parse_auth_switch(p, n, &sw) < 0)
+			return;
+		s->sha2 = sw.plugin_len == 21 && !memcmp(sw.plugin, "caching_sha2_password", 21);
+		size_t len = sw.data_len;
+		if (len > 0 && sw.data[len - 1] == 0)
+			len--; /* the salt's terminating NUL */
+		s->auth_salt_len = (uint8_t)(len < sizeof(s->auth_salt) ? len : sizeof(s->auth_salt));
+		memcpy(s->auth_salt, sw.data, s->auth_salt_len);
+	} else if (s->sha2 && !s->client_tls && s->px->rsa &&
+		   proto_sha2_message(p, n) == PROTO_SHA2_MSG_FULL_AUTH) {
+		s->sha2_full = true;
+	}
+}
+
+/* A client packet during login or COM_CHANGE_USER. Relayed, except the
+ * caching_sha2 exchange of a plaintext client: vecgate answers its public
+ * key request itself and passes the decrypted password on to TiDB, which
+ * receives it over TLS as from a TLS client. */
+static bool on_client_auth_packet(struct session *s, const uint8_t *wire, size_t wire_len,
+				  const struct proto_logical *lp)
+{
+	const uint8_t *payload = wire + PROTO_HDR;
+	bool ok = true;
+	if (!s->sha2_full) {
+		ok = relay_packet(s, true, wire, wire_len, s->seq_delta);
+	} else if (lp->payload_len == 1 && payload[0] == PROTO_SHA2_REQUEST_PUBLIC_KEY) {
+		size_t pem_len;
+		const char *pem = net_rsa_public_pem(s->px->rsa, &pem_len);
+		struct buf b;
+		buf_init(&b);
+		uint8_t seq = (uint8_t)(lp->last_seq + 1);
+		ok = proto_write_auth_more(&b, &seq, pem, pem_len) == 0 && to_client(s, b.data, b.len);
+		buf_free(&b);
+		/* Two packets TiDB never sees. */
+		s->seq_delta = (int8_t)(s->seq_delta - 2);
+	} else {
+		s->sha2_full = false;
+		struct buf pw, b;
+		buf_init(&pw);
+		buf_init(&b);
+		if (net_rsa_decrypt_password(s->px->rsa, payload, lp->payload_len, s->auth_salt,
+					     s->auth_salt_len, &pw) == 0) {
+			uint8_t seq = (uint8_t)(lp->first_seq + s->seq_delta);
+			ok = proto_write_packet(&b, &seq, pw.data, pw.len) == 0 &&
+			     to_upstream(s, b.data, b.len);
+		} else {
+			/* Not ours to read: TiDB refuses it as it would directly. */
+			ok = relay_packet(s, true, wire, wire_len, s->seq_delta);
+		}
+		/* The password must not linger in freed memory. */
+		if (pw.data)
+			explicit_bzero(pw.data, pw.cap);
+		buf_free(&pw);
+		if (b.data)
+			explicit_bzero(b.data, b.cap);
+		buf_free(&b);
+	}
+	if (ok)
+		buf_consume(&s->client->in, wire_len);
+	return ok;
+}
+
 /* A server packet during login or COM_CHANGE_USER: relay it, and see
  * whether it ends the exchange. */
 static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size_t wire_len,
 				    const struct proto_logical *lp)
 {
 	const uint8_t *payload = wire + PROTO_HDR;
-	int delta = s->state == SESS_AUTH ? s->seq_delta : 0;
-	if (!relay_packet(s, false, wire, wire_len, -delta))
+	note_auth_step(s, payload, lp->payload_len);
+	if (!relay_packet(s, false, wire, wire_len, -s->seq_delta))
 		return;
 	buf_consume(&s->up->conn->in, wire_len);
 	uint8_t h = lp->payload_len ? payload[0] : 0xFF;
@@ -470,6 +542,12 @@ static bool on_client_command(struct session *s, const uint8_t *wire, size_t wir
 	if (!to_upstream(s, wire, wire_len))
 		return false;
 	if (cmd == PROTO_COM_CHANGE_USER) {
+		/* Sequence ids restart at 0 on both links; the plugin is the one
+		 * the client names (it may switch), and the salt stays the
+		 * greeting's, which TiDB keeps for the connection. */
+		s->seq_delta = 0;
+		s->sha2 = memmem(payload, lp->payload_len, "caching_sha2_password", 21) != NULL;
+		s->sha2_full = false;
 		buf_consume(&s->client->in, wire_len);
 		net_timer_stop(&s->timer);
 		set_state(s, SESS_CHANGE_USER);
@@ -550,10 +628,7 @@ static void process_client(struct session *s)
 			break;
 		case SESS_AUTH:
 		case SESS_CHANGE_USER:
-			go_on = relay_packet(s, true, buf_head(&c->in), (size_t)n,
-					     s->state == SESS_AUTH ? s->seq_delta : 0);
-			if (go_on)
-				buf_consume(&c->in, (size_t)n);
+			go_on = on_client_auth_packet(s, buf_head(&c->in), (size_t)n, &lp);
 			break;
 		case SESS_IDLE:
 			go_on = on_client_command(s, buf_head(&c->in), (size_t)n, &lp);

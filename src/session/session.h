@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 #include "net/net.h"
+#include "net/rsa.h"
 #include "pool/pool.h"
+#include "proto/mysql.h"
 #include "proto/resp.h"
 
 enum session_state {
@@ -41,6 +43,7 @@ struct proxy {
 	uv_loop_t *loop;
 	struct pool *pool;
 	SSL_CTX *client_tls;     /* NULL: clients cannot use TLS */
+	struct net_rsa *rsa;     /* for caching_sha2 over plaintext client links; may be NULL */
 	struct proxy_limits lim;
 	struct session *by_state[SESS_NSTATES];
 	int n_by_state[SESS_NSTATES];
@@ -64,6 +67,11 @@ struct session {
 	uint16_t status;             /* server status flags from the last OK/EOF */
 	int8_t seq_delta;            /* upstream seq - client seq during login */
 	uint8_t login_seq;           /* sequence id of the client's handshake response */
+	bool sha2;                   /* the auth exchange runs caching_sha2_password */
+	bool sha2_full;              /* TiDB asked a plaintext client for its password:
+				      * vecgate does the RSA part (TiDB takes it over TLS only) */
+	uint8_t auth_salt[PROTO_SCRAMBLE_LEN + 12];
+	uint8_t auth_salt_len;
 	uint8_t cmd;                 /* command in flight */
 	bool client_tls;
 	bool up_cont;                /* relaying continuation packets of a >= 16 MiB packet */
