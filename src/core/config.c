@@ -33,6 +33,8 @@ enum type {
 	T_ENUM,     /* int: index into choices */
 	T_ADDR,
 	T_ADDR_LIST,
+	T_TABLES, /* string: "auto" or db.table(column), ... (see config_parse_tables) */
+	T_SECRET, /* string never shown in logs or /status */
 };
 
 struct key {
@@ -153,6 +155,32 @@ static const struct key keys[] = {
 	  F(upstream.tcp_keepalive),
 	  "TCP keepalive idle time on connections to TiDB. 0 = keepalive off." },
 
+	{ "cache", "tables", T_TABLES, "", NULL, NULL, NULL, RESTART, false, F(cache.tables),
+	  "Tables whose vector kNN queries vecgate answers from memory: db.table(column), ... "
+	  "(backticks allowed), or auto to admit tables as their kNN queries arrive, within "
+	  "memory_limit. Empty: no cache, every statement goes to TiDB." },
+	{ "cache", "user", T_STRING, "", NULL, NULL, NULL, RESTART, false, F(cache.user),
+	  "Account vecgate uses to load snapshots of cached tables (it needs SELECT on them). "
+	  "Client logins are never used for this." },
+	{ "cache", "password", T_SECRET, "", NULL, NULL, NULL, RESTART, false, F(cache.password),
+	  "Password of the cache user. Never shown in logs or /status. The environment "
+	  "variable VECGATE_CACHE_PASSWORD overrides it." },
+	{ "cache", "memory_limit", T_SIZE, "4G", "16M", "1024G", NULL, RESTART, false,
+	  F(cache.memory_limit),
+	  "Most memory all snapshots together may use (vectors, row cells and indexes). A table "
+	  "that would not fit is not cached and its queries go to TiDB." },
+	{ "cache", "max_staleness", T_DURATION, "5s", "100ms", "24h", NULL, RELOAD, false,
+	  F(cache.max_staleness),
+	  "Writes that bypass vecgate (other clients of TiDB) are seen within this time: an "
+	  "older snapshot is not served, and snapshots are reloaded in the background before "
+	  "they reach this age." },
+	{ "cache", "result_cache_size", T_SIZE, "64M", "0", "64G", NULL, RESTART, false,
+	  F(cache.result_cache_size),
+	  "Memory for replaying the encoded answers of identical repeated kNN queries until "
+	  "their table changes. 0 turns the result cache off." },
+	{ "cache", "load_timeout", T_DURATION, "10m", "1s", "24h", NULL, RELOAD, false,
+	  F(cache.load_timeout), "Longest time one snapshot load may take before it is abandoned." },
+
 	{ "admin", "listen", T_ADDR, "127.0.0.1:9100", NULL, NULL, NULL, RESTART, true,
 	  F(admin.listen),
 	  "HTTP endpoint for /metrics, /status and /health. Empty disables it. It has no "
@@ -161,7 +189,7 @@ static const struct key keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "server", "upstream", "admin" };
+static const char *const sections[] = { "server", "upstream", "cache", "admin" };
 
 static void *field(struct config *cfg, const struct key *k)
 {
@@ -363,8 +391,16 @@ static int parse_value(const struct key *k, const char *v, void *dst, char *msg,
 {
 	uint64_t num, lo, hi;
 	switch (k->type) {
+	case T_TABLES: {
+		struct config_table_list tl;
+		if (config_parse_tables(v, &tl, msg, n) < 0)
+			return -EINVAL;
+	}
+		/* Valid: stored as the text. */
+		__attribute__((fallthrough));
 	case T_STRING:
 	case T_PATH:
+	case T_SECRET:
 		if (strlen(v) >= k->size)
 			return fail(msg, n, "longer than %zu bytes", k->size - 1);
 		memset(dst, 0, k->size);
@@ -695,6 +731,8 @@ static bool same_value(const struct key *k, const void *a, const void *b)
 	switch (k->type) {
 	case T_STRING:
 	case T_PATH:
+	case T_TABLES:
+	case T_SECRET:
 		return strcmp(a, b) == 0;
 	case T_ADDR:
 		return same_addr(a, b);
@@ -739,7 +777,11 @@ static void format_value(const struct key *k, const void *v, char *out, size_t n
 	switch (k->type) {
 	case T_STRING:
 	case T_PATH:
+	case T_TABLES:
 		snprintf(out, n, "%s", (const char *)v);
+		break;
+	case T_SECRET:
+		snprintf(out, n, "%s", *(const char *)v ? "(hidden)" : "");
 		break;
 	case T_BOOL:
 		snprintf(out, n, "%s", *(const bool *)v ? "true" : "false");
@@ -849,6 +891,7 @@ static int put_type_line(struct buf *out, const struct key *k)
 		[T_STRING] = "string",    [T_PATH] = "path",   [T_BOOL] = "boolean",
 		[T_INT] = "integer",      [T_SIZE] = "size",   [T_DURATION] = "duration",
 		[T_ENUM] = "one of",      [T_ADDR] = "address", [T_ADDR_LIST] = "addresses",
+		[T_TABLES] = "tables",    [T_SECRET] = "secret string",
 	};
 	char type[160];
 	if (k->type == T_ENUM) {
@@ -929,7 +972,10 @@ static int put_json_value(struct buf *out, const struct key *k, const void *v)
 	switch (k->type) {
 	case T_STRING:
 	case T_PATH:
+	case T_TABLES:
 		return put_json_string(out, v);
+	case T_SECRET:
+		return put_json_string(out, *(const char *)v ? "***" : "");
 	case T_BOOL:
 		return put(out, *(const bool *)v ? "true" : "false");
 	case T_INT:
@@ -975,4 +1021,79 @@ int config_dump_json(const struct config *cfg, struct buf *out)
 			rc = put_json_value(out, k, cfield(cfg, k));
 	}
 	return rc ? rc : put(out, "}}");
+}
+
+/* One identifier of a table list: bare ([A-Za-z0-9_$] and bytes >= 0x80, as
+ * MySQL allows unquoted) or backticked with `` for a backtick. */
+static const char *parse_ident(const char *p, char *out, size_t n, char *msg, size_t mn)
+{
+	size_t len = 0;
+	if (*p == '`') {
+		for (p++;; p++) {
+			if (*p == '\0')
+				return fail(msg, mn, "unterminated backtick"), NULL;
+			if (*p == '`') {
+				if (p[1] != '`')
+					break;
+				p++;
+			}
+			if (len + 1 >= n)
+				return fail(msg, mn, "name longer than %zu bytes", n - 1), NULL;
+			out[len++] = *p;
+		}
+		p++;
+	} else {
+		while (isalnum((unsigned char)*p) || *p == '_' || *p == '$' ||
+		       (unsigned char)*p >= 0x80) {
+			if (len + 1 >= n)
+				return fail(msg, mn, "name longer than %zu bytes", n - 1), NULL;
+			out[len++] = *p++;
+		}
+	}
+	if (len == 0)
+		return fail(msg, mn, "expected a name"), NULL;
+	out[len] = '\0';
+	return p;
+}
+
+int config_parse_tables(const char *v, struct config_table_list *out, char *msg, size_t n)
+{
+	memset(out, 0, sizeof(*out));
+	while (isspace((unsigned char)*v))
+		v++;
+	if (strcasecmp(v, "auto") == 0) {
+		out->auto_admit = true;
+		return 0;
+	}
+	if (*v == '\0')
+		return 0;
+	const char *p = v;
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (out->n == CONFIG_TABLES_MAX)
+			return fail(msg, n, "more than %d tables", CONFIG_TABLES_MAX);
+		struct config_table *t = &out->v[out->n];
+		char why[128];
+		if (!(p = parse_ident(p, t->db, sizeof(t->db), why, sizeof(why))) || *p != '.' ||
+		    !(p = parse_ident(p + 1, t->table, sizeof(t->table), why, sizeof(why))) ||
+		    *p != '(' ||
+		    !(p = parse_ident(p + 1, t->column, sizeof(t->column), why, sizeof(why))) ||
+		    *p != ')')
+			return fail(msg, n, "table %zu: expected db.table(column)", out->n + 1);
+		p++;
+		for (size_t i = 0; i < out->n; i++)
+			if (!strcmp(out->v[i].db, t->db) && !strcmp(out->v[i].table, t->table) &&
+			    !strcmp(out->v[i].column, t->column))
+				return fail(msg, n, "table %zu repeats table %zu", out->n + 1, i + 1);
+		out->n++;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		if (*p != ',')
+			return fail(msg, n, "table %zu: expected ',' after it", out->n);
+		p++;
+	}
+	return 0;
 }

@@ -28,6 +28,22 @@ struct config_addr_list {
 	struct config_addr v[CONFIG_ADDRS_MAX];
 };
 
+#define CONFIG_TABLES_MAX 64
+#define CONFIG_NAME_MAX   65 /* MySQL identifiers: 64 characters, with the NUL */
+
+/* A cached table: db.table(vector column). */
+struct config_table {
+	char db[CONFIG_NAME_MAX * 4]; /* identifiers are up to 64 characters of UTF-8 */
+	char table[CONFIG_NAME_MAX * 4];
+	char column[CONFIG_NAME_MAX * 4];
+};
+
+struct config_table_list {
+	bool auto_admit; /* "auto": tables are admitted as their kNN queries arrive */
+	size_t n;
+	struct config_table v[CONFIG_TABLES_MAX];
+};
+
 enum config_tls_version {
 	CONFIG_TLS_1_2,
 	CONFIG_TLS_1_3,
@@ -70,6 +86,15 @@ struct config {
 		uint64_t health_check_interval;
 		uint64_t tcp_keepalive;
 	} upstream;
+	struct {
+		char tables[CONFIG_STR_MAX]; /* see config_parse_tables() */
+		char user[CONFIG_NAME_MAX * 4];
+		char password[CONFIG_STR_MAX];
+		uint64_t memory_limit;
+		uint64_t max_staleness;
+		uint64_t result_cache_size;
+		uint64_t load_timeout;
+	} cache;
 	struct {
 		struct config_addr listen;
 	} admin;
@@ -131,6 +156,11 @@ int config_write_annotated(struct buf *out) MUST_CHECK;
  * milliseconds, addresses as "host:port". Holds no secrets (the config has
  * none: key files are named by path). 0 or -ENOMEM. */
 int config_dump_json(const struct config *cfg, struct buf *out) MUST_CHECK;
+
+/* Parses [cache] tables: "auto", or comma-separated db.table(column) with
+ * bare or backticked names. 0, or -EINVAL with the reason in msg. */
+int config_parse_tables(const char *v, struct config_table_list *out, char *msg, size_t n)
+	MUST_CHECK;
 
 /* Formats an address as the file would spell it ("[::1]:4000"); "" when the
  * host is empty. Returns the length snprintf would have written. */

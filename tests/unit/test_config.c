@@ -530,3 +530,63 @@ Test(config, committed_files_are_current)
 	cr_assert_str_eq(cfg.upstream.tls_server_name, "", "the host of each server");
 	cr_assert_lt(cfg.upstream.spare_max_age, 30 * 60000);
 }
+
+struct tables_case {
+	const char *text;
+	int rc;
+	size_t n;
+	const char *first_db, *first_table, *first_column;
+	const char *msg;
+};
+
+Test(config, cache_tables)
+{
+	const struct tables_case cases[] = {
+		{ "", 0, 0, NULL, NULL, NULL, NULL },
+		{ "auto", 0, 0, NULL, NULL, NULL, NULL },
+		{ "test.documents(embedding)", 0, 1, "test", "documents", "embedding", NULL },
+		{ " a.b(c) , `my db`.`t``x`(`v e`) ", 0, 2, "a", "b", "c", NULL },
+		{ "db.t$1(v_2)", 0, 1, "db", "t$1", "v_2", NULL },
+		{ "t(c)", -EINVAL, 0, NULL, NULL, NULL, "table 1: expected db.table(column)" },
+		{ "a.b", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)" },
+		{ "a.b(c) d.e(f)", -EINVAL, 0, NULL, NULL, NULL, "table 1: expected ','" },
+		{ "a.b(c),", -EINVAL, 0, NULL, NULL, NULL, "table 2: expected db.table(column)" },
+		{ "a.b(c), a.b(c)", -EINVAL, 0, NULL, NULL, NULL, "table 2 repeats table 1" },
+		{ "`a.b(c)", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)" },
+		{ "a.`b`(c", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct tables_case *c = &cases[i];
+		struct config_table_list tl;
+		char msg[256] = "";
+		int rc = config_parse_tables(c->text, &tl, msg, sizeof(msg));
+		cr_assert_eq(rc, c->rc, "case %zu (%s): %s", i, c->text, msg);
+		if (rc < 0) {
+			cr_assert(strstr(msg, c->msg), "case %zu: %s", i, msg);
+			continue;
+		}
+		cr_assert_eq(tl.n, c->n, "case %zu", i);
+		cr_assert_eq(tl.auto_admit, strcmp(c->text, "auto") == 0);
+		if (c->n) {
+			cr_assert_str_eq(tl.v[0].db, c->first_db);
+			cr_assert_str_eq(tl.v[0].table, c->first_table);
+			cr_assert_str_eq(tl.v[0].column, c->first_column);
+		}
+	}
+	/* The backticked names of case 3 keep their spaces and doubled backtick. */
+	struct config_table_list tl;
+	char msg[256];
+	cr_assert_eq(config_parse_tables("a.b(c), `my db`.`t``x`(`v e`)", &tl, msg, sizeof(msg)), 0);
+	cr_assert_str_eq(tl.v[1].db, "my db");
+	cr_assert_str_eq(tl.v[1].table, "t`x");
+	cr_assert_str_eq(tl.v[1].column, "v e");
+	/* Through the file: a bad list is reported at its line. */
+	cr_assert_eq(parse("[cache]\n\ntables = a.b\n"), -EINVAL);
+	cr_assert_eq(err.line, 3);
+	cr_assert_eq(parse("[cache]\ntables = a.b(c)\npassword = hunter2\n"), 0);
+	struct buf j;
+	buf_init(&j);
+	cr_assert_eq(config_dump_json(&cfg, &j), 0);
+	cr_assert_null(memmem(j.data, j.len, "hunter2", 7), "the password is never shown");
+	buf_free(&j);
+}
