@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "admin/endpoint.h"
+#include "cache/cache.h"
+#include "session/sess_cache.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "net/net.h"
@@ -32,6 +34,8 @@ struct app {
 	SSL_CTX *client_tls;
 	SSL_CTX *up_tls;
 	struct pool *pool;
+	struct cache *cache;
+	struct config_table_list cache_tables;
 	struct proxy px;
 	struct net_listener *listener;
 	struct admin_endpoint *admin;
@@ -97,6 +101,10 @@ static int status_hook(void *ctx, struct buf *out)
 		rc = buf_append(out, ",\"upstreams\":", 13);
 	if (rc == 0)
 		rc = pool_status_json(a->pool, out);
+	if (rc == 0 && a->cache)
+		rc = buf_append(out, ",\"cache\":", 9);
+	if (rc == 0 && a->cache)
+		rc = cache_status_json(a->cache, out);
 	if (rc == 0)
 		rc = buf_append(out, ",\"config\":", 10);
 	if (rc == 0)
@@ -114,6 +122,8 @@ static void stop_everything(struct app *a)
 {
 	pool_shutdown(a->pool);
 	pool_free(a->pool);
+	if (a->cache)
+		cache_free(a->cache);
 	if (a->admin)
 		admin_endpoint_close(a->admin);
 	uv_close((uv_handle_t *)&a->sig_term, NULL);
@@ -163,6 +173,8 @@ static void apply_limits(struct app *a)
 	a->px.lim.require_tls = c->server.require_tls;
 	a->px.lim.write_buffer_limit = c->server.write_buffer_limit;
 	a->px.lim.keepalive_s = (unsigned)(c->server.tcp_keepalive / 1000);
+	if (a->cache)
+		cache_set_max_staleness(a->cache, c->cache.max_staleness);
 	log_set_level((enum log_level)c->server.log_level);
 	if (a->pool)
 		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age,
@@ -240,6 +252,38 @@ static int setup_pool(struct app *a, char *err, size_t errlen)
 	return a->pool ? 0 : -EINVAL;
 }
 
+/* The vector cache, when [cache] tables names any (or is auto). */
+static int setup_cache(struct app *a, char *err, size_t errlen)
+{
+	const struct config *c = &a->cfg;
+	if (config_parse_tables(c->cache.tables, &a->cache_tables, err, errlen) < 0)
+		return -EINVAL;
+	if (a->cache_tables.n == 0 && !a->cache_tables.auto_admit)
+		return 0;
+	const struct config_addr *up = &c->upstream.servers.v[0];
+	struct cache_options opt = {
+		.loop = a->loop,
+		.tables = &a->cache_tables,
+		.user = c->cache.user,
+		.password = c->cache.password,
+		.host = up->host,
+		.port = up->port,
+		.tls = c->upstream.tls,
+		.tls_verify = c->upstream.tls_verify,
+		.tls_ca_file = c->upstream.tls_ca_file,
+		.memory_limit = c->cache.memory_limit,
+		.max_staleness_ms = c->cache.max_staleness,
+		.load_timeout_ms = c->cache.load_timeout,
+	};
+	if (!(a->cache = cache_new(&opt, err, errlen)))
+		return -EINVAL;
+	if (!(a->px.cache = proxy_cache_new(a->cache, c->cache.result_cache_size))) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int run(struct app *a)
 {
 	char err[512];
@@ -257,6 +301,10 @@ static int run(struct app *a)
 	struct proxy_limits lim = { 0 };
 	proxy_init(&a->px, a->loop, a->pool, a->client_tls, &lim);
 	apply_limits(a);
+	if (setup_cache(a, err, sizeof(err)) < 0) {
+		log_error("cache: %s", err);
+		return 1;
+	}
 	/* caching_sha2 users on plaintext client links need vecgate's own RSA
 	 * key (TiDB does full authentication over TLS only). */
 	if (!a->cfg.server.require_tls) {
@@ -301,6 +349,7 @@ static int run(struct app *a)
 	net_tls_ctx_free(a->px.client_tls);
 	net_tls_ctx_free(a->up_tls);
 	net_rsa_free(a->px.rsa);
+	proxy_cache_free(a->px.cache);
 	uv_loop_close(a->loop);
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,4 +257,24 @@ int wr_lenenc_str(struct buf *b, const void *p, size_t n)
 int wr_nulstr(struct buf *b, const char *s)
 {
 	return buf_append(b, s, strlen(s) + 1);
+}
+
+int buf_append_json_str(struct buf *b, const char *s)
+{
+	int rc = buf_append(b, "\"", 1);
+	for (; *s && rc == 0; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			rc = buf_append(b, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			rc = buf_append(b, esc, 6);
+		} else {
+			rc = buf_append(b, s, 1);
+		}
+	}
+	return rc ? rc : buf_append(b, "\"", 1);
 }

@@ -951,21 +951,6 @@ int config_write_annotated(struct buf *out)
 
 /* ---- JSON for /status ---- */
 
-static int put_json_string(struct buf *out, const char *s)
-{
-	int rc = put(out, "\"");
-	for (; *s && rc == 0; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			rc = putf(out, "\\%c", c);
-		else if (c < 0x20)
-			rc = putf(out, "\\u%04x", c);
-		else
-			rc = buf_append(out, s, 1);
-	}
-	return rc ? rc : put(out, "\"");
-}
-
 static int put_json_value(struct buf *out, const struct key *k, const void *v)
 {
 	char tmp[CONFIG_HOST_MAX + 16];
@@ -973,9 +958,9 @@ static int put_json_value(struct buf *out, const struct key *k, const void *v)
 	case T_STRING:
 	case T_PATH:
 	case T_TABLES:
-		return put_json_string(out, v);
+		return buf_append_json_str(out, v);
 	case T_SECRET:
-		return put_json_string(out, *(const char *)v ? "***" : "");
+		return buf_append_json_str(out, *(const char *)v ? "***" : "");
 	case T_BOOL:
 		return put(out, *(const bool *)v ? "true" : "false");
 	case T_INT:
@@ -984,10 +969,10 @@ static int put_json_value(struct buf *out, const struct key *k, const void *v)
 	case T_DURATION:
 		return putf(out, "%" PRIu64, *(const uint64_t *)v);
 	case T_ENUM:
-		return put_json_string(out, k->choices[*(const int *)v]);
+		return buf_append_json_str(out, k->choices[*(const int *)v]);
 	case T_ADDR:
 		config_addr_format(v, tmp, sizeof(tmp));
-		return put_json_string(out, tmp);
+		return buf_append_json_str(out, tmp);
 	case T_ADDR_LIST: {
 		const struct config_addr_list *l = v;
 		int rc = put(out, "[");
@@ -995,7 +980,7 @@ static int put_json_value(struct buf *out, const struct key *k, const void *v)
 			config_addr_format(&l->v[i], tmp, sizeof(tmp));
 			rc = i ? put(out, ",") : 0;
 			if (rc == 0)
-				rc = put_json_string(out, tmp);
+				rc = buf_append_json_str(out, tmp);
 		}
 		return rc ? rc : put(out, "]");
 	}

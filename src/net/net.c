@@ -46,6 +46,8 @@ struct connect_req {
 
 static void flush_conn(struct net_conn *c);
 static void tls_pump(struct net_conn *c);
+static void mark_dirty(struct net_conn *c);
+static void emit(struct net_conn *c, enum net_event ev, int status);
 
 static struct net_loop *loop_state(uv_loop_t *loop) { return loop->data; }
 
@@ -62,7 +64,18 @@ static void prepare_cb(uv_prepare_t *h)
 		c->dirty_next = NULL;
 		c->dirty_pprev = NULL;
 		flush_conn(c);
+		if (c->notify_drain && c->queued == 0 && !c->closing && !c->eof_sent) {
+			c->notify_drain = false;
+			emit(c, NET_EV_DRAINED, 0);
+		}
 	}
+}
+
+void net_notify_drained(struct net_conn *c)
+{
+	c->notify_drain = true;
+	/* The flush pass looks at c once more, and reports if nothing waits. */
+	mark_dirty(c);
 }
 
 int net_loop_init(uv_loop_t *loop)
@@ -254,8 +267,10 @@ static void write_cb(uv_write_t *req, int status)
 		emit_eof(c, status);
 		return;
 	}
-	if (c->queued == 0)
+	if (c->queued == 0) {
+		c->notify_drain = false;
 		emit(c, NET_EV_DRAINED, 0);
+	}
 }
 
 /* Sends ciphertext or plaintext bytes: straight to the kernel when nothing
@@ -818,4 +833,44 @@ void net_timer_close(struct net_timer *t, void (*done)(struct net_timer *))
 	t->closing = true;
 	t->done = done;
 	uv_close((uv_handle_t *)&t->t, timer_closed_cb);
+}
+
+/* ---- thread pool ---- */
+
+struct work_req {
+	uv_work_t req;
+	void (*work)(void *data);
+	void (*done)(void *data, int status);
+	void *data;
+};
+
+static void work_cb(uv_work_t *req)
+{
+	struct work_req *w = req->data;
+	w->work(w->data);
+}
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+	struct work_req *w = req->data;
+	void (*done)(void *, int) = w->done;
+	void *data = w->data;
+	free(w);
+	done(data, status);
+}
+
+int net_work_submit(uv_loop_t *loop, void (*work)(void *data),
+		    void (*done)(void *data, int status), void *data)
+{
+	struct work_req *w = malloc(sizeof(*w));
+	if (!w)
+		return UV_ENOMEM;
+	w->req.data = w;
+	w->work = work;
+	w->done = done;
+	w->data = data;
+	int rc = uv_queue_work(loop, &w->req, work_cb, after_work_cb);
+	if (rc < 0)
+		free(w);
+	return rc;
 }

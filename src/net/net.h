@@ -49,6 +49,7 @@ struct net_conn {
 	bool paused;              /* the owner stopped reading (back-pressure) */
 	bool closing;
 	bool eof_sent;            /* NET_EV_EOF delivered once */
+	bool notify_drain;        /* the owner waits for NET_EV_DRAINED */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	char peer[64];            /* "ip:port", for logs */
@@ -83,6 +84,11 @@ void net_flush(struct net_conn *c);
 /* TCP keepalive with this idle time in seconds; 0 turns it off. */
 void net_keepalive(struct net_conn *c, unsigned secs);
 
+/* Asks for one NET_EV_DRAINED once everything queued so far has reached
+ * the kernel, even when that happens without waiting (a write that the
+ * kernel takes whole never calls back otherwise). */
+void net_notify_drained(struct net_conn *c);
+
 /* Back-pressure: stop/resume delivering NET_EV_DATA. */
 void net_pause(struct net_conn *c);
 void net_resume(struct net_conn *c);
@@ -114,6 +120,12 @@ SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
 SSL_CTX *net_tls_client_ctx(const char *ca_file, bool verify, int min_version_minor,
 			    const char *cert, const char *key, char *err, size_t errlen);
 void net_tls_ctx_free(SSL_CTX *ctx);
+
+/* Work off the event loop, in libuv's thread pool: work(data) runs on a
+ * pool thread, then done(data, status) on the loop (status 0, or
+ * UV_ECANCELED). The request is freed by net. 0 or a libuv error. */
+int net_work_submit(uv_loop_t *loop, void (*work)(void *data),
+		    void (*done)(void *data, int status), void *data) MUST_CHECK;
 
 /* Timers, so that code above net needs no libuv of its own. */
 struct net_timer {

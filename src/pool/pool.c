@@ -529,25 +529,6 @@ void pool_free(struct pool *p)
 	net_timer_close(&p->maint, maint_closed);
 }
 
-static int json_str(struct buf *b, const char *s)
-{
-	int rc = buf_append(b, "\"", 1);
-	for (; *s && rc == 0; s++) {
-		char esc[8];
-		if (*s == '"' || *s == '\\') {
-			esc[0] = '\\';
-			esc[1] = *s;
-			rc = buf_append(b, esc, 2);
-		} else if ((unsigned char)*s < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", *s);
-			rc = buf_append(b, esc, 6);
-		} else {
-			rc = buf_append(b, s, 1);
-		}
-	}
-	return rc ? rc : buf_append(b, "\"", 1);
-}
-
 int pool_status_json(const struct pool *p, struct buf *out)
 {
 	int rc = buf_append(out, "[", 1);
@@ -556,7 +537,7 @@ int pool_status_json(const struct pool *p, struct buf *out)
 		char tmp[512];
 		rc = buf_append(out, i ? ",{\"server\":" : "{\"server\":", i ? 11 : 10);
 		if (rc == 0)
-			rc = json_str(out, s->name);
+			rc = buf_append_json_str(out, s->name);
 		int n = snprintf(tmp, sizeof(tmp),
 				 ",\"healthy\":%s,\"spares\":%d,\"connecting\":%d,\"connects\":%llu,"
 				 "\"connect_failures\":%llu,\"handed_out\":%llu,\"retired\":%llu,"
@@ -568,7 +549,7 @@ int pool_status_json(const struct pool *p, struct buf *out)
 		if (rc == 0)
 			rc = buf_append(out, tmp, (size_t)n);
 		if (rc == 0)
-			rc = json_str(out, s->last_error);
+			rc = buf_append_json_str(out, s->last_error);
 		if (rc == 0)
 			rc = buf_append(out, "}", 1);
 	}

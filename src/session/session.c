@@ -17,6 +17,7 @@
 #include "proto/mysql.h"
 #include "proto/packet.h"
 #include "proto/packets.h"
+#include "session/sess_cache.h"
 
 /* Capabilities vecgate can relay: no compression (it would have to be
  * implemented end to end), no query attributes or optional metadata (they
@@ -38,14 +39,14 @@ static struct {
 	struct metric *login_ok, *login_denied, *login_failed;
 	struct metric *tls_ok, *tls_failed;
 	struct metric *command[256];
-	struct metric *latency;
+	struct metric *latency, *cache_latency;
 	struct metric *bytes_client_in, *bytes_client_out;
 	struct metric *upstream_lost, *protocol_errors;
 } m;
 
 static const char *const state_names[SESS_NSTATES] = {
 	"wait_upstream", "greeted", "client_tls", "auth", "idle",
-	"query", "infile", "change_user", "closing",
+	"query", "infile", "change_user", "cache", "closing",
 };
 
 const char *session_state_name(enum session_state s) { return state_names[s]; }
@@ -87,6 +88,9 @@ static void metrics_setup(void)
 	}
 	m.latency = metrics_histogram("vecgate_passthrough_seconds",
 				      "Time from relaying a command to TiDB to the end of its response.");
+	m.cache_latency = metrics_histogram("vecgate_cache_hit_seconds",
+					    "Time from a kNN command's arrival to the end of vecgate's "
+					    "own answer.");
 	f = metrics_family(METRICS_COUNTER, "vecgate_client_bytes_total",
 			   "Bytes received from and sent to clients.", "direction", NULL);
 	m.bytes_client_in = metrics_series(f, "in", NULL);
@@ -160,6 +164,7 @@ static void maybe_free(struct session *s)
 	px->n_by_state[s->state]--;
 	metrics_gauge_add(m.state[s->state], -1);
 	px->n_sessions--;
+	sess_cache_free(s->kc);
 	free(s);
 	if (px->draining && px->n_sessions == 0 && px->on_drained)
 		px->on_drained(px);
@@ -272,10 +277,12 @@ static void check_backpressure(struct session *s)
 	if (client_pending > high && !s->paused_up) {
 		s->paused_up = true;
 		net_pause(s->up->conn);
+		net_notify_drained(s->client);
 	}
 	if (up_pending > high && !s->paused_client) {
 		s->paused_client = true;
 		net_pause(s->client);
+		net_notify_drained(s->up->conn);
 	}
 }
 
@@ -371,6 +378,9 @@ static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_
 		return false;
 	}
 	snprintf(s->user, sizeof(s->user), "%.*s", (int)r.user_len, r.user);
+	s->charset = r.charset;
+	s->login_db_len = r.has_db && r.db_len < sizeof(s->login_db) ? r.db_len : 0;
+	memcpy(s->login_db, r.has_db ? r.db : "", s->login_db_len);
 	log_debug("session %llu: login of '%s' (db '%.*s', caps 0x%x, plugin '%.*s')",
 		  (unsigned long long)s->id, s->user, (int)r.db_len, r.has_db ? r.db : "", r.caps,
 		  (int)r.plugin_len, r.has_plugin ? r.plugin : "");
@@ -498,6 +508,10 @@ static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size
 		if (proto_parse_ok(payload, lp->payload_len, caps, &ok) >= 0)
 			s->status = ok.status;
 		proto_resp_init(&s->resp, s->status);
+		if (s->kc && login)
+			sess_cache_login(s->kc, s->user, s->login_db, s->login_db_len, s->charset);
+		else if (s->kc)
+			sess_cache_changed_user(s->kc, s->user, s->login_db, s->login_db_len);
 		if (login) {
 			metrics_inc(m.login_ok, 1);
 			log_debug("session %llu: %s logged in", (unsigned long long)s->id, s->user);
@@ -517,6 +531,29 @@ static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size
 }
 
 /* ---- commands ---- */
+
+/* COM_CHANGE_USER names the new user and database: user NUL, auth data
+ * (1-byte length with SECURE_CONNECTION), database NUL. */
+static void note_change_user(struct session *s, const uint8_t *p, size_t n)
+{
+	struct rd r = rd_make(p + 1, n ? n - 1 : 0);
+	const uint8_t *user, *auth, *db;
+	size_t user_len, db_len = 0;
+	uint8_t alen;
+	if (n == 0 || !rd_nulstr(&r, &user, &user_len)) {
+		user_len = 0;
+		user = (const uint8_t *)"";
+	} else if (s->caps & PROTO_CLIENT_SECURE_CONNECTION) {
+		if (!rd_u8(&r, &alen) || !rd_bytes(&r, alen, &auth) || !rd_nulstr(&r, &db, &db_len))
+			db_len = 0;
+	} else if (!rd_nulstr(&r, &auth, &db_len) || !rd_nulstr(&r, &db, &db_len)) {
+		db_len = 0;
+	}
+	snprintf(s->user, sizeof(s->user), "%.*s", (int)user_len, (const char *)user);
+	s->login_db_len = db_len < sizeof(s->login_db) ? db_len : 0;
+	if (s->login_db_len)
+		memcpy(s->login_db, db, s->login_db_len);
+}
 
 /* One complete command from the client, in SESS_IDLE. Returns false when
  * the session stops taking commands for now. */
@@ -539,6 +576,18 @@ static bool on_client_command(struct session *s, const uint8_t *wire, size_t wir
 		session_close(s, "client quit");
 		return false;
 	}
+	if (s->kc && cmd != PROTO_COM_CHANGE_USER && lp->chunks == 1) {
+		s->cmd = cmd;
+		s->cmd_start_ns = now_ns();
+		if (sess_cache_command(s->kc, payload, lp->payload_len)) {
+			buf_consume(&s->client->in, wire_len);
+			if (!sess_cache_busy(s->kc))
+				return s->state == SESS_IDLE; /* answered at once */
+			net_timer_stop(&s->timer);
+			set_state(s, SESS_CACHE);
+			return false;
+		}
+	}
 	if (!to_upstream(s, wire, wire_len))
 		return false;
 	if (cmd == PROTO_COM_CHANGE_USER) {
@@ -548,6 +597,7 @@ static bool on_client_command(struct session *s, const uint8_t *wire, size_t wir
 		s->seq_delta = 0;
 		s->sha2 = memmem(payload, lp->payload_len, "caching_sha2_password", 21) != NULL;
 		s->sha2_full = false;
+		note_change_user(s, payload, lp->chunks == 1 ? lp->payload_len : 0);
 		buf_consume(&s->client->in, wire_len);
 		net_timer_stop(&s->timer);
 		set_state(s, SESS_CHANGE_USER);
@@ -604,7 +654,7 @@ static void process_client(struct session *s)
 			continue;
 		}
 		if (s->state == SESS_WAIT_UPSTREAM || s->state == SESS_CLIENT_TLS ||
-		    s->state == SESS_QUERY)
+		    s->state == SESS_QUERY || s->state == SESS_CACHE)
 			break; /* kept until the session can take it */
 		size_t max = s->state == SESS_IDLE ? s->px->lim.max_packet : AUTH_PACKET_MAX;
 		struct proto_logical lp;
@@ -654,8 +704,11 @@ static void relay_response(struct session *s)
 		if (used == 0)
 			break;
 		int r = PROTO_RESP_MORE;
-		if (!s->up_cont)
+		if (!s->up_cont) {
 			r = proto_resp_feed(&s->resp, pk.payload, pk.len);
+			if (s->kc)
+				sess_cache_response_packet(s->kc, pk.payload, pk.len);
+		}
 		s->up_cont = pk.len == PROTO_MAX_CHUNK;
 		if (!to_client(s, buf_head(in), used))
 			return;
@@ -676,6 +729,9 @@ static void relay_response(struct session *s)
 		if (r == PROTO_RESP_DONE) {
 			metrics_observe_ns(m.latency, now_ns() - s->cmd_start_ns);
 			s->status = s->resp.status;
+			if (s->kc)
+				sess_cache_response_done(s->kc, s->resp.is_err, s->status,
+							 s->resp.stmt_id, s->resp.num_params);
 			if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
 				session_close(s, "draining");
 				return;
@@ -854,6 +910,8 @@ void session_accept(struct proxy *px, struct net_conn *client)
 	net_timer_init(px->loop, &s->timer, timeout_cb, s);
 	s->timer_open = true;
 	net_timer_start(&s->timer, px->lim.handshake_timeout_ms);
+	if (px->cache)
+		s->kc = sess_cache_new(s);
 	s->waiter.cb = got_upstream_cb;
 	pool_acquire(px->pool, &s->waiter);
 }
@@ -899,4 +957,51 @@ int proxy_status_json(const struct proxy *px, struct buf *out)
 		rc = buf_append(out, tmp, (size_t)n);
 	}
 	return rc ? rc : buf_append(out, "}", 1);
+}
+
+/* ---- answers from the cache ---- */
+
+void session_answer(struct session *s, const uint8_t *bytes, size_t len, uint16_t status)
+{
+	if (s->state == SESS_CLOSING || !to_client(s, bytes, len))
+		return;
+	s->status = status;
+	metrics_observe_ns(m.cache_latency, now_ns() - s->cmd_start_ns);
+	if (s->state != SESS_CACHE)
+		return; /* answered inside on_client_command, which goes on */
+	if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
+		session_close(s, "draining");
+		return;
+	}
+	set_state(s, SESS_IDLE);
+	arm_idle_timer(s);
+	process_client(s);
+}
+
+void session_answer_failed(struct session *s)
+{
+	session_close(s, "out of memory answering from the cache");
+}
+
+void session_relay_command(struct session *s, const uint8_t *payload, size_t len)
+{
+	if (s->state != SESS_CACHE || !s->up)
+		return;
+	struct buf b;
+	buf_init(&b);
+	uint8_t seq = 0;
+	bool ok = proto_write_packet(&b, &seq, payload, len) == 0 && to_upstream(s, b.data, b.len);
+	buf_free(&b);
+	if (!ok)
+		return;
+	s->cmd = payload[0];
+	proto_resp_start(&s->resp, s->cmd, s->caps, payload, len);
+	set_state(s, SESS_QUERY);
+	if (buf_unread(&s->up->conn->in))
+		process_upstream(s);
+}
+
+void session_job_finished(struct session *s)
+{
+	(void)s; /* the session outlives its jobs' results: nothing to release */
 }

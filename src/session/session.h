@@ -22,6 +22,7 @@ enum session_state {
 	SESS_QUERY,         /* command relayed; relaying its response */
 	SESS_INFILE,        /* relaying the client's LOCAL INFILE data */
 	SESS_CHANGE_USER,   /* COM_CHANGE_USER relayed; relaying its auth rounds */
+	SESS_CACHE,         /* a kNN query is being answered from the cache */
 	SESS_CLOSING,       /* closing both connections */
 	SESS_NSTATES
 };
@@ -44,6 +45,7 @@ struct proxy {
 	struct pool *pool;
 	SSL_CTX *client_tls;     /* NULL: clients cannot use TLS */
 	struct net_rsa *rsa;     /* for caching_sha2 over plaintext client links; may be NULL */
+	struct proxy_cache *cache; /* the vector cache; NULL when off */
 	struct proxy_limits lim;
 	struct session *by_state[SESS_NSTATES];
 	int n_by_state[SESS_NSTATES];
@@ -82,6 +84,10 @@ struct session {
 	uint64_t counted_in;         /* client bytes already added to the metric */
 	uint64_t cmd_start_ns;
 	char user[64];
+	char login_db[256];          /* the database named at login (or change user) */
+	size_t login_db_len;
+	uint8_t charset;             /* from the handshake response */
+	struct sess_cache *kc;       /* the cache's view of this session, or NULL */
 	struct session *next, *prev; /* on px->by_state[state] */
 };
 
@@ -95,6 +101,14 @@ void proxy_drain(struct proxy *px);
 /* Closes every session at once. */
 void proxy_close_all(struct proxy *px);
 const char *session_state_name(enum session_state s);
+
+/* For sess_cache.c: an answer computed by vecgate goes to the client as if
+ * TiDB had sent it (status becomes the session's); a command the cache took
+ * goes to TiDB after all; a cache job of the session returned. */
+void session_answer(struct session *s, const uint8_t *bytes, size_t len, uint16_t status);
+void session_answer_failed(struct session *s);
+void session_relay_command(struct session *s, const uint8_t *payload, size_t len);
+void session_job_finished(struct session *s);
 /* JSON counts by state, for /status. */
 int proxy_status_json(const struct proxy *px, struct buf *out) MUST_CHECK;
 

@@ -258,3 +258,15 @@ def test_admin_endpoint(vecgate, schema):
     assert vecgate.metric("vecgate_client_logins_total", result="ok") >= 1
     assert vecgate.metric("vecgate_passthrough_seconds_count") >= 1
     assert vecgate.metric("vecgate_tls_handshakes_total", side="client", result="ok") >= 1
+
+
+@pytest.mark.parametrize("size", [1_100_000, 2_000_000, 4_000_000])
+def test_large_request_and_response_then_more(vecgate, schema, size):
+    # A command or result bigger than write_buffer_limit pauses one side;
+    # it must resume even when the kernel took the bytes at once.
+    with vecgate.connect(schema, max_allowed_packet=64 << 20) as conn:
+        assert fetch(conn, "SELECT LENGTH(%s)", ("x" * size,)) == ((size,),)
+        assert fetch(conn, "SELECT 'second'") == (("second",),)
+        (big,), = fetch(conn, f"SELECT REPEAT('y', {size})")
+        assert len(big) == size
+        assert fetch(conn, "SELECT 'third'") == (("third",),)

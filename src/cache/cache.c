@@ -1,0 +1,343 @@
+/* Cached tables: versions, staleness, single-flight background loads. */
+#include "cache/cache.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "admin/metrics.h"
+#include "core/log.h"
+#include "net/net.h"
+
+#define RETRY_AFTER_FAILURE_MS 5000
+
+struct cache {
+	struct cache_options opt;
+	char user[256], password[1024], host[256], ca[1024];
+	struct cache_table *tables;
+	size_t n_tables;
+	struct net_timer timer;
+	bool closing;
+	int loads_in_flight;
+	struct metric *m_loads_ok, *m_loads_failed, *m_load_seconds, *m_rows, *m_bytes;
+};
+
+/* What a load on a pool thread needs and produces. */
+struct load_job {
+	struct cache_table *t;
+	struct cache_load_spec spec;
+	struct cache_snapshot *snap;
+	char err[512];
+};
+
+uint64_t cache_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void start_load(struct cache_table *t);
+
+static uint64_t snapshot_bytes(const struct cache *c)
+{
+	uint64_t n = 0;
+	for (const struct cache_table *t = c->tables; t; t = t->next)
+		n += t->snap ? t->snap->bytes : 0;
+	return n;
+}
+
+static void load_work(void *data)
+{
+	struct load_job *j = data;
+	j->snap = cache_snapshot_load(&j->spec, j->err, sizeof(j->err));
+}
+
+static void load_done(void *data, int status)
+{
+	struct load_job *j = data;
+	struct cache_table *t = j->t;
+	struct cache *c = t->cache;
+	c->loads_in_flight--;
+	t->loading = false;
+	if (!j->snap) {
+		t->load_failures++;
+		metrics_inc(c->m_loads_failed, 1);
+		snprintf(t->last_error, sizeof(t->last_error), "%s",
+			 status ? "load cancelled" : j->err);
+		log_warn("cache %s.%s: load failed: %s", t->db, t->table, t->last_error);
+		if (!t->snap)
+			t->state = CACHE_FAILED;
+		t->retry_at_ms = cache_now_ms() + RETRY_AFTER_FAILURE_MS;
+	} else {
+		struct cache_snapshot *old = t->snap;
+		t->snap = j->snap;
+		t->state = CACHE_READY;
+		t->loads++;
+		t->last_error[0] = 0;
+		metrics_inc(c->m_loads_ok, 1);
+		metrics_observe_ns(c->m_load_seconds, j->snap->load_ms * 1000000u);
+		metrics_inc(c->m_rows, j->snap->n_rows);
+		metrics_inc(c->m_bytes, j->snap->bytes);
+		log_info("cache %s.%s: loaded %zu rows, %zu bytes in %" PRIu64 " ms (version %" PRIu64
+			 "%s)",
+			 t->db, t->table, j->snap->n_rows, j->snap->bytes, j->snap->load_ms,
+			 j->snap->version, j->snap->version == t->version ? "" : ", already stale");
+		if (old)
+			cache_snapshot_unref(old);
+		if (snapshot_bytes(c) > c->opt.memory_limit) {
+			log_warn("cache %s.%s: snapshots exceed memory_limit; dropping this one",
+				 t->db, t->table);
+			cache_snapshot_unref(t->snap);
+			t->snap = NULL;
+			t->state = CACHE_FAILED;
+			snprintf(t->last_error, sizeof(t->last_error), "memory_limit reached");
+			t->retry_at_ms = cache_now_ms() + RETRY_AFTER_FAILURE_MS;
+		}
+	}
+	free(j);
+	if (c->closing) {
+		if (c->loads_in_flight == 0)
+			cache_free(c);
+		return;
+	}
+	if (t->reload_again || (t->snap && t->snap->version != t->version)) {
+		t->reload_again = false;
+		start_load(t);
+	}
+}
+
+static void start_load(struct cache_table *t)
+{
+	struct cache *c = t->cache;
+	if (t->loading || c->closing)
+		return;
+	struct load_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->t = t;
+	j->spec = (struct cache_load_spec){
+		.host = c->host,
+		.port = c->opt.port,
+		.user = c->user,
+		.password = c->password,
+		.tls = c->opt.tls,
+		.tls_verify = c->opt.tls_verify,
+		.tls_ca_file = c->ca,
+		.db = t->db,
+		.table = t->table,
+		.column = t->column,
+		.version = t->version,
+		.memory_limit = c->opt.memory_limit,
+		.timeout_s = (unsigned)(c->opt.load_timeout_ms / 1000),
+	};
+	if (net_work_submit(c->opt.loop, load_work, load_done, j) < 0) {
+		free(j);
+		return;
+	}
+	t->loading = true;
+	t->reload_again = false;
+	c->loads_in_flight++;
+}
+
+void cache_table_changed(struct cache_table *t, bool ddl)
+{
+	t->version++;
+	if (ddl)
+		t->schema_version++;
+	if (t->loading)
+		t->reload_again = true; /* it read before this write */
+	else
+		start_load(t);
+}
+
+void cache_all_changed(struct cache *c)
+{
+	for (struct cache_table *t = c->tables; t; t = t->next)
+		cache_table_changed(t, true);
+}
+
+const char *cache_table_unservable(const struct cache_table *t, uint64_t now_ms)
+{
+	if (!t->snap)
+		return t->state == CACHE_FAILED ? "load_failed" : "loading";
+	if (t->snap->version != t->version)
+		return "stale_write";
+	if (now_ms - t->snap->loaded_ms >= t->cache->opt.max_staleness_ms)
+		return "stale_age";
+	return NULL;
+}
+
+/* Refreshes snapshots before they reach max_staleness, retries failed
+ * loads, and so keeps serving continuous while TiDB changes underneath. */
+static void timer_cb(struct net_timer *tm)
+{
+	struct cache *c = tm->data;
+	uint64_t now = cache_now_ms();
+	for (struct cache_table *t = c->tables; t; t = t->next) {
+		if (t->loading)
+			continue;
+		if (!t->snap) {
+			if (now >= t->retry_at_ms)
+				start_load(t);
+		} else if (now - t->snap->loaded_ms >= c->opt.max_staleness_ms / 2 &&
+			   now >= t->retry_at_ms) {
+			start_load(t);
+		}
+	}
+	uint64_t every = c->opt.max_staleness_ms / 8;
+	net_timer_start(&c->timer, every < 50 ? 50 : every > 1000 ? 1000 : every);
+}
+
+static bool same_name(const char *a, const char *b, size_t bn)
+{
+	return strlen(a) == bn && strncasecmp(a, b, bn) == 0;
+}
+
+struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, const char *table,
+			       size_t table_len)
+{
+	for (struct cache_table *t = c->tables; t; t = t->next)
+		if (same_name(t->db, db, db_len) && same_name(t->table, table, table_len))
+			return t;
+	return NULL;
+}
+
+static struct cache_table *add_table(struct cache *c, const char *db, size_t dbn,
+				     const char *table, size_t tn, const char *col, size_t cn)
+{
+	if (dbn >= 256 || tn >= 256 || cn >= 256)
+		return NULL;
+	struct cache_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->cache = c;
+	memcpy(t->db, db, dbn);
+	memcpy(t->table, table, tn);
+	memcpy(t->column, col, cn);
+	t->version = 1;
+	t->next = c->tables;
+	c->tables = t;
+	c->n_tables++;
+	start_load(t);
+	return t;
+}
+
+struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, const char *table,
+				size_t table_len, const char *column, size_t column_len)
+{
+	struct cache_table *t = cache_find(c, db, db_len, table, table_len);
+	if (t || !c->opt.tables->auto_admit || snapshot_bytes(c) >= c->opt.memory_limit)
+		return t;
+	t = add_table(c, db, db_len, table, table_len, column, column_len);
+	if (t)
+		log_info("cache: admitting %s.%s(%s)", t->db, t->table, t->column);
+	return t;
+}
+
+bool cache_auto_admit(const struct cache *c) { return c->opt.tables->auto_admit; }
+
+void cache_set_max_staleness(struct cache *c, uint64_t ms) { c->opt.max_staleness_ms = ms; }
+
+struct cache *cache_new(const struct cache_options *opt, char *err, size_t errlen)
+{
+	if (!*opt->user) {
+		snprintf(err, errlen, "[cache] tables needs [cache] user (and password) to load them");
+		return NULL;
+	}
+	struct cache *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->opt = *opt;
+	snprintf(c->user, sizeof(c->user), "%s", opt->user);
+	const char *pw = getenv("VECGATE_CACHE_PASSWORD");
+	snprintf(c->password, sizeof(c->password), "%s", pw ? pw : opt->password);
+	snprintf(c->host, sizeof(c->host), "%s", opt->host);
+	snprintf(c->ca, sizeof(c->ca), "%s", opt->tls_ca_file ? opt->tls_ca_file : "");
+	struct metrics_family *f = metrics_family(METRICS_COUNTER, "vecgate_cache_loads_total",
+						  "Snapshot loads, by outcome.", "result", NULL);
+	c->m_loads_ok = metrics_series(f, "ok", NULL);
+	c->m_loads_failed = metrics_series(f, "failed", NULL);
+	c->m_load_seconds = metrics_histogram("vecgate_cache_load_seconds",
+					      "Time to load one snapshot.");
+	c->m_rows = metrics_counter("vecgate_cache_loaded_rows_total", "Rows loaded into snapshots.");
+	c->m_bytes = metrics_counter("vecgate_cache_loaded_bytes_total",
+				     "Bytes of snapshots loaded.");
+	for (size_t i = 0; i < opt->tables->n; i++) {
+		const struct config_table *ct = &opt->tables->v[i];
+		add_table(c, ct->db, strlen(ct->db), ct->table, strlen(ct->table), ct->column,
+			  strlen(ct->column));
+	}
+	net_timer_init(opt->loop, &c->timer, timer_cb, c);
+	net_timer_start(&c->timer, 100);
+	return c;
+}
+
+static void timer_closed(struct net_timer *t)
+{
+	struct cache *c = t->data;
+	for (struct cache_table *x = c->tables, *next; x; x = next) {
+		next = x->next;
+		if (x->snap)
+			cache_snapshot_unref(x->snap);
+		free(x);
+	}
+	explicit_bzero(c->password, sizeof(c->password));
+	free(c);
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c->closing) {
+		c->closing = true;
+		net_timer_stop(&c->timer);
+	}
+	/* Loads in flight finish on their pool thread first; the last one to
+	 * return calls back here. */
+	if (c->loads_in_flight > 0)
+		return;
+	net_timer_close(&c->timer, timer_closed);
+}
+
+int cache_status_json(const struct cache *c, struct buf *out)
+{
+	int rc = buf_append(out, "[", 1);
+	uint64_t now = cache_now_ms();
+	for (const struct cache_table *t = c->tables; t && rc == 0; t = t->next) {
+		char name[600], tmp[600];
+		snprintf(name, sizeof(name), "%s.%s", t->db, t->table);
+		const char *why = cache_table_unservable(t, now);
+		rc = buf_append(out, t == c->tables ? "{\"table\":" : ",{\"table\":",
+				t == c->tables ? 9 : 10);
+		if (rc == 0)
+			rc = buf_append_json_str(out, name);
+		if (rc == 0)
+			rc = buf_append(out, ",\"column\":", 10);
+		if (rc == 0)
+			rc = buf_append_json_str(out, t->column);
+		int n = snprintf(tmp, sizeof(tmp),
+				 ",\"state\":\"%s\",\"servable\":%s,\"reason\":\"%s\",\"rows\":%zu,"
+				 "\"bytes\":%zu,\"age_ms\":%" PRIu64 ",\"version\":%" PRIu64
+				 ",\"snapshot_version\":%" PRIu64 ",\"loading\":%s,\"loads\":%" PRIu64
+				 ",\"load_failures\":%" PRIu64 ",\"last_error\":",
+				 t->state == CACHE_READY ? "ready" :
+				 t->state == CACHE_EMPTY ? "empty" : "failed",
+				 why ? "false" : "true", why ? why : "", t->snap ? t->snap->n_rows : 0,
+				 t->snap ? t->snap->bytes : 0, t->snap ? now - t->snap->loaded_ms : 0,
+				 t->version, t->snap ? t->snap->version : 0,
+				 t->loading ? "true" : "false", t->loads, t->load_failures);
+		if (rc == 0)
+			rc = buf_append(out, tmp, (size_t)n);
+		if (rc == 0)
+			rc = buf_append_json_str(out, t->last_error);
+		if (rc == 0)
+			rc = buf_append(out, "}", 1);
+	}
+	return rc ? rc : buf_append(out, "]", 1);
+}

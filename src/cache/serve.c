@@ -1,0 +1,794 @@
+/* Plans, runs and encodes answers to recognised kNN queries from snapshots.
+ * Whatever cannot be answered exactly is refused with a reason, and the
+ * query goes to TiDB. */
+#include "cache/serve.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto/mysql.h"
+#include "proto/packet.h"
+#include "vec/knn.h"
+#include "vec/vec.h"
+
+#define REFUSE(why)                                                                        \
+	do {                                                                               \
+		*reason = (why);                                                           \
+		return 1;                                                                  \
+	} while (0)
+
+size_t cache_format_double(double x, enum cache_double_format f, char out[static 48])
+{
+	/* MariaDB's my_gcvt uses TiDB's thresholds (checked against 10.11:
+	 * fixed for 1e-15 <= |x| < 1e15, shortest digits) but prints -0 as 0. */
+	if (f == CACHE_DOUBLE_MARIADB && x == 0) {
+		out[0] = '0';
+		out[1] = 0;
+		return 1;
+	}
+	return vec_format_double(x, out);
+}
+
+/* ---- plan ---- */
+
+static bool name_is(const char *sql, const struct sql_name *n, const char *s)
+{
+	return sql_name_eq(sql, n, s, strlen(s));
+}
+
+/* A column's qualifier: absent, the alias if there is one, else the table
+ * name; its schema (db.t.col) must be the table's. */
+static bool qualifier_ok(const char *sql, const struct sql_knn *k, const struct sql_name *schema,
+			 const struct sql_name *qual, const struct cache_snapshot *s)
+{
+	if (sql_name_present(schema) && !name_is(sql, schema, s->db))
+		return false;
+	if (!sql_name_present(qual))
+		return true;
+	if (sql_name_present(&k->alias))
+		return sql_name_same(sql, qual, &k->alias) && !sql_name_present(schema);
+	return name_is(sql, qual, s->table);
+}
+
+static ssize_t find_column(const char *sql, const struct sql_name *name,
+			   const struct cache_snapshot *s)
+{
+	for (size_t i = 0; i < s->n_cols; i++)
+		if (name_is(sql, name, s->cols[i].name))
+			return (ssize_t)i;
+	return -1;
+}
+
+static int add_out(struct cache_plan *p, enum cache_out_kind kind, size_t col)
+{
+	struct cache_out_col *c = realloc(p->cols, (p->ncols + 1) * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	p->cols = c;
+	c[p->ncols].kind = kind;
+	c[p->ncols].col = col;
+	p->ncols++;
+	return 0;
+}
+
+/* A constant's value: from the statement, or from a bound parameter. */
+struct value {
+	bool is_int, is_str, is_num, is_null;
+	bool negative;
+	const char *digits; /* is_int: without sign */
+	size_t ndigits;
+	double num;
+	char *str;          /* is_str: unescaped, malloc'd */
+	size_t nstr;
+};
+
+static int literal_value(const char *sql, unsigned lexflags, const struct sql_lit *lit,
+			 const struct cache_param *params, size_t nparams, struct value *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (lit->kind == SQL_LIT_PARAM) {
+		if (lit->param >= nparams)
+			return 1;
+		const struct cache_param *pa = &params[lit->param];
+		if (pa->is_null) {
+			v->is_null = true;
+			return 0;
+		}
+		if (pa->is_int) {
+			v->is_int = v->is_num = true;
+			v->negative = pa->n > 0 && pa->p[0] == '-';
+			v->digits = pa->p + v->negative;
+			v->ndigits = pa->n - v->negative;
+			v->num = strtod(pa->p, NULL);
+			return 0;
+		}
+		/* A string parameter: TiDB compares it as a string to string
+		 * columns; against numbers it would convert: not handled here. */
+		v->is_str = true;
+		v->str = malloc(pa->n + 1);
+		if (!v->str)
+			return -ENOMEM;
+		memcpy(v->str, pa->p, pa->n);
+		v->nstr = pa->n;
+		return 0;
+	}
+	if (lit->kind == SQL_LIT_STRING) {
+		if (lit->flags & SQL_TOKF_INTRO)
+			return 1; /* _latin1'..': another character set */
+		v->is_str = true;
+		v->str = malloc(lit->len + 1);
+		if (!v->str)
+			return -ENOMEM;
+		if (sql_lit_string(sql, lit, lexflags, v->str, lit->len + 1, &v->nstr) < 0)
+			return 1;
+		return 0;
+	}
+	v->is_num = true;
+	v->num = lit->num;
+	v->negative = lit->negative;
+	if (lit->kind == SQL_LIT_INT) {
+		v->is_int = true;
+		v->digits = sql + lit->off;
+		v->ndigits = lit->len;
+	}
+	return 0;
+}
+
+/* Parses decimal digits into a magnitude; false past UINT64_MAX. */
+static bool parse_u64(const char *p, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9' || v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Adds one constant to f as its column's comparison needs it. */
+static int add_constant(struct cache_filter *f, const struct value *v)
+{
+	if (f->cmp == CACHE_CMP_INT || f->cmp == CACHE_CMP_UINT) {
+		uint64_t mag;
+		if (!v->is_int || !parse_u64(v->digits, v->ndigits, &mag))
+			return 1;
+		int64_t x;
+		if (f->cmp == CACHE_CMP_UINT) {
+			/* A negative constant against an unsigned column: TiDB's
+			 * answer is easy to get wrong; leave it to TiDB. */
+			if (v->negative)
+				return 1;
+			x = (int64_t)mag;
+		} else {
+			if (v->negative ? mag > (uint64_t)INT64_MAX + 1 : mag > (uint64_t)INT64_MAX)
+				return 1;
+			x = v->negative ? (int64_t)(0 - mag) : (int64_t)mag;
+		}
+		int64_t *ints = realloc(f->ints, (f->nvals + 1) * sizeof(*ints));
+		if (!ints)
+			return -ENOMEM;
+		f->ints = ints;
+		ints[f->nvals++] = x;
+		return 0;
+	}
+	if (!v->is_str)
+		return 1;
+	size_t n = v->nstr;
+	if (f->cmp == CACHE_CMP_PADSPACE)
+		while (n > 0 && v->str[n - 1] == ' ')
+			n--;
+	size_t *off = realloc(f->str_off, (f->nvals + 2) * sizeof(*off));
+	if (!off)
+		return -ENOMEM;
+	f->str_off = off;
+	if (f->nvals == 0)
+		off[0] = 0;
+	if (buf_append(&f->strs, v->str, n) < 0)
+		return -ENOMEM;
+	off[++f->nvals] = f->strs.len;
+	return 0;
+}
+
+static void free_filters(struct cache_filter *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(f[i].ints);
+		buf_free(&f[i].strs);
+		free(f[i].str_off);
+	}
+	free(f);
+}
+
+/* Compiles one filter of a level. col is the resolved column (or SIZE_MAX
+ * for the distance). Returns 0, 1 (refuse) or -ENOMEM. */
+static int compile_filter(const char *sql, unsigned lexflags, const struct sql_knn *k,
+			  const struct sql_knn_filter *kf, size_t col, struct cache_plan *p,
+			  bool outer, const struct cache_param *params, size_t nparams)
+{
+	if (col == SIZE_MAX) {
+		/* distance < x or <= x */
+		bool *has = outer ? &p->outer_has_th : &p->has_th;
+		struct vec_threshold *th = outer ? &p->outer_th : &p->th;
+		if (*has || (kf->op != SQL_KNN_LT && kf->op != SQL_KNN_LE) || kf->nlit != 1)
+			return 1;
+		struct value v;
+		int rc = literal_value(sql, lexflags, &k->lits[kf->lit], params, nparams, &v);
+		free(v.str);
+		if (rc != 0 || !v.is_num)
+			return rc ? rc : 1;
+		*has = true;
+		th->value = v.num;
+		th->inclusive = kf->op == SQL_KNN_LE;
+		return 0;
+	}
+	struct cache_filter **fs = outer ? &p->outer_filters : &p->filters;
+	size_t *nf = outer ? &p->nouter_filters : &p->nfilters;
+	struct cache_filter *grown = realloc(*fs, (*nf + 1) * sizeof(**fs));
+	if (!grown)
+		return -ENOMEM;
+	*fs = grown;
+	struct cache_filter *f = &grown[*nf];
+	memset(f, 0, sizeof(*f));
+	buf_init(&f->strs);
+	(*nf)++;
+	f->col = col;
+	f->op = kf->op;
+	f->cmp = p->snap->cols[col].cmp;
+	if (kf->op == SQL_KNN_IS_NULL || kf->op == SQL_KNN_IS_NOT_NULL)
+		return 0;
+	if (f->cmp == CACHE_CMP_NONE)
+		return 1;
+	for (size_t i = 0; i < kf->nlit; i++) {
+		struct value v;
+		int rc = literal_value(sql, lexflags, &k->lits[kf->lit + i], params, nparams, &v);
+		if (rc == 0)
+			rc = v.is_null ? 1 : add_constant(f, &v);
+		free(v.str);
+		if (rc != 0)
+			return rc;
+	}
+	return f->nvals ? 0 : 1;
+}
+
+/* The table column an inner item or a filter names, SIZE_MAX for the
+ * distance, or -1 when it is something else. */
+static ssize_t inner_target(const char *sql, const struct sql_knn *k, int inner,
+			    const struct sql_name *name, const struct cache_snapshot *s)
+{
+	if (inner < 0 || (size_t)inner >= k->inner.nitems)
+		return -1;
+	const struct sql_knn_item *it = &k->inner.items[inner];
+	if (it->kind == SQL_KNN_ITEM_DISTANCE)
+		return (ssize_t)SIZE_MAX;
+	if (it->kind == SQL_KNN_ITEM_COLUMN)
+		return find_column(sql, &it->name, s);
+	if (it->kind == SQL_KNN_ITEM_STAR && name)
+		return find_column(sql, name, s);
+	return -1;
+}
+
+static int build_inner_cols(const char *sql, const struct sql_knn *k, struct cache_plan *p,
+			    const char **reason)
+{
+	const struct cache_snapshot *s = p->snap;
+	for (size_t i = 0; i < k->inner.nitems; i++) {
+		const struct sql_knn_item *it = &k->inner.items[i];
+		int rc = 0;
+		switch (it->kind) {
+		case SQL_KNN_ITEM_STAR:
+			if (!qualifier_ok(sql, k, &it->schema, &it->qual, s))
+				REFUSE("qualifier");
+			for (size_t c = 0; c < s->n_cols && rc == 0; c++)
+				rc = add_out(p, CACHE_OUT_CELL, c);
+			break;
+		case SQL_KNN_ITEM_COLUMN: {
+			if (!qualifier_ok(sql, k, &it->schema, &it->qual, s))
+				REFUSE("qualifier");
+			ssize_t c = find_column(sql, &it->name, s);
+			if (c < 0)
+				REFUSE("column");
+			rc = add_out(p, CACHE_OUT_CELL, (size_t)c);
+			break;
+		}
+		case SQL_KNN_ITEM_DISTANCE:
+			rc = add_out(p, CACHE_OUT_DIST, 0);
+			break;
+		case SQL_KNN_ITEM_SCORE:
+			rc = add_out(p, CACHE_OUT_SCORE, 0);
+			break;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* pytidb: SELECT candidates.*, 1 - candidates._distance AS _score FROM (...). */
+static int build_outer_cols(const char *sql, const struct sql_knn *k, struct cache_plan *p,
+			    const char **reason)
+{
+	struct cache_out_col *inner = p->cols;
+	size_t ninner = p->ncols;
+	p->cols = NULL;
+	p->ncols = 0;
+	int rc = 0;
+	for (size_t i = 0; i < k->outer.nitems && rc == 0; i++) {
+		const struct sql_knn_item *it = &k->outer.items[i];
+		if (it->kind == SQL_KNN_ITEM_STAR) {
+			for (size_t c = 0; c < ninner && rc == 0; c++)
+				rc = add_out(p, inner[c].kind, inner[c].col);
+		} else if (it->kind == SQL_KNN_ITEM_SCORE) {
+			rc = add_out(p, CACHE_OUT_SCORE, 0);
+		} else if (it->kind == SQL_KNN_ITEM_DISTANCE) {
+			rc = add_out(p, CACHE_OUT_DIST, 0);
+		} else {
+			ssize_t c = inner_target(sql, k, it->inner, &it->name, p->snap);
+			if (c == -1)
+				rc = 1;
+			else if ((size_t)c == SIZE_MAX)
+				rc = add_out(p, CACHE_OUT_DIST, 0);
+			else
+				rc = add_out(p, CACHE_OUT_CELL, (size_t)c);
+		}
+	}
+	free(inner);
+	if (rc == 1)
+		REFUSE("outer_column");
+	return rc;
+}
+
+static int count_value(const struct sql_knn_count *c, const struct cache_param *params,
+		       size_t nparams, size_t *out)
+{
+	if (!c->present) {
+		*out = SIZE_MAX;
+		return 0;
+	}
+	uint64_t v = c->value;
+	if (c->is_param) {
+		if (c->param >= nparams || !params[c->param].is_int || params[c->param].is_null ||
+		    !parse_u64(params[c->param].p, params[c->param].n, &v))
+			return 1;
+	}
+	*out = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+	return 0;
+}
+
+static int compile_level(const char *sql, unsigned lexflags, const struct sql_knn *k,
+			 const struct sql_knn_select *lvl, bool outer, struct cache_plan *p,
+			 const struct cache_param *params, size_t nparams, const char **reason)
+{
+	for (size_t i = 0; i < lvl->nfilters; i++) {
+		const struct sql_knn_filter *f = &lvl->filters[i];
+		ssize_t col;
+		if (f->on_distance) {
+			col = (ssize_t)SIZE_MAX;
+		} else if (outer) {
+			col = inner_target(sql, k, f->inner, &f->column, p->snap);
+		} else {
+			if (!qualifier_ok(sql, k, &f->schema, &f->qual, p->snap))
+				REFUSE("qualifier");
+			col = find_column(sql, &f->column, p->snap);
+		}
+		if (col == -1)
+			REFUSE("filter_column");
+		int rc = compile_filter(sql, lexflags, k, f, (size_t)col, p, outer, params, nparams);
+		if (rc != 0) {
+			if (rc > 0)
+				*reason = "filter";
+			return rc;
+		}
+	}
+	size_t lim, off;
+	if (count_value(&lvl->limit, params, nparams, &lim) ||
+	    count_value(&lvl->offset, params, nparams, &off))
+		REFUSE("limit");
+	if (lim == SIZE_MAX)
+		REFUSE("limit");
+	if (off == SIZE_MAX)
+		off = 0;
+	if (outer) {
+		p->outer_k = lim;
+		p->outer_offset = off;
+	} else {
+		p->k = lim;
+		p->offset = off;
+	}
+	return 0;
+}
+
+static int query_vector(const char *sql, const struct sql_knn *k, struct cache_plan *p,
+			const struct cache_param *params, size_t nparams)
+{
+	const float *v = k->vec.v;
+	size_t dim = k->vec.dim;
+	struct vec_f32 parsed;
+	vec_f32_init(&parsed);
+	if (k->vec_is_param) {
+		/* Every '?' standing for the vector must hold the same text. */
+		const struct cache_param *first = NULL;
+		for (size_t i = 0; i < k->nvec_params; i++) {
+			unsigned idx = k->vec_params[i];
+			if (idx >= nparams || params[idx].is_null || params[idx].is_int)
+				return 1;
+			if (first && (first->n != params[idx].n ||
+				      memcmp(first->p, params[idx].p, first->n) != 0))
+				return 1;
+			first = &params[idx];
+		}
+		struct vec_err err;
+		if (!first || vec_parse(first->p, first->n, &parsed, &err) < 0) {
+			vec_f32_free(&parsed);
+			return 1; /* TiDB answers with its error */
+		}
+		v = parsed.v;
+		dim = parsed.dim;
+	}
+	p->q = malloc((dim ? dim : 1) * sizeof(float));
+	if (!p->q) {
+		vec_f32_free(&parsed);
+		return -ENOMEM;
+	}
+	if (dim)
+		memcpy(p->q, v, dim * sizeof(float));
+	p->dim = dim;
+	vec_f32_free(&parsed);
+	(void)sql;
+	return 0;
+}
+
+int cache_plan_build(struct cache_plan *p, const char *sql, const struct sql_knn *k,
+		     unsigned lexflags, struct cache_snapshot *snap, const char *db, size_t db_len,
+		     const struct cache_param *params, size_t nparams, const char **reason)
+{
+	memset(p, 0, sizeof(*p));
+	cache_snapshot_ref(snap);
+	p->snap = snap;
+	p->metric = k->metric;
+	p->dfmt = CACHE_DOUBLE_TIDB;
+	/* The table: db.table, or table in the session's database. */
+	if (sql_name_present(&k->schema) ? !name_is(sql, &k->schema, snap->db)
+					 : (db_len != strlen(snap->db) ||
+					    strncasecmp(db, snap->db, db_len) != 0))
+		REFUSE("table");
+	if (!name_is(sql, &k->table, snap->table))
+		REFUSE("table");
+	if (!qualifier_ok(sql, k, &k->vcol_schema, &k->vcol_qual, snap) ||
+	    !name_is(sql, &k->vcol, snap->cols[snap->vec_col].name))
+		REFUSE("vector_column");
+	int rc = query_vector(sql, k, p, params, nparams);
+	if (rc != 0) {
+		*reason = "vector";
+		return rc;
+	}
+	size_t tdim = vec_table_dim(snap->vecs, NULL);
+	if (vec_table_rows(snap->vecs) > vec_table_null_count(snap->vecs) && tdim != p->dim)
+		REFUSE("dimension"); /* TiDB: vectors have different dimensions */
+	if (vec_table_mixed(snap->vecs, NULL, NULL))
+		REFUSE("dimension");
+	if ((rc = build_inner_cols(sql, k, p, reason)) != 0)
+		return rc;
+	if ((rc = compile_level(sql, lexflags, k, &k->inner, false, p, params, nparams, reason)))
+		return rc;
+	if (k->has_outer) {
+		p->outer = true;
+		if ((rc = build_outer_cols(sql, k, p, reason)) != 0)
+			return rc;
+		if ((rc = compile_level(sql, lexflags, k, &k->outer, true, p, params, nparams,
+					reason)))
+			return rc;
+	}
+	return 0;
+}
+
+void cache_plan_free(struct cache_plan *p)
+{
+	free(p->q);
+	free(p->cols);
+	free_filters(p->filters, p->nfilters);
+	free_filters(p->outer_filters, p->nouter_filters);
+	if (p->snap)
+		cache_snapshot_unref(p->snap);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- run ---- */
+
+static bool parse_i64(const uint8_t *p, size_t n, bool is_unsigned, int64_t *out)
+{
+	bool neg = n > 0 && p[0] == '-';
+	uint64_t mag;
+	if (!parse_u64((const char *)p + neg, n - neg, &mag))
+		return false;
+	if (is_unsigned) {
+		*out = (int64_t)mag;
+		return !neg;
+	}
+	if (neg ? mag > (uint64_t)INT64_MAX + 1 : mag > (uint64_t)INT64_MAX)
+		return false;
+	*out = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+	return true;
+}
+
+static int compare_ints(int64_t a, int64_t b, bool is_unsigned)
+{
+	if (is_unsigned)
+		return (uint64_t)a < (uint64_t)b ? -1 : (uint64_t)a > (uint64_t)b;
+	return a < b ? -1 : a > b;
+}
+
+static int compare_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+	if (c)
+		return c;
+	return an < bn ? -1 : an > bn;
+}
+
+static bool op_holds(int op, int cmp)
+{
+	switch (op) {
+	case SQL_KNN_EQ:
+	case SQL_KNN_IN:
+		return cmp == 0;
+	case SQL_KNN_NE:
+	case SQL_KNN_NOT_IN:
+		return cmp != 0;
+	case SQL_KNN_LT:
+		return cmp < 0;
+	case SQL_KNN_LE:
+		return cmp <= 0;
+	case SQL_KNN_GT:
+		return cmp > 0;
+	case SQL_KNN_GE:
+		return cmp >= 0;
+	}
+	return false;
+}
+
+/* SQL semantics: a NULL cell satisfies only IS NULL. */
+static bool filter_passes(const struct cache_filter *f, const struct cache_snapshot *s, size_t row)
+{
+	const uint8_t *cell;
+	size_t n;
+	bool present = cache_snapshot_cell(s, row, f->col, &cell, &n);
+	if (f->op == SQL_KNN_IS_NULL)
+		return !present;
+	if (f->op == SQL_KNN_IS_NOT_NULL)
+		return present;
+	if (!present)
+		return false;
+	bool list = f->op == SQL_KNN_IN || f->op == SQL_KNN_NOT_IN;
+	bool is_unsigned = f->cmp == CACHE_CMP_UINT;
+	int64_t iv = 0;
+	if ((f->cmp == CACHE_CMP_INT || is_unsigned) && !parse_i64(cell, n, is_unsigned, &iv))
+		return false;
+	if (f->cmp == CACHE_CMP_PADSPACE)
+		while (n > 0 && cell[n - 1] == ' ')
+			n--;
+	for (size_t i = 0; i < f->nvals; i++) {
+		int c = f->cmp == CACHE_CMP_INT || is_unsigned
+				? compare_ints(iv, f->ints[i], is_unsigned)
+				: compare_bytes(cell, n, f->strs.data + f->str_off[i],
+						f->str_off[i + 1] - f->str_off[i]);
+		if (!list)
+			return op_holds(f->op, c);
+		if (c == 0)
+			return f->op == SQL_KNN_IN;
+	}
+	return f->op == SQL_KNN_NOT_IN;
+}
+
+static bool row_passes(const struct cache_filter *fs, size_t n, const struct cache_snapshot *s,
+		       size_t row)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!filter_passes(&fs[i], s, row))
+			return false;
+	return true;
+}
+
+static bool threshold_passes(const struct vec_threshold *th, const struct vec_hit *h)
+{
+	return !h->is_null && (th->inclusive ? h->dist <= th->value : h->dist < th->value);
+}
+
+int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nhits)
+{
+	const struct cache_snapshot *s = p->snap;
+	size_t rows = s->n_rows;
+	uint64_t *allowed = NULL;
+	*hits = NULL;
+	*nhits = 0;
+	if (p->nfilters) {
+		allowed = calloc((rows + 63) / 64 + 1, sizeof(uint64_t));
+		if (!allowed)
+			return -ENOMEM;
+		for (size_t r = 0; r < rows; r++)
+			if (row_passes(p->filters, p->nfilters, s, r))
+				allowed[r / 64] |= 1ull << (r % 64);
+	}
+	size_t k = p->k < rows ? p->k : rows;
+	struct vec_hit *h = malloc((k ? k : 1) * sizeof(*h));
+	if (!h) {
+		free(allowed);
+		return -ENOMEM;
+	}
+	size_t n = 0;
+	int rc = vec_knn(s->vecs, p->metric, p->q, p->dim, k, p->offset,
+			 p->has_th ? &p->th : NULL, allowed, h, &n);
+	free(allowed);
+	if (rc < 0) {
+		free(h);
+		return rc;
+	}
+	if (p->outer) {
+		/* The inner answer, filtered again and cut to the outer LIMIT;
+		 * its order (by distance) stays the inner order. */
+		size_t kept = 0, skipped = 0;
+		for (size_t i = 0; i < n && kept < p->outer_k; i++) {
+			if (p->outer_has_th && !threshold_passes(&p->outer_th, &h[i]))
+				continue;
+			if (!row_passes(p->outer_filters, p->nouter_filters, s, h[i].row))
+				continue;
+			if (skipped < p->outer_offset) {
+				skipped++;
+				continue;
+			}
+			h[kept++] = h[i];
+		}
+		n = kept;
+	}
+	*hits = h;
+	*nhits = n;
+	return 0;
+}
+
+/* ---- encoding ---- */
+
+static int put_double_text(struct buf *b, double x, enum cache_double_format f)
+{
+	char tmp[48];
+	size_t n = cache_format_double(x, f, tmp);
+	return wr_lenenc_str(b, tmp, n);
+}
+
+static int text_row(const struct cache_plan *p, const struct vec_hit *h, struct buf *b)
+{
+	int rc = 0;
+	for (size_t c = 0; c < p->ncols && rc == 0; c++) {
+		const struct cache_out_col *oc = &p->cols[c];
+		const uint8_t *cell;
+		size_t n;
+		if (oc->kind == CACHE_OUT_CELL) {
+			rc = cache_snapshot_cell(p->snap, h->row, oc->col, &cell, &n)
+				     ? wr_lenenc_str(b, cell, n) : wr_u8(b, 0xFB);
+		} else if (h->is_null) {
+			rc = wr_u8(b, 0xFB);
+		} else {
+			double d = oc->kind == CACHE_OUT_DIST ? h->dist : 1.0 - h->dist;
+			rc = put_double_text(b, d, p->dfmt);
+		}
+	}
+	return rc;
+}
+
+static int binary_value(struct buf *b, uint8_t type, const uint8_t *cell, size_t n,
+			bool is_unsigned)
+{
+	char tmp[64];
+	switch (type) {
+	case PROTO_TYPE_LONGLONG:
+	case PROTO_TYPE_LONG:
+	case PROTO_TYPE_INT24:
+	case PROTO_TYPE_SHORT:
+	case PROTO_TYPE_YEAR:
+	case PROTO_TYPE_TINY: {
+		int64_t v;
+		if (!parse_i64(cell, n, is_unsigned, &v))
+			return -ENOTSUP;
+		int width = type == PROTO_TYPE_LONGLONG ? 8 :
+			    type == PROTO_TYPE_LONG || type == PROTO_TYPE_INT24 ? 4 :
+			    type == PROTO_TYPE_TINY ? 1 : 2;
+		for (int i = 0; i < width; i++)
+			if (wr_u8(b, (uint8_t)((uint64_t)v >> (8 * i))) < 0)
+				return -ENOMEM;
+		return 0;
+	}
+	case PROTO_TYPE_DOUBLE:
+	case PROTO_TYPE_FLOAT: {
+		if (n >= sizeof(tmp))
+			return -ENOTSUP;
+		memcpy(tmp, cell, n);
+		tmp[n] = 0;
+		char *end;
+		if (type == PROTO_TYPE_FLOAT) {
+			float f = strtof(tmp, &end);
+			uint32_t bits;
+			memcpy(&bits, &f, 4);
+			return *end ? -ENOTSUP : wr_u32(b, bits);
+		}
+		double d = strtod(tmp, &end);
+		uint64_t bits;
+		memcpy(&bits, &d, 8);
+		return *end ? -ENOTSUP : wr_u64(b, bits);
+	}
+	case PROTO_TYPE_DATE:
+	case PROTO_TYPE_DATETIME:
+	case PROTO_TYPE_TIMESTAMP:
+	case PROTO_TYPE_TIME:
+	case PROTO_TYPE_NEWDATE:
+	case PROTO_TYPE_TIMESTAMP2:
+	case PROTO_TYPE_DATETIME2:
+	case PROTO_TYPE_TIME2:
+	case PROTO_TYPE_NULL:
+		return -ENOTSUP;
+	default:
+		/* Strings, blobs, DECIMAL, JSON, BIT, ENUM, SET, vectors: the same
+		 * length-encoded bytes as in a text row. */
+		return wr_lenenc_str(b, cell, n);
+	}
+}
+
+static int binary_row(const struct cache_plan *p, const struct vec_hit *h, const uint8_t *types,
+		      struct buf *b)
+{
+	size_t nb = (p->ncols + 7 + 2) / 8;
+	if (wr_u8(b, 0x00) < 0 || buf_reserve(b, nb) < 0)
+		return -ENOMEM;
+	size_t bitmap = b->len;
+	memset(b->data + b->len, 0, nb);
+	b->len += nb;
+	for (size_t c = 0; c < p->ncols; c++) {
+		const struct cache_out_col *oc = &p->cols[c];
+		const uint8_t *cell = NULL;
+		size_t n = 0;
+		bool null;
+		if (oc->kind == CACHE_OUT_CELL)
+			null = !cache_snapshot_cell(p->snap, h->row, oc->col, &cell, &n);
+		else
+			null = h->is_null;
+		if (null) {
+			b->data[bitmap + (c + 2) / 8] |= (uint8_t)(1u << ((c + 2) % 8));
+			continue;
+		}
+		int rc;
+		if (oc->kind == CACHE_OUT_CELL) {
+			bool is_unsigned = p->snap->cols[oc->col].cmp == CACHE_CMP_UINT;
+			rc = binary_value(b, types[c], cell, n, is_unsigned);
+		} else {
+			if (types[c] != PROTO_TYPE_DOUBLE)
+				return -ENOTSUP;
+			double d = oc->kind == CACHE_OUT_DIST ? h->dist : 1.0 - h->dist;
+			uint64_t bits;
+			memcpy(&bits, &d, 8);
+			rc = wr_u64(b, bits);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, size_t nhits,
+		      bool binary, const uint8_t *types, struct buf *out, uint8_t *seq)
+{
+	for (size_t i = 0; i < nhits; i++) {
+		ssize_t start = proto_pkt_begin(out);
+		if (start < 0)
+			return (int)start;
+		int rc = binary ? binary_row(p, &hits[i], types, out) : text_row(p, &hits[i], out);
+		if (rc < 0)
+			return rc;
+		if ((rc = proto_pkt_end(out, (size_t)start, seq)) < 0)
+			return rc;
+	}
+	return 0;
+}

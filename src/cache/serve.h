@@ -1,0 +1,102 @@
+/* Answering a recognised kNN query from a snapshot: the plan (which cells
+ * and computed columns the answer has, the filters as exact comparisons on
+ * cached cells), its execution (filters, SIMD scan, top-k, pytidb's outer
+ * query) and the encoding of rows in the text and binary protocols. */
+#ifndef VECGATE_CACHE_SERVE_H
+#define VECGATE_CACHE_SERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/snapshot.h"
+#include "core/buf.h"
+#include "sql/knn.h"
+#include "vec/topk.h"
+
+enum cache_out_kind {
+	CACHE_OUT_CELL,  /* a table column's cell, as TiDB sent it */
+	CACHE_OUT_DIST,  /* the distance, a DOUBLE (NULL for a NULL vector) */
+	CACHE_OUT_SCORE, /* 1 - distance (pytidb's _score) */
+};
+
+struct cache_out_col {
+	enum cache_out_kind kind;
+	size_t col; /* CELL: the snapshot column */
+};
+
+/* A filter compiled to an exact comparison on one column's cells. */
+struct cache_filter {
+	size_t col;
+	int op;              /* enum sql_knn_op */
+	enum cache_cmp cmp;
+	size_t nvals;
+	int64_t *ints;       /* CACHE_CMP_INT / UINT (as uint64 bits) */
+	struct buf strs;     /* BYTES / PADSPACE: values back to back */
+	size_t *str_off;     /* [nvals + 1] */
+};
+
+/* How the upstream prints a DOUBLE in text rows. */
+enum cache_double_format {
+	CACHE_DOUBLE_TIDB,    /* TiDB: shortest digits, fixed for 1e-15 <= |x| < 1e15 */
+	CACHE_DOUBLE_MARIADB, /* MariaDB (the test stand-in): see serve.c */
+};
+
+struct cache_plan {
+	struct cache_snapshot *snap; /* referenced while the plan lives */
+	enum vec_metric metric;
+	float *q;
+	size_t dim;
+	size_t k, offset;            /* the (inner) LIMIT and OFFSET */
+	bool has_th;
+	struct vec_threshold th;
+	struct cache_filter *filters; /* inner filters on cells */
+	size_t nfilters;
+	/* pytidb's outer query over the inner answer. */
+	bool outer;
+	size_t outer_k, outer_offset;
+	bool outer_has_th;
+	struct vec_threshold outer_th;
+	struct cache_filter *outer_filters;
+	size_t nouter_filters;
+	struct cache_out_col *cols;  /* the answer's columns, in order */
+	size_t ncols;
+	enum cache_double_format dfmt;
+};
+
+/* Binds a recognised query to a snapshot. db is the session's current
+ * database (for an unqualified table); params (NULL for a text query) are
+ * a prepared statement's bound values: params[i] for '?' number i, as
+ * text (strings) or decimal text (integers). Returns 0, or a positive
+ * value with *reason (static text) when the snapshot cannot answer exactly
+ * (the caller sends the query to TiDB), or -ENOMEM. */
+struct cache_param {
+	const char *p;
+	size_t n;
+	bool is_null;
+	bool is_int;
+};
+int cache_plan_build(struct cache_plan *plan, const char *sql, const struct sql_knn *k,
+		     unsigned lexflags, struct cache_snapshot *snap, const char *db, size_t db_len,
+		     const struct cache_param *params, size_t nparams, const char **reason)
+	MUST_CHECK;
+void cache_plan_free(struct cache_plan *plan);
+
+/* Runs the plan (filters, scan, top-k, outer query): thread-safe, for a
+ * pool thread. *hits (malloc'd, caller frees) gets the answer's rows in
+ * order. 0, or a negative errno (-EDOM: a row of another dimension, which
+ * TiDB answers with an error: the caller leaves the query to TiDB). */
+int cache_plan_run(const struct cache_plan *plan, struct vec_hit **hits, size_t *nhits)
+	MUST_CHECK;
+
+/* Appends the answer's rows as packets starting at sequence id *seq: text
+ * protocol rows, or binary protocol rows for the column types in types[]
+ * (one per column, from the captured definitions). 0, -ENOMEM, or
+ * -ENOTSUP when a binary column type cannot be produced from text cells. */
+int cache_encode_rows(const struct cache_plan *plan, const struct vec_hit *hits, size_t nhits,
+		      bool binary, const uint8_t *types, struct buf *out, uint8_t *seq) MUST_CHECK;
+
+/* The DOUBLE's text as the upstream prints it. */
+size_t cache_format_double(double x, enum cache_double_format f, char out[static 48]);
+
+#endif

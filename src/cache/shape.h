@@ -1,0 +1,80 @@
+/* Captured answers' column definitions, per query shape: the first
+ * execution of a shape by a user goes to TiDB, whose response gives the
+ * exact column definition packets (and proves the user may read them);
+ * vecgate then computes the same answer from its snapshot and compares it
+ * with TiDB's rows before it ever answers that shape itself. */
+#ifndef VECGATE_CACHE_SHAPE_H
+#define VECGATE_CACHE_SHAPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+struct cache_table;
+
+/* How TiDB ended an answer: the EOF after the definitions (empty under
+ * DEPRECATE_EOF) and the terminator, with the session status before and
+ * after, so vecgate's answers change the status as TiDB's did. */
+struct cache_meta {
+	uint16_t before, after, mid_status;
+	struct buf mid;
+	struct buf term;
+};
+void cache_meta_free(struct cache_meta *m);
+int cache_meta_copy(struct cache_meta *dst, const struct cache_meta *src) MUST_CHECK;
+
+enum cache_shape_state {
+	CACHE_SHAPE_PENDING,  /* captured, comparison not done yet */
+	CACHE_SHAPE_VERIFIED, /* vecgate's answer matched TiDB's: served from the cache */
+	CACHE_SHAPE_REJECTED, /* repeated mismatches: always sent to TiDB */
+};
+
+struct cache_shape {
+	uint64_t key;
+	struct cache_table *table;
+	uint64_t schema_version;   /* the table's at capture */
+	enum cache_shape_state state;
+	int mismatches;
+	bool verifying;
+	int users;                 /* answers in flight reading it: not evicted */
+	struct cache_meta meta;
+	uint32_t ncols;
+	uint8_t *types;            /* [ncols] type byte of each definition */
+	struct buf defs;           /* each definition: u32 length, then the payload */
+	uint64_t hits;
+	uint64_t last_used_ms;
+	struct cache_shape *next;  /* hash chain */
+};
+
+/* The key of a shape for a session: the statement's shape hash with who
+ * asks and how the answer is encoded. */
+uint64_t cache_shape_key(uint64_t shape, const char *user, const char *db, uint64_t settings,
+			 bool binary, bool deprecate_eof);
+
+struct cache_shapes;
+struct cache_shapes *cache_shapes_new(size_t max);
+void cache_shapes_free(struct cache_shapes *s);
+struct cache_shape *cache_shapes_find(struct cache_shapes *s, uint64_t key);
+/* Adds (or replaces) the shape for key with the definitions of a response:
+ * defs holds ncols payloads as described above. NULL when out of memory. */
+struct cache_shape *cache_shapes_put(struct cache_shapes *s, uint64_t key, struct cache_table *t,
+				     uint64_t schema_version, const struct buf *defs, uint32_t ncols);
+/* Forgets every shape of a table (its definition changed). */
+void cache_shapes_drop_table(struct cache_shapes *s, const struct cache_table *t);
+size_t cache_shapes_count(const struct cache_shapes *s);
+
+/* The nth definition payload of a shape. */
+const uint8_t *cache_shape_def(const struct cache_shape *sh, uint32_t nth, uint32_t *len);
+
+/* Compares TiDB's rows with vecgate's, tie-aware (TIDB-FACTS 5): the same
+ * number of rows; where the answer has a distance column (dist_col, or -1),
+ * the same distance at every rank, and the same rows wherever the distance
+ * at a rank is unique (a group of equal distances may hold other rows, and
+ * in another order, since TiDB's order among exact ties is not defined);
+ * without one, the same rows in the same order. Each buffer holds row
+ * payloads, each prefixed by its u32 length. */
+bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours, int dist_col);
+
+#endif
