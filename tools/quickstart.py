@@ -4,6 +4,7 @@ writes it. Stores three documents and prints them by cosine distance to
 verified against --ca."""
 import argparse
 import json
+import time
 from pathlib import Path
 
 from sqlalchemy import Column, Integer, Text, create_engine, text
@@ -32,6 +33,9 @@ def main():
     ap.add_argument("--database", default="vecgate_quickstart")
     ap.add_argument("--flavor", default=info.get("flavor", "tidb"),
                     help="tidb, or mariadb for the fallback test database")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the search this many times (0.3 s apart) and check the "
+                         "answers agree, as an application serving requests would")
     args = ap.parse_args()
 
     ssl = {"ssl_ca": args.ca, "ssl_verify_cert": True, "ssl_verify_identity": True}
@@ -61,12 +65,23 @@ def main():
         ])
         session.commit()
 
-    with Session(engine) as session:
-        distance = Document.embedding.cosine_distance([1, 2, 3]).label("distance")
-        results = session.query(Document, distance).order_by(distance).limit(3).all()
-        print("Documents nearest to [1, 2, 3] by cosine distance:")
-        for doc, d in results:
-            print(f"  {doc.content:<5} {list(map(float, doc.embedding))}  distance: {d}")
+    answers = []
+    for i in range(args.repeat):
+        if i:
+            time.sleep(0.3)
+        with Session(engine) as session:
+            distance = Document.embedding.cosine_distance([1, 2, 3]).label("distance")
+            results = session.query(Document, distance).order_by(distance).limit(3).all()
+            answers.append([(doc.content, list(map(float, doc.embedding)), d)
+                            for doc, d in results])
+    print("Documents nearest to [1, 2, 3] by cosine distance:")
+    for content, embedding, d in answers[0]:
+        print(f"  {content:<5} {embedding}  distance: {d}")
+    if args.repeat > 1:
+        same = all(a == answers[0] for a in answers)
+        print(f"Searched {args.repeat} times: {'identical answers' if same else 'ANSWERS DIFFER'}")
+        if not same:
+            raise SystemExit(1)
     engine.dispose()
 
 

@@ -452,7 +452,7 @@ int cache_plan_build(struct cache_plan *p, const char *sql, const struct sql_knn
 	cache_snapshot_ref(snap);
 	p->snap = snap;
 	p->metric = k->metric;
-	p->dfmt = CACHE_DOUBLE_TIDB;
+	p->dfmt = snap->mariadb ? CACHE_DOUBLE_MARIADB : CACHE_DOUBLE_TIDB;
 	/* The table: db.table, or table in the session's database. */
 	if (sql_name_present(&k->schema) ? !name_is(sql, &k->schema, snap->db)
 					 : (db_len != strlen(snap->db) ||

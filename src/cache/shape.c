@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "proto/mysql.h"
+#include "vec/topk.h"
 
 struct cache_shapes {
 	struct cache_shape **slots;
@@ -192,7 +193,7 @@ void cache_shapes_drop_table(struct cache_shapes *s, const struct cache_table *t
 		struct cache_shape **pp = &s->slots[i];
 		while (*pp) {
 			struct cache_shape *sh = *pp;
-			if (sh->table == t && !in_use(sh)) {
+			if ((!t || sh->table == t) && !in_use(sh)) {
 				*pp = sh->next;
 				s->count--;
 				shape_free(sh);
@@ -279,49 +280,37 @@ static int row_cmp(const void *x, const void *y)
 	return c ? c : (a->n > b->n) - (a->n < b->n);
 }
 
-bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours, int dist_col)
+static bool same_distance(const struct vec_hit *a, const struct vec_hit *b)
+{
+	return a->is_null == b->is_null && (a->is_null || a->dist == b->dist);
+}
+
+bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours,
+			   const struct vec_hit *hits, size_t nhits, int dist_col, bool first_cut,
+			   bool last_cut)
 {
 	struct row *a = NULL, *b = NULL;
 	size_t na = split_rows(tidb, &a), nb = split_rows(ours, &b);
-	bool ok = na != SIZE_MAX && nb != SIZE_MAX && na == nb;
-	if (ok && dist_col < 0) {
-		for (size_t i = 0; i < na && ok; i++)
-			ok = same_row(&a[i], &b[i]);
-	} else if (ok) {
-		/* The distance at every rank, then the rows of each group of
-		 * equal distances; a group at either end may be a cut of a
-		 * larger group of ties, so only its distances are compared. */
-		size_t start = 0;
-		while (ok && start < na) {
-			const uint8_t *d0, *e0;
-			uint64_t dn, en;
-			if (!text_cell(&a[start], dist_col, &d0, &dn))
-				dn = UINT64_MAX; /* NULL distances group together */
-			size_t end = start;
-			for (; end < na; end++) {
-				const uint8_t *d;
-				uint64_t n;
-				bool nonnull = text_cell(&a[end], dist_col, &d, &n);
-				if (nonnull ? dn == UINT64_MAX || n != dn || memcmp(d, d0, n)
-					    : dn != UINT64_MAX)
-					break;
-				bool mine = text_cell(&b[end], dist_col, &e0, &en);
-				if (mine != nonnull || (mine && (en != n || memcmp(e0, d, n))))
-					ok = false;
-			}
-			if (!ok)
-				break;
-			bool edge = start == 0 || end == na;
-			if (end - start == 1) {
-				ok = same_row(&a[start], &b[start]);
-			} else if (!edge) {
-				qsort(a + start, end - start, sizeof(*a), row_cmp);
-				qsort(b + start, end - start, sizeof(*b), row_cmp);
-				for (size_t i = start; i < end && ok; i++)
-					ok = same_row(&a[i], &b[i]);
-			}
-			start = end;
+	bool ok = na != SIZE_MAX && nb != SIZE_MAX && na == nb && nb == nhits;
+	/* TiDB's distance at every rank is vecgate's. */
+	for (size_t i = 0; ok && dist_col >= 0 && i < na; i++) {
+		const uint8_t *d, *e;
+		uint64_t dn, en;
+		bool x = text_cell(&a[i], dist_col, &d, &dn), y = text_cell(&b[i], dist_col, &e, &en);
+		ok = x == y && (!x || (dn == en && memcmp(d, e, dn) == 0));
+	}
+	for (size_t start = 0; ok && start < na;) {
+		size_t end = start + 1;
+		while (end < na && same_distance(&hits[end], &hits[start]))
+			end++;
+		bool cut = (end == na && last_cut) || (start == 0 && first_cut);
+		if (!cut) {
+			qsort(a + start, end - start, sizeof(*a), row_cmp);
+			qsort(b + start, end - start, sizeof(*b), row_cmp);
+			for (size_t i = start; i < end && ok; i++)
+				ok = same_row(&a[i], &b[i]);
 		}
+		start = end;
 	}
 	free(a);
 	free(b);

@@ -44,6 +44,7 @@ struct cache_shape {
 	uint8_t *types;            /* [ncols] type byte of each definition */
 	struct buf defs;           /* each definition: u32 length, then the payload */
 	uint64_t hits;
+	uint64_t verified_ms;      /* when TiDB last proved the user may read the answer */
 	uint64_t last_used_ms;
 	struct cache_shape *next;  /* hash chain */
 };
@@ -61,20 +62,26 @@ struct cache_shape *cache_shapes_find(struct cache_shapes *s, uint64_t key);
  * defs holds ncols payloads as described above. NULL when out of memory. */
 struct cache_shape *cache_shapes_put(struct cache_shapes *s, uint64_t key, struct cache_table *t,
 				     uint64_t schema_version, const struct buf *defs, uint32_t ncols);
-/* Forgets every shape of a table (its definition changed). */
+/* Forgets every shape of a table (its definition changed), or of every
+ * table (t NULL: privileges may have changed). */
 void cache_shapes_drop_table(struct cache_shapes *s, const struct cache_table *t);
 size_t cache_shapes_count(const struct cache_shapes *s);
 
 /* The nth definition payload of a shape. */
 const uint8_t *cache_shape_def(const struct cache_shape *sh, uint32_t nth, uint32_t *len);
 
-/* Compares TiDB's rows with vecgate's, tie-aware (TIDB-FACTS 5): the same
- * number of rows; where the answer has a distance column (dist_col, or -1),
- * the same distance at every rank, and the same rows wherever the distance
- * at a rank is unique (a group of equal distances may hold other rows, and
- * in another order, since TiDB's order among exact ties is not defined);
- * without one, the same rows in the same order. Each buffer holds row
- * payloads, each prefixed by its u32 length. */
-bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours, int dist_col);
+struct vec_hit;
+
+/* Compares TiDB's rows with vecgate's, tie-aware (TIDB-FACTS 5). Each buffer
+ * holds row payloads, each prefixed by its u32 length; hits are vecgate's
+ * rows with their distances. Rows form groups of equal distance (by hits):
+ * a group must hold the same rows in any order (TiDB's order among exact
+ * ties is not defined), except a group that continues past the end of the
+ * answer (last_cut: the LIMIT cut it, so TiDB may have kept other rows of
+ * it) or before its start (first_cut: the OFFSET did). With dist_col >= 0
+ * (text rows), TiDB's distance cell must equal vecgate's at every rank. */
+bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours,
+			   const struct vec_hit *hits, size_t nhits, int dist_col, bool first_cut,
+			   bool last_cut);
 
 #endif

@@ -230,8 +230,9 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 	/* TiDB's vector literal grammar changed after v8.5 (TIDB-FACTS 4);
 	 * cells TiDB printed parse the same either way, MariaDB's LONGTEXT
 	 * stand-in holds the text its clients inserted. */
-	enum vec_dialect dialect = strstr(mysql_get_server_info(my), "TiDB-v8.5")
-					   ? VEC_TIDB_V8_5 : VEC_TIDB_MASTER;
+	const char *version = mysql_get_server_info(my);
+	enum vec_dialect dialect = strstr(version, "TiDB-v8.5") ? VEC_TIDB_V8_5 : VEC_TIDB_MASTER;
+	s->mariadb = strstr(version, "MariaDB") != NULL;
 	if (vec_builder_init(&vb, VEC_DIM_ANY) < 0)
 		goto nomem;
 	char q[1600], qd[520], qt[520];

@@ -48,6 +48,7 @@ struct cache_snapshot {
 	size_t *row_off;        /* [n_rows + 1]: row r is rows[row_off[r], row_off[r+1]) */
 	struct vec_table *vecs; /* row r of the table is row r here */
 	size_t bytes;           /* memory held */
+	bool mariadb;           /* the upstream is MariaDB (the test stand-in), not TiDB */
 };
 
 static inline void cache_snapshot_ref(struct cache_snapshot *s)

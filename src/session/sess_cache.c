@@ -30,6 +30,10 @@
 #define MAX_STATEMENTS 16
 #define CAPTURE_MAX (8u << 20)   /* larger answers are not captured */
 #define MISMATCHES_TO_REJECT 3
+/* A user's right to read an answer was proved by TiDB answering it; privileges
+ * changed directly on TiDB are not seen by vecgate, so the proof is renewed
+ * (one execution of the shape goes to TiDB again) at least this often. */
+#define PROOF_MAX_AGE_MS (5 * 60 * 1000)
 
 /* The bits of the server status a statement leaves as it found them. */
 #define SESSION_STATUS_BITS                                                                \
@@ -415,9 +419,14 @@ static void account_statements(struct sess_cache *kc, const char *text,
 			for_tables(kc, text, c, note_write, false);
 			break;
 		case SQL_KIND_DDL:
-			/* DDL commits what came before it, then changes tables. */
+			/* DDL commits what came before it, then changes tables. A
+			 * session's TEMPORARY table hides a cached table of its
+			 * name from this session. */
 			txn_commit(kc);
-			for_tables(kc, text, c, note_ddl, true);
+			if (c->flags & SQL_CF_TEMPORARY)
+				kc->serving_ok = false;
+			else
+				for_tables(kc, text, c, note_ddl, true);
 			break;
 		case SQL_KIND_BEGIN:
 		case SQL_KIND_COMMIT:
@@ -434,6 +443,10 @@ static void account_statements(struct sess_cache *kc, const char *text,
 			break;
 		case SQL_KIND_USE:
 			kc->db_known = sql_name_copy(text, &c->db, kc->db, sizeof(kc->db)) == 0;
+			break;
+		case SQL_KIND_ACL:
+			/* Who may read what changed: every proof is void. */
+			cache_shapes_drop_table(kc->pc->shapes, NULL);
 			break;
 		default:
 			break;
@@ -598,8 +611,14 @@ static void serve_done(void *data, int status)
 
 /* ---- verification ---- */
 
+static bool same_distance_hit(const struct vec_hit *a, const struct vec_hit *b)
+{
+	return a->is_null == b->is_null && (a->is_null || a->dist == b->dist);
+}
+
 struct verify_job {
 	struct cache_shape *shape;
+	char sql[512];          /* the statement's start, for the log */
 	struct cache_plan plan;
 	struct buf tidb_rows;   /* u32-prefixed payloads */
 	struct buf ours;
@@ -614,14 +633,31 @@ static void verify_work(void *data)
 	struct verify_job *j = data;
 	struct vec_hit *hits;
 	size_t n;
-	j->rc = cache_plan_run(&j->plan, &hits, &n);
+	/* One row more on each side than asked, to see whether a group of equal
+	 * distances at either end of the answer goes on past it. (pytidb's
+	 * outer query: both ends are taken as cut, which only loosens.) */
+	struct cache_plan *p = &j->plan;
+	size_t k = p->k, before = 0;
+	bool outer = p->outer;
+	if (!outer) {
+		before = p->offset > 0;
+		p->offset -= before;
+		p->k = k + before + 1 < k ? k : k + before + 1;
+	}
+	j->rc = cache_plan_run(p, &hits, &n);
 	if (j->rc < 0)
 		return;
+	size_t got = n > before ? n - before : 0;
+	if (got > k)
+		got = k;
+	struct vec_hit *mine = hits + (n > before ? before : n);
+	bool first_cut = outer || (before && n > 1 && same_distance_hit(&hits[0], &hits[1]));
+	bool last_cut = outer || (got > 0 && n > before + got &&
+				  same_distance_hit(&mine[got - 1], &mine[got]));
 	struct buf packets;
 	buf_init(&packets);
 	uint8_t seq = 0;
-	j->rc = cache_encode_rows(&j->plan, hits, n, j->binary, j->shape->types, &packets, &seq);
-	free(hits);
+	j->rc = cache_encode_rows(p, mine, got, j->binary, j->shape->types, &packets, &seq);
 	/* Packets to u32-prefixed payloads, as the capture holds them. */
 	for (size_t off = 0; j->rc == 0 && off < packets.len;) {
 		struct proto_logical lp;
@@ -636,7 +672,9 @@ static void verify_work(void *data)
 	}
 	buf_free(&packets);
 	if (j->rc == 0)
-		j->match = cache_rows_equivalent(&j->tidb_rows, &j->ours, j->binary ? -1 : j->dist_col);
+		j->match = cache_rows_equivalent(&j->tidb_rows, &j->ours, mine, got,
+						 j->binary ? -1 : j->dist_col, first_cut, last_cut);
+	free(hits);
 }
 
 static void verify_done(void *data, int status)
@@ -646,9 +684,12 @@ static void verify_done(void *data, int status)
 	sh->verifying = false;
 	if (status == 0 && j->rc == 0 && j->match) {
 		sh->state = CACHE_SHAPE_VERIFIED;
+		sh->verified_ms = cache_now_ms();
 		metrics_inc(m.verified, 1);
 	} else if (status == 0 && j->rc == 0) {
 		metrics_inc(m.mismatches, 1);
+		log_debug("cache %s.%s: answer differs from TiDB's (%zu vs %zu bytes of rows): %s",
+			  sh->table->db, sh->table->table, j->tidb_rows.len, j->ours.len, j->sql);
 		if (++sh->mismatches >= MISMATCHES_TO_REJECT) {
 			sh->state = CACHE_SHAPE_REJECTED;
 			log_warn("cache %s.%s: answers for a query shape differ from TiDB's %d times; "
@@ -681,6 +722,12 @@ static void capture_finish(struct sess_cache *kc, uint16_t status)
 	if (cache_table_unservable(t, cache_now_ms()) || t->schema_version != c->schema_version)
 		return; /* compare next time, against a fresh snapshot */
 	struct cache_shape *sh = cache_shapes_find(pc->shapes, c->key);
+	if (sh && sh->state == CACHE_SHAPE_VERIFIED && !sh->verifying &&
+	    sh->schema_version == c->schema_version) {
+		/* A renewed proof: TiDB answered this user again. */
+		sh->verified_ms = cache_now_ms();
+		return;
+	}
 	if (!sh || sh->state == CACHE_SHAPE_PENDING) {
 		if (sh && sh->verifying)
 			return;
@@ -714,6 +761,7 @@ static void capture_finish(struct sess_cache *kc, uint16_t status)
 		return;
 	}
 	j->shape = sh;
+	snprintf(j->sql, sizeof(j->sql), "%.*s", (int)(c->src_len < 511 ? c->src_len : 511), c->src);
 	j->binary = c->binary;
 	j->dist_col = dist_column(&j->plan);
 	j->tidb_rows = c->rows; /* moved */
@@ -835,7 +883,8 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 	struct cache_shape *sh = cache_shapes_find(kc->pc->shapes, key);
 	if (sh && sh->state == CACHE_SHAPE_REJECTED)
 		return bypass(&k, "rejected_shape");
-	if (!sh || sh->state != CACHE_SHAPE_VERIFIED || sh->schema_version != t->schema_version) {
+	if (!sh || sh->state != CACHE_SHAPE_VERIFIED || sh->schema_version != t->schema_version ||
+	    cache_now_ms() - sh->verified_ms >= PROOF_MAX_AGE_MS) {
 		/* The first execution of the shape: TiDB answers, and its answer
 		 * is recorded to be compared with vecgate's. */
 		metrics_inc(m.misses, 1);

@@ -118,7 +118,7 @@ class Vecgate:
         }
         for key, value in overrides.items():
             section, name = key.split("__", 1)
-            sections[section][name] = value
+            sections.setdefault(section, {})[name] = value
         self.conf = tmp_path / "vecgate.conf"
         self.conf.write_text("".join(
             f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) for s, kv in sections.items()))
