@@ -279,3 +279,14 @@ def test_shipped_configs_check(db):
     assert generated == (TOP / "conf" / "vecgate.conf").read_text()
     assert run_vecgate("--version").stdout.startswith("vecgate ")
     assert "--config" in run_vecgate("--help").stdout
+
+
+def test_readme_lists_every_config_key():
+    readme = (TOP / "README.md").read_text()
+    section = None
+    for line in run_vecgate("--print-default-config").stdout.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif section and " = " in line + " " and not line.startswith("#") and line.strip():
+            key = line.split("=")[0].strip()
+            assert f"`[{section}] {key}`" in readme, f"README lacks [{section}] {key}"
