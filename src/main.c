@@ -90,11 +90,8 @@ static bool healthy_hook(void *ctx, const char **reason)
 static int status_hook(void *ctx, struct buf *out)
 {
 	struct app *a = ctx;
-	char tmp[256];
-	int n = snprintf(tmp, sizeof(tmp),
-			 "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"by_state\":",
-			 VECGATE_VERSION, a->stopping ? "true" : "false", a->px.n_sessions);
-	int rc = buf_append(out, tmp, (size_t)n);
+	int rc = buf_appendf(out, "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"by_state\":",
+			     VECGATE_VERSION, a->stopping ? "true" : "false", a->px.n_sessions);
 	if (rc == 0)
 		rc = proxy_status_json(&a->px, out);
 	if (rc == 0)

@@ -291,19 +291,6 @@ int64_t metrics_value(const struct metric *m)
 	return (int64_t)n;
 }
 
-static int putf(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int putf(struct buf *out, const char *fmt, ...)
-{
-	char tmp[128];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -EINVAL;
-	return buf_append(out, tmp, (size_t)n);
-}
 
 /* name[suffix]{labels[,extra]} : the start of a sample line. */
 static int put_sample_name(struct buf *out, const struct metric *m, const char *suffix,
@@ -318,7 +305,7 @@ static int put_sample_name(struct buf *out, const struct metric *m, const char *
 	if (rc == 0 && m->labels)
 		rc = put(out, m->labels);
 	if (rc == 0 && extra)
-		rc = putf(out, "%s%s", m->labels ? "," : "", extra);
+		rc = buf_appendf(out, "%s%s", m->labels ? "," : "", extra);
 	return rc ? rc : put(out, "}");
 }
 
@@ -331,7 +318,7 @@ static int put_seconds(struct buf *out, uint64_t ns)
 	while (n > 0 && frac[n - 1] == '0')
 		n--;
 	frac[n] = '\0';
-	return putf(out, "%" PRIu64 "%s%s", ns / 1000000000, n ? "." : "", frac);
+	return buf_appendf(out, "%" PRIu64 "%s%s", ns / 1000000000, n ? "." : "", frac);
 }
 
 static int render_histogram(struct buf *out, const struct metric *m)
@@ -344,7 +331,7 @@ static int render_histogram(struct buf *out, const struct metric *m)
 		cum += atomic_load_explicit(&m->buckets[i], memory_order_relaxed);
 		rc = put_sample_name(out, m, "_bucket", le);
 		if (rc == 0)
-			rc = putf(out, " %" PRIu64 "\n", cum);
+			rc = buf_appendf(out, " %" PRIu64 "\n", cum);
 	}
 	if (rc == 0)
 		rc = put_sample_name(out, m, "_sum", NULL);
@@ -357,30 +344,30 @@ static int render_histogram(struct buf *out, const struct metric *m)
 	if (rc == 0)
 		rc = put_sample_name(out, m, "_count", NULL);
 	if (rc == 0)
-		rc = putf(out, " %" PRIu64 "\n", cum);
+		rc = buf_appendf(out, " %" PRIu64 "\n", cum);
 	return rc;
 }
 
 static int render_family(struct buf *out, const struct metrics_family *f)
 {
 	static const char *const types[] = { "counter", "gauge", "histogram" };
-	int rc = putf(out, "# HELP %s ", f->name);
+	int rc = buf_appendf(out, "# HELP %s ", f->name);
 	if (rc == 0)
 		rc = put_escaped(out, f->help, true);
 	if (rc == 0)
-		rc = putf(out, "\n# TYPE %s %s\n", f->name, types[f->type]);
+		rc = buf_appendf(out, "\n# TYPE %s %s\n", f->name, types[f->type]);
 	for (const struct metric *m = f->series; m && rc == 0; m = m->next) {
 		uint64_t v = atomic_load_explicit(&m->count, memory_order_relaxed);
 		switch (f->type) {
 		case METRICS_COUNTER:
 			rc = put_sample_name(out, m, "", NULL);
 			if (rc == 0)
-				rc = putf(out, " %" PRIu64 "\n", v);
+				rc = buf_appendf(out, " %" PRIu64 "\n", v);
 			break;
 		case METRICS_GAUGE:
 			rc = put_sample_name(out, m, "", NULL);
 			if (rc == 0)
-				rc = putf(out, " %" PRId64 "\n", (int64_t)v);
+				rc = buf_appendf(out, " %" PRId64 "\n", (int64_t)v);
 			break;
 		case METRICS_HISTOGRAM:
 			rc = render_histogram(out, m);

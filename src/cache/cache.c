@@ -310,7 +310,7 @@ int cache_status_json(const struct cache *c, struct buf *out)
 	int rc = buf_append(out, "[", 1);
 	uint64_t now = cache_now_ms();
 	for (const struct cache_table *t = c->tables; t && rc == 0; t = t->next) {
-		char name[600], tmp[600];
+		char name[600];
 		snprintf(name, sizeof(name), "%s.%s", t->db, t->table);
 		const char *why = cache_table_unservable(t, now);
 		rc = buf_append(out, t == c->tables ? "{\"table\":" : ",{\"table\":",
@@ -321,19 +321,19 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			rc = buf_append(out, ",\"column\":", 10);
 		if (rc == 0)
 			rc = buf_append_json_str(out, t->column);
-		int n = snprintf(tmp, sizeof(tmp),
-				 ",\"state\":\"%s\",\"servable\":%s,\"reason\":\"%s\",\"rows\":%zu,"
-				 "\"bytes\":%zu,\"age_ms\":%" PRIu64 ",\"version\":%" PRIu64
-				 ",\"snapshot_version\":%" PRIu64 ",\"loading\":%s,\"loads\":%" PRIu64
-				 ",\"load_failures\":%" PRIu64 ",\"last_error\":",
-				 t->state == CACHE_READY ? "ready" :
-				 t->state == CACHE_EMPTY ? "empty" : "failed",
-				 why ? "false" : "true", why ? why : "", t->snap ? t->snap->n_rows : 0,
-				 t->snap ? t->snap->bytes : 0, t->snap ? now - t->snap->loaded_ms : 0,
-				 t->version, t->snap ? t->snap->version : 0,
-				 t->loading ? "true" : "false", t->loads, t->load_failures);
 		if (rc == 0)
-			rc = buf_append(out, tmp, (size_t)n);
+			rc = buf_appendf(
+				out,
+				",\"state\":\"%s\",\"servable\":%s,\"reason\":\"%s\",\"rows\":%zu,"
+				"\"bytes\":%zu,\"age_ms\":%" PRIu64 ",\"version\":%" PRIu64
+				",\"snapshot_version\":%" PRIu64 ",\"loading\":%s,\"loads\":%" PRIu64
+				",\"load_failures\":%" PRIu64 ",\"last_error\":",
+				t->state == CACHE_READY ? "ready" :
+				t->state == CACHE_EMPTY ? "empty" : "failed",
+				why ? "false" : "true", why ? why : "", t->snap ? t->snap->n_rows : 0,
+				t->snap ? t->snap->bytes : 0, t->snap ? now - t->snap->loaded_ms : 0,
+				t->version, t->snap ? t->snap->version : 0, t->loading ? "true" : "false",
+				t->loads, t->load_failures);
 		if (rc == 0)
 			rc = buf_append_json_str(out, t->last_error);
 		if (rc == 0)

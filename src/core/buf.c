@@ -2,6 +2,7 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,4 +278,23 @@ int buf_append_json_str(struct buf *b, const char *s)
 		}
 	}
 	return rc ? rc : buf_append(b, "\"", 1);
+}
+
+int buf_appendf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	/* vsnprintf writes a NUL after the text: room for it, then drop it. */
+	int rc = buf_reserve(b, (size_t)n + 1);
+	if (rc < 0)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
 }

@@ -70,6 +70,9 @@ int wr_u64(struct buf *b, uint64_t v) MUST_CHECK;
 int wr_lenenc(struct buf *b, uint64_t v) MUST_CHECK;
 int wr_lenenc_str(struct buf *b, const void *p, size_t n) MUST_CHECK;
 int wr_nulstr(struct buf *b, const char *s) MUST_CHECK;
+/* Appends printf-formatted text (no NUL). 0, -ENOMEM or -EINVAL. */
+int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
+	MUST_CHECK;
 /* Appends s as a JSON string, quoted and escaped. 0 or -ENOMEM. */
 int buf_append_json_str(struct buf *b, const char *s) MUST_CHECK;
 /* Number of bytes wr_lenenc() writes for v. */

@@ -847,19 +847,6 @@ static int put(struct buf *out, const char *s)
 	return buf_append(out, s, strlen(s));
 }
 
-static int putf(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int putf(struct buf *out, const char *fmt, ...)
-{
-	char tmp[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -EINVAL;
-	return buf_append(out, tmp, (size_t)n);
-}
 
 /* Writes text as "# " comment lines of at most 79 columns, breaking at spaces. */
 static int put_wrapped(struct buf *out, const char *text)
@@ -875,7 +862,7 @@ static int put_wrapped(struct buf *out, const char *text)
 			if (n == 0)
 				n = strcspn(p, " ");
 		}
-		int rc = putf(out, "# %.*s\n", (int)n, p);
+		int rc = buf_appendf(out, "# %.*s\n", (int)n, p);
 		if (rc < 0)
 			return rc;
 		p += n;
@@ -905,7 +892,7 @@ static int put_type_line(struct buf *out, const struct key *k)
 		snprintf(type, sizeof(type), "%s%s", names[k->type],
 			 k->optional ? " or empty" : "");
 	}
-	return putf(out, "# Type: %s. Default: %s. %s\n", type, *k->def ? k->def : "empty",
+	return buf_appendf(out, "# Type: %s. Default: %s. %s\n", type, *k->def ? k->def : "empty",
 		    k->reloadable ? "SIGHUP reloads it." : "Restart needed.");
 }
 
@@ -935,7 +922,7 @@ int config_write_annotated(struct buf *out)
 		const struct key *k = &keys[i];
 		if (strcmp(section, k->section) != 0) {
 			section = k->section;
-			rc = putf(out, "\n[%s]\n", section);
+			rc = buf_appendf(out, "\n[%s]\n", section);
 		}
 		if (rc == 0)
 			rc = put(out, "\n");
@@ -944,7 +931,7 @@ int config_write_annotated(struct buf *out)
 		if (rc == 0)
 			rc = put_type_line(out, k);
 		if (rc == 0)
-			rc = putf(out, *k->def ? "%s = %s\n" : "%s =%s\n", k->name, k->def);
+			rc = buf_appendf(out, *k->def ? "%s = %s\n" : "%s =%s\n", k->name, k->def);
 	}
 	return rc;
 }
@@ -964,10 +951,10 @@ static int put_json_value(struct buf *out, const struct key *k, const void *v)
 	case T_BOOL:
 		return put(out, *(const bool *)v ? "true" : "false");
 	case T_INT:
-		return putf(out, "%d", *(const int *)v);
+		return buf_appendf(out, "%d", *(const int *)v);
 	case T_SIZE:
 	case T_DURATION:
-		return putf(out, "%" PRIu64, *(const uint64_t *)v);
+		return buf_appendf(out, "%" PRIu64, *(const uint64_t *)v);
 	case T_ENUM:
 		return buf_append_json_str(out, k->choices[*(const int *)v]);
 	case T_ADDR:
@@ -995,13 +982,13 @@ int config_dump_json(const struct config *cfg, struct buf *out)
 	for (size_t i = 0; i < NKEYS && rc == 0; i++) {
 		const struct key *k = &keys[i];
 		if (!section || strcmp(section, k->section) != 0) {
-			rc = putf(out, "%s\"%s\":{", section ? "}," : "", k->section);
+			rc = buf_appendf(out, "%s\"%s\":{", section ? "}," : "", k->section);
 			section = k->section;
 		} else {
 			rc = put(out, ",");
 		}
 		if (rc == 0)
-			rc = putf(out, "\"%s\":", k->name);
+			rc = buf_appendf(out, "\"%s\":", k->name);
 		if (rc == 0)
 			rc = put_json_value(out, k, cfield(cfg, k));
 	}

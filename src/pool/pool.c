@@ -534,20 +534,19 @@ int pool_status_json(const struct pool *p, struct buf *out)
 	int rc = buf_append(out, "[", 1);
 	for (int i = 0; i < p->n_servers && rc == 0; i++) {
 		const struct pool_server *s = &p->servers[i];
-		char tmp[512];
 		rc = buf_append(out, i ? ",{\"server\":" : "{\"server\":", i ? 11 : 10);
 		if (rc == 0)
 			rc = buf_append_json_str(out, s->name);
-		int n = snprintf(tmp, sizeof(tmp),
-				 ",\"healthy\":%s,\"spares\":%d,\"connecting\":%d,\"connects\":%llu,"
-				 "\"connect_failures\":%llu,\"handed_out\":%llu,\"retired\":%llu,"
-				 "\"last_error\":",
-				 s->healthy ? "true" : "false", s->n_spares, s->n_pending,
-				 (unsigned long long)s->connects,
-				 (unsigned long long)s->connect_failures,
-				 (unsigned long long)s->handed_out, (unsigned long long)s->retired);
 		if (rc == 0)
-			rc = buf_append(out, tmp, (size_t)n);
+			rc = buf_appendf(out,
+					 ",\"healthy\":%s,\"spares\":%d,\"connecting\":%d,"
+					 "\"connects\":%llu,\"connect_failures\":%llu,\"handed_out\":%llu,"
+					 "\"retired\":%llu,\"last_error\":",
+					 s->healthy ? "true" : "false", s->n_spares, s->n_pending,
+					 (unsigned long long)s->connects,
+					 (unsigned long long)s->connect_failures,
+					 (unsigned long long)s->handed_out,
+					 (unsigned long long)s->retired);
 		if (rc == 0)
 			rc = buf_append_json_str(out, s->last_error);
 		if (rc == 0)

@@ -949,13 +949,9 @@ void proxy_close_all(struct proxy *px)
 
 int proxy_status_json(const struct proxy *px, struct buf *out)
 {
-	char tmp[128];
 	int rc = buf_append(out, "{", 1);
-	for (int i = 0; i < SESS_NSTATES && rc == 0; i++) {
-		int n = snprintf(tmp, sizeof(tmp), "%s\"%s\":%d", i ? "," : "", state_names[i],
-				 px->n_by_state[i]);
-		rc = buf_append(out, tmp, (size_t)n);
-	}
+	for (int i = 0; i < SESS_NSTATES && rc == 0; i++)
+		rc = buf_appendf(out, "%s\"%s\":%d", i ? "," : "", state_names[i], px->n_by_state[i]);
 	return rc ? rc : buf_append(out, "}", 1);
 }
 

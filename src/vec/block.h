@@ -94,7 +94,10 @@ size_t vec_table_null_count(const struct vec_table *t);
  * query to TiDB. When there is one, *row and *dim (if not NULL) get the
  * first one's. */
 size_t vec_table_mixed(const struct vec_table *t, size_t *row, size_t *dim);
-/* Bytes allocated for the table (vectors, norms, indexes, the struct). */
+/* Bytes allocated for the table (vectors, norms, indexes, the struct):
+ * 4 * dim + 4 per row (+ 4 once a NULL or mixed row exists), the last
+ * block's padding, and at most one partly filled chunk (chunks grow to
+ * about 4 MiB; those of 2 MiB or more are huge-page aligned and advised). */
 size_t vec_table_bytes(const struct vec_table *t);
 
 /* Block b (< n_blocks): its first float, 64-byte aligned; *run (if not NULL)

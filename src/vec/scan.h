@@ -62,7 +62,8 @@ void vec_scan_finish(const struct vec_scan_query *sq, const float *acc, const fl
                      size_t n, double *dist, bool *is_null);
 /* Every row's distance to q, indexed by row: NULL rows get is_null. 0;
  * -EDOM when the table has rows of another dimension (TiDB fails such a
- * query); -EINVAL when a row exists and dim is not the table's; -ENOMEM. */
+ * query); -EINVAL when a row exists and dim is not the table's, or for an
+ * unknown metric. dist and is_null have room for vec_table_rows(t). */
 int vec_scan_table(const struct vec_table *t, enum vec_metric m, const float *q, size_t dim,
                    double *dist, bool *is_null) MUST_CHECK;
 
