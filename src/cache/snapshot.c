@@ -98,8 +98,8 @@ static enum cache_cmp comparison(const char *type, const char *column_type, cons
 	return CACHE_CMP_NONE;
 }
 
-static int load_columns(MYSQL *my, struct cache_snapshot *s, const char *column, char *err,
-			size_t errlen)
+static int load_columns(MYSQL *my, struct cache_snapshot *s, const char *column,
+			size_t *declared_dim, char *err, size_t errlen)
 {
 	char q[2400], edb[520], etable[520];
 	mysql_real_escape_string(my, edb, s->db, (unsigned long)strlen(s->db));
@@ -134,8 +134,14 @@ static int load_columns(MYSQL *my, struct cache_snapshot *s, const char *column,
 		snprintf(c->data_type, sizeof(c->data_type), "%s", row[1]);
 		snprintf(c->collation, sizeof(c->collation), "%s", row[2]);
 		c->cmp = comparison(c->data_type, row[3], c->collation);
-		if (strcasecmp(c->name, column) == 0)
+		if (strcasecmp(c->name, column) == 0) {
 			s->vec_col = i;
+			/* VECTOR(768): rows of another dimension cannot exist, and
+			 * the first row does not get to decide the table's. */
+			unsigned long d;
+			if (sscanf(row[3], "vector(%lu)", &d) == 1 && d > 0)
+				*declared_dim = d;
+		}
 	}
 	mysql_free_result(res);
 	if (s->vec_col == SIZE_MAX) {
@@ -223,8 +229,9 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 	snprintf(s->db, sizeof(s->db), "%s", spec->db);
 	snprintf(s->table, sizeof(s->table), "%s", spec->table);
 	s->version = spec->version;
+	size_t dim = VEC_DIM_ANY;
 	if (!(my = connect_upstream(spec, err, errlen)) ||
-	    load_columns(my, s, spec->column, err, errlen) < 0)
+	    load_columns(my, s, spec->column, &dim, err, errlen) < 0)
 		goto failed;
 
 	/* TiDB's vector literal grammar changed after v8.5 (TIDB-FACTS 4);
@@ -233,7 +240,7 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 	const char *version = mysql_get_server_info(my);
 	enum vec_dialect dialect = strstr(version, "TiDB-v8.5") ? VEC_TIDB_V8_5 : VEC_TIDB_MASTER;
 	s->mariadb = strstr(version, "MariaDB") != NULL;
-	if (vec_builder_init(&vb, VEC_DIM_ANY) < 0)
+	if (vec_builder_init(&vb, dim) < 0)
 		goto nomem;
 	char q[1600], qd[520], qt[520];
 	snprintf(q, sizeof(q), "SELECT * FROM %s.%s", quote_ident(spec->db, qd, sizeof(qd)),
