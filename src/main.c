@@ -151,8 +151,8 @@ static void sigterm_cb(uv_signal_t *h, int signum)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	log_info("%s: draining %d sessions (at most %llu ms)", strsignal(signum), a->px.n_sessions,
-		 (unsigned long long)a->cfg.server.drain_timeout);
+	log_warn("%s received: draining %d sessions (at most %llu ms)", strsignal(signum),
+		 a->px.n_sessions, (unsigned long long)a->cfg.server.drain_timeout);
 	net_listener_close(a->listener);
 	a->listener = NULL;
 	a->px.on_drained = drained_cb;
