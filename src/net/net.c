@@ -481,12 +481,36 @@ static bool is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
 }
 
+/* A client context keeps no sessions itself: each new one (TLS 1.3 tickets
+ * arrive after the handshake) goes to the connection's resume slot, so the
+ * next connection to that server skips the full handshake. */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct net_conn *c = SSL_get_app_data(ssl);
+	if (!c || !c->resume)
+		return 0;
+	if (*c->resume)
+		SSL_SESSION_free(*c->resume);
+	*c->resume = sess;
+	return 1; /* the slot keeps the reference */
+}
+
+void net_tls_session_free(void *session) { SSL_SESSION_free(session); }
+
+bool net_tls_resumed(const struct net_conn *c)
+{
+	return c->tls == NET_TLS_ON && SSL_session_reused(c->ssl);
+}
+
 int net_start_tls_client(struct net_conn *c, SSL_CTX *ctx, const char *server_name, bool verify)
 {
 	int rc = tls_begin(c, ctx);
 	if (rc < 0)
 		return rc;
 	SSL_set_connect_state(c->ssl);
+	SSL_set_app_data(c->ssl, c);
+	if (c->resume && *c->resume)
+		SSL_set_session(c->ssl, *c->resume);
 	if (server_name && *server_name) {
 		bool ip = is_ip_literal(server_name);
 		/* RFC 6066: SNI carries host names only, never addresses. */
@@ -577,6 +601,8 @@ SSL_CTX *net_tls_client_ctx(const char *ca_file, bool verify, int min_version_mi
 		}
 	}
 	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
 	return ctx;
 failed:
 	snprintf(err, errlen, "%s", net_tls_error());
@@ -593,6 +619,8 @@ static void close_cb(uv_handle_t *h)
 {
 	struct net_conn *c = h->data;
 	emit(c, NET_EV_CLOSED, 0);
+	if (c->ssl)
+		SSL_set_app_data(c->ssl, NULL);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	SSL_free(c->ssl); /* frees both BIOs */

@@ -50,6 +50,8 @@ struct net_conn {
 	bool closing;
 	bool eof_sent;            /* NET_EV_EOF delivered once */
 	bool notify_drain;        /* the owner waits for NET_EV_DRAINED */
+	void **resume;            /* TLS client: where the session to resume is kept
+				   * (and new tickets are stored); NULL: none */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	char peer[64];            /* "ip:port", for logs */
@@ -102,6 +104,10 @@ void net_resume(struct net_conn *c);
 int net_start_tls_server(struct net_conn *c, SSL_CTX *ctx) MUST_CHECK;
 int net_start_tls_client(struct net_conn *c, SSL_CTX *ctx, const char *server_name,
 			 bool verify) MUST_CHECK;
+/* Frees a TLS session kept in a resume slot (see net_conn.resume). */
+void net_tls_session_free(void *session);
+/* Whether the TLS handshake resumed an earlier session. */
+bool net_tls_resumed(const struct net_conn *c);
 /* TLS version and cipher of an encrypted connection ("" when plaintext). */
 const char *net_tls_version(const struct net_conn *c);
 const char *net_tls_cipher(const struct net_conn *c);

@@ -28,7 +28,8 @@ struct pool_server {
 	uint64_t retry_at_ms;     /* no new connection before this after failures */
 	uint64_t backoff_ms;
 	char last_error[256];
-	uint64_t connects, connect_failures, handed_out, retired;
+	void *tls_session;        /* the last TLS session, to resume */
+	uint64_t connects, connect_failures, handed_out, retired, resumed;
 };
 
 struct pool {
@@ -234,6 +235,7 @@ int upstream_start_tls(struct upstream *u, uint32_t caps, uint32_t max_packet, u
 	net_flush(c);
 	const char *name = *p->opt.tls_server_name ? p->opt.tls_server_name : u->server->host;
 	u->tls_late = false;
+	c->resume = &u->server->tls_session;
 	return net_start_tls_client(c, p->opt.tls_ctx, name, p->opt.tls_verify);
 }
 
@@ -268,6 +270,8 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 			up_fail(u, msg);
 			return;
 		}
+		if (net_tls_resumed(c))
+			u->server->resumed++;
 		became_ready(u);
 		break;
 	case NET_EV_EOF:
@@ -491,6 +495,12 @@ struct pool *pool_new(uv_loop_t *loop, const struct pool_options *opt, char *err
 	return p;
 }
 
+void upstream_tls_done(struct upstream *u)
+{
+	if (net_tls_resumed(u->conn))
+		u->server->resumed++;
+}
+
 void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms,
 		 uint64_t connect_timeout_ms, uint64_t retry_max_ms)
 {
@@ -524,6 +534,9 @@ static void maint_closed(struct net_timer *t) { free(t->data); }
 
 void pool_free(struct pool *p)
 {
+	for (int i = 0; i < p->n_servers; i++)
+		if (p->servers[i].tls_session)
+			net_tls_session_free(p->servers[i].tls_session);
 	free(p->servers);
 	p->maint.data = p;
 	net_timer_close(&p->maint, maint_closed);
@@ -541,12 +554,13 @@ int pool_status_json(const struct pool *p, struct buf *out)
 			rc = buf_appendf(out,
 					 ",\"healthy\":%s,\"spares\":%d,\"connecting\":%d,"
 					 "\"connects\":%llu,\"connect_failures\":%llu,\"handed_out\":%llu,"
-					 "\"retired\":%llu,\"last_error\":",
+					 "\"retired\":%llu,\"tls_resumed\":%llu,\"last_error\":",
 					 s->healthy ? "true" : "false", s->n_spares, s->n_pending,
 					 (unsigned long long)s->connects,
 					 (unsigned long long)s->connect_failures,
 					 (unsigned long long)s->handed_out,
-					 (unsigned long long)s->retired);
+					 (unsigned long long)s->retired,
+					 (unsigned long long)s->resumed);
 		if (rc == 0)
 			rc = buf_append_json_str(out, s->last_error);
 		if (rc == 0)

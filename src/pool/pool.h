@@ -85,6 +85,9 @@ void pool_cancel(struct pool *p, struct pool_waiter *w);
 int upstream_start_tls(struct upstream *u, uint32_t caps, uint32_t max_packet,
 		       uint8_t charset) MUST_CHECK;
 
+/* A bound upstream finished its late TLS handshake (for the counters). */
+void upstream_tls_done(struct upstream *u);
+
 /* Closes a bound upstream the session no longer needs. */
 void upstream_close(struct upstream *up);
 

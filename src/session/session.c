@@ -854,6 +854,8 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 		break;
 	case NET_EV_TLS_DONE:
 		/* Only a tls_late upstream starts TLS while bound: during login. */
+		if (status == 0)
+			upstream_tls_done(s->up);
 		if (status < 0) {
 			char msg[400];
 			snprintf(msg, sizeof(msg), "vecgate: TLS handshake with TiDB failed: %s",

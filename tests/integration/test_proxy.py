@@ -258,6 +258,10 @@ def test_admin_endpoint(vecgate, schema):
     assert vecgate.metric("vecgate_client_logins_total", result="ok") >= 1
     assert vecgate.metric("vecgate_passthrough_seconds_count") >= 1
     assert vecgate.metric("vecgate_tls_handshakes_total", side="client", result="ok") >= 1
+    # Upstream TLS sessions are resumed: later logins skip the full handshake.
+    for _ in range(3):
+        vecgate.connect().close()
+    assert json.loads(vecgate.admin("/status"))["upstreams"][0]["tls_resumed"] >= 1
 
 
 @pytest.mark.parametrize("size", [1_100_000, 2_000_000, 4_000_000])
