@@ -24,6 +24,7 @@ struct cache {
 	bool closing;
 	int loads_in_flight;
 	struct metric *m_loads_ok, *m_loads_failed, *m_load_seconds, *m_rows, *m_bytes;
+	struct metric *m_memory, *m_tables, *m_oldest_ms;
 };
 
 /* What a load on a pool thread needs and produces. */
@@ -189,6 +190,17 @@ static void timer_cb(struct net_timer *tm)
 			start_load(t);
 		}
 	}
+	/* The gauges /metrics shows. */
+	int64_t servable = 0, oldest = 0;
+	for (struct cache_table *t = c->tables; t; t = t->next)
+		if (!cache_table_unservable(t, now)) {
+			servable++;
+			if ((int64_t)(now - t->snap->loaded_ms) > oldest)
+				oldest = (int64_t)(now - t->snap->loaded_ms);
+		}
+	metrics_gauge_set(c->m_memory, (int64_t)snapshot_bytes(c));
+	metrics_gauge_set(c->m_tables, servable);
+	metrics_gauge_set(c->m_oldest_ms, oldest);
 	uint64_t every = c->opt.max_staleness_ms / 8;
 	net_timer_start(&c->timer, every < 50 ? 50 : every > 1000 ? 1000 : every);
 }
@@ -269,6 +281,12 @@ struct cache *cache_new(const struct cache_options *opt, char *err, size_t errle
 	c->m_rows = metrics_counter("vecgate_cache_loaded_rows_total", "Rows loaded into snapshots.");
 	c->m_bytes = metrics_counter("vecgate_cache_loaded_bytes_total",
 				     "Bytes of snapshots loaded.");
+	c->m_memory = metrics_gauge("vecgate_cache_memory_bytes",
+				    "Memory held by the current snapshots of all cached tables.");
+	c->m_tables = metrics_gauge("vecgate_cache_servable_tables",
+				    "Cached tables whose snapshot may answer queries now.");
+	c->m_oldest_ms = metrics_gauge("vecgate_cache_staleness_milliseconds",
+				       "Age of the oldest servable snapshot (bounded by max_staleness).");
 	for (size_t i = 0; i < opt->tables->n; i++) {
 		const struct config_table *ct = &opt->tables->v[i];
 		add_table(c, ct->db, strlen(ct->db), ct->table, strlen(ct->table), ct->column,
