@@ -22,11 +22,11 @@
 
 /* Capabilities vecgate declares in its own SSLRequest to TiDB; the client's
  * handshake response, relayed next, carries the client's own choice. */
-#define UPSTREAM_SSL_CAPS                                                                  \
-	(PROTO_CLIENT_LONG_PASSWORD | PROTO_CLIENT_LONG_FLAG | PROTO_CLIENT_PROTOCOL_41 |  \
-	 PROTO_CLIENT_TRANSACTIONS | PROTO_CLIENT_SECURE_CONNECTION |                      \
-	 PROTO_CLIENT_MULTI_RESULTS | PROTO_CLIENT_PLUGIN_AUTH |                           \
-	 PROTO_CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | PROTO_CLIENT_SSL)
+#define UPSTREAM_SSL_CAPS                                                                          \
+	(PROTO_CLIENT_LONG_PASSWORD | PROTO_CLIENT_LONG_FLAG | PROTO_CLIENT_PROTOCOL_41 |          \
+	 PROTO_CLIENT_TRANSACTIONS | PROTO_CLIENT_SECURE_CONNECTION | PROTO_CLIENT_MULTI_RESULTS | \
+	 PROTO_CLIENT_PLUGIN_AUTH | PROTO_CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |                  \
+	 PROTO_CLIENT_SSL)
 
 struct app {
 	uv_loop_t *loop;
@@ -43,7 +43,7 @@ struct app {
 	uv_signal_t sig_term, sig_int, sig_hup;
 	struct net_timer drain_timer;
 	bool stopping;
-	bool rsa_pending;          /* the key for caching_sha2 is being made */
+	bool rsa_pending; /* the key for caching_sha2 is being made */
 	struct net_rsa *rsa_new;
 	char rsa_err[256];
 	char servers_buf[CONFIG_ADDRS_MAX][CONFIG_HOST_MAX + 16];
@@ -52,19 +52,19 @@ struct app {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: vecgate [--config FILE] [--check-config] [--print-default-config]\n"
-		"               [--version] [--help]\n"
-		"\n"
-		"MySQL-protocol proxy for TiDB with an exact in-memory vector kNN cache.\n"
-		"\n"
-		"  -c, --config FILE          configuration file (without one, the defaults)\n"
-		"      --check-config         validate the configuration (and its files), then exit\n"
-		"      --print-default-config print the annotated default configuration\n"
-		"  -V, --version              print version information and exit\n"
-		"  -h, --help                 print this help and exit\n"
-		"\n"
-		"Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration.\n");
+	fprintf(f, "usage: vecgate [--config FILE] [--check-config] [--print-default-config]\n"
+	           "               [--version] [--help]\n"
+	           "\n"
+	           "MySQL-protocol proxy for TiDB with an exact in-memory vector kNN cache.\n"
+	           "\n"
+	           "  -c, --config FILE          configuration file (without one, the defaults)\n"
+	           "      --check-config         validate the configuration (and its files), then "
+	           "exit\n"
+	           "      --print-default-config print the annotated default configuration\n"
+	           "  -V, --version              print version information and exit\n"
+	           "  -h, --help                 print this help and exit\n"
+	           "\n"
+	           "Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration.\n");
 }
 
 static SSL_CTX *make_client_tls(const struct config *cfg)
@@ -72,10 +72,9 @@ static SSL_CTX *make_client_tls(const struct config *cfg)
 	if (!*cfg->server.tls_cert)
 		return NULL;
 	char err[512];
-	SSL_CTX *ctx = net_tls_server_ctx(cfg->server.tls_cert, cfg->server.tls_key,
-					  cfg->server.tls_ca,
-					  cfg->server.tls_min_version == CONFIG_TLS_1_3 ? 3 : 2, err,
-					  sizeof(err));
+	SSL_CTX *ctx = net_tls_server_ctx(
+	        cfg->server.tls_cert, cfg->server.tls_key, cfg->server.tls_ca,
+	        cfg->server.tls_min_version == CONFIG_TLS_1_3 ? 3 : 2, err, sizeof(err));
 	if (!ctx)
 		log_error("client TLS: %s", err);
 	return ctx;
@@ -113,8 +112,9 @@ static void rsa_done(void *data, int status)
 static int status_hook(void *ctx, struct buf *out)
 {
 	struct app *a = ctx;
-	int rc = buf_appendf(out, "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"by_state\":",
-			     VECGATE_VERSION, a->stopping ? "true" : "false", a->px.n_sessions);
+	int rc = buf_appendf(out,
+	                     "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"by_state\":",
+	                     VECGATE_VERSION, a->stopping ? "true" : "false", a->px.n_sessions);
 	if (rc == 0)
 		rc = proxy_status_json(&a->px, out);
 	if (rc == 0)
@@ -175,7 +175,7 @@ static void sigterm_cb(uv_signal_t *h, int signum)
 		return;
 	a->stopping = true;
 	log_warn("%s received: draining %d sessions (at most %llu ms)", strsignal(signum),
-		 a->px.n_sessions, (unsigned long long)a->cfg.server.drain_timeout);
+	         a->px.n_sessions, (unsigned long long)a->cfg.server.drain_timeout);
 	net_listener_close(a->listener);
 	a->listener = NULL;
 	a->px.on_drained = drained_cb;
@@ -198,7 +198,7 @@ static void apply_limits(struct app *a)
 	log_set_level((enum log_level)c->server.log_level);
 	if (a->pool)
 		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age,
-			    c->upstream.connect_timeout, c->upstream.health_check_interval);
+		            c->upstream.connect_timeout, c->upstream.health_check_interval);
 }
 
 static void sighup_cb(uv_signal_t *h, int signum)
@@ -210,10 +210,9 @@ static void sighup_cb(uv_signal_t *h, int signum)
 	}
 	struct config fresh;
 	struct config_err err;
-	if (config_load(a->config_path, &fresh, &err) < 0 ||
-	    config_check_files(&fresh, &err) < 0) {
+	if (config_load(a->config_path, &fresh, &err) < 0 || config_check_files(&fresh, &err) < 0) {
 		log_error("SIGHUP: %s:%d: %s; keeping the running configuration", err.file,
-			  err.line, err.msg);
+		          err.line, err.msg);
 		config_free(&fresh);
 		return;
 	}
@@ -238,35 +237,37 @@ static int setup_pool(struct app *a, char *err, size_t errlen)
 	const struct config *c = &a->cfg;
 	if (c->upstream.tls) {
 		if (!c->upstream.tls_verify)
-			log_warn("upstream TLS certificate verification is OFF ([upstream] "
-				 "tls_verify = false): the connection to TiDB is not authenticated");
-		a->up_tls = net_tls_client_ctx(c->upstream.tls_ca_file, c->upstream.tls_verify,
-					       c->upstream.tls_min_version == CONFIG_TLS_1_3 ? 3 : 2,
-					       c->upstream.tls_cert, c->upstream.tls_key, err, errlen);
+			log_warn(
+			        "upstream TLS certificate verification is OFF ([upstream] "
+			        "tls_verify = false): the connection to TiDB is not authenticated");
+		a->up_tls =
+		        net_tls_client_ctx(c->upstream.tls_ca_file, c->upstream.tls_verify,
+		                           c->upstream.tls_min_version == CONFIG_TLS_1_3 ? 3 : 2,
+		                           c->upstream.tls_cert, c->upstream.tls_key, err, errlen);
 		if (!a->up_tls)
 			return -EINVAL;
 	} else {
 		log_warn("upstream TLS is OFF ([upstream] tls = false): statements and "
-			 "passwords travel to TiDB in plaintext");
+		         "passwords travel to TiDB in plaintext");
 	}
 	for (size_t i = 0; i < c->upstream.servers.n; i++) {
 		config_addr_format(&c->upstream.servers.v[i], a->servers_buf[i],
-				   sizeof(a->servers_buf[i]));
+		                   sizeof(a->servers_buf[i]));
 		a->servers[i] = a->servers_buf[i];
 	}
 	struct pool_options opt = {
-		.servers = a->servers,
-		.n_servers = (int)c->upstream.servers.n,
-		.tls = c->upstream.tls,
-		.tls_verify = c->upstream.tls_verify,
-		.tls_server_name = c->upstream.tls_server_name,
-		.tls_ctx = a->up_tls,
-		.client_caps = UPSTREAM_SSL_CAPS,
-		.spares = c->upstream.pool_spares,
-		.spare_max_age_ms = c->upstream.spare_max_age,
-		.connect_timeout_ms = c->upstream.connect_timeout,
-		.retry_max_ms = c->upstream.health_check_interval,
-		.keepalive_s = (unsigned)(c->upstream.tcp_keepalive / 1000),
+	        .servers = a->servers,
+	        .n_servers = (int)c->upstream.servers.n,
+	        .tls = c->upstream.tls,
+	        .tls_verify = c->upstream.tls_verify,
+	        .tls_server_name = c->upstream.tls_server_name,
+	        .tls_ctx = a->up_tls,
+	        .client_caps = UPSTREAM_SSL_CAPS,
+	        .spares = c->upstream.pool_spares,
+	        .spare_max_age_ms = c->upstream.spare_max_age,
+	        .connect_timeout_ms = c->upstream.connect_timeout,
+	        .retry_max_ms = c->upstream.health_check_interval,
+	        .keepalive_s = (unsigned)(c->upstream.tcp_keepalive / 1000),
 	};
 	a->pool = pool_new(a->loop, &opt, err, errlen);
 	return a->pool ? 0 : -EINVAL;
@@ -282,18 +283,18 @@ static int setup_cache(struct app *a, char *err, size_t errlen)
 		return 0;
 	const struct config_addr *up = &c->upstream.servers.v[0];
 	struct cache_options opt = {
-		.loop = a->loop,
-		.tables = &a->cache_tables,
-		.user = c->cache.user,
-		.password = c->cache.password,
-		.host = up->host,
-		.port = up->port,
-		.tls = c->upstream.tls,
-		.tls_verify = c->upstream.tls_verify,
-		.tls_ca_file = c->upstream.tls_ca_file,
-		.memory_limit = c->cache.memory_limit,
-		.max_staleness_ms = c->cache.max_staleness,
-		.load_timeout_ms = c->cache.load_timeout,
+	        .loop = a->loop,
+	        .tables = &a->cache_tables,
+	        .user = c->cache.user,
+	        .password = c->cache.password,
+	        .host = up->host,
+	        .port = up->port,
+	        .tls = c->upstream.tls,
+	        .tls_verify = c->upstream.tls_verify,
+	        .tls_ca_file = c->upstream.tls_ca_file,
+	        .memory_limit = c->cache.memory_limit,
+	        .max_staleness_ms = c->cache.max_staleness,
+	        .load_timeout_ms = c->cache.load_timeout,
 	};
 	if (!(a->cache = cache_new(&opt, err, errlen)))
 		return -EINVAL;
@@ -318,7 +319,7 @@ static int run(struct app *a)
 		log_error("upstream: %s", err);
 		return 1;
 	}
-	struct proxy_limits lim = { 0 };
+	struct proxy_limits lim = {0};
 	proxy_init(&a->px, a->loop, a->pool, a->client_tls, &lim);
 	apply_limits(a);
 	if (setup_cache(a, err, sizeof(err)) < 0) {
@@ -338,20 +339,19 @@ static int run(struct app *a)
 	int rc;
 	const struct config_addr *l = &a->cfg.server.listen;
 	a->listener = net_listen(a->loop, l->host, l->port, a->cfg.server.backlog, false, accept_cb,
-				 a, &rc);
+	                         a, &rc);
 	if (!a->listener) {
 		log_error("listen %s:%u: %s", l->host, l->port, uv_strerror(rc));
 		return 1;
 	}
 	if (*a->cfg.admin.listen.host) {
 		struct admin_hooks hooks = {
-			.status_json = status_hook, .healthy = healthy_hook, .ctx = a
-		};
+		        .status_json = status_hook, .healthy = healthy_hook, .ctx = a};
 		a->admin = admin_endpoint_start(a->loop, a->cfg.admin.listen.host,
-						a->cfg.admin.listen.port, &hooks, &rc);
+		                                a->cfg.admin.listen.port, &hooks, &rc);
 		if (!a->admin) {
 			log_error("admin listen %s:%u: %s", a->cfg.admin.listen.host,
-				  a->cfg.admin.listen.port, uv_strerror(rc));
+			          a->cfg.admin.listen.port, uv_strerror(rc));
 			return 1;
 		}
 	}
@@ -365,8 +365,9 @@ static int run(struct app *a)
 	uv_signal_start(&a->sig_hup, sighup_cb, SIGHUP);
 
 	log_info("vecgate %s listening on %s:%u, upstream %s%s, client TLS %s", VECGATE_VERSION,
-		 l->host, l->port, a->servers[0], a->cfg.upstream.servers.n > 1 ? " (and more)" : "",
-		 a->client_tls ? "available" : "off");
+	         l->host, l->port, a->servers[0],
+	         a->cfg.upstream.servers.n > 1 ? " (and more)" : "",
+	         a->client_tls ? "available" : "off");
 	uv_run(a->loop, UV_RUN_DEFAULT);
 	net_tls_ctx_free(a->px.client_tls);
 	net_tls_ctx_free(a->up_tls);
@@ -379,12 +380,12 @@ static int run(struct app *a)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, 'C' },
-		{ "print-default-config", no_argument, NULL, 'P' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	        {"config", required_argument, NULL, 'c'},
+	        {"check-config", no_argument, NULL, 'C'},
+	        {"print-default-config", no_argument, NULL, 'P'},
+	        {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct app a;
 	memset(&a, 0, sizeof(a));
@@ -426,7 +427,7 @@ int main(int argc, char **argv)
 	}
 	struct config_err err;
 	int rc = a.config_path ? config_load(a.config_path, &a.cfg, &err)
-			       : (config_init_defaults(&a.cfg), 0);
+	                       : (config_init_defaults(&a.cfg), 0);
 	if (rc == 0)
 		rc = config_check_files(&a.cfg, &err);
 	if (rc < 0) {

@@ -185,6 +185,17 @@ def summary(meta, results, args, plots):
                  f"{fmt_ms(r['p90_ms'])} | {fmt_ms(r['p99_ms'])} | {fmt_r(r['recall_at_10'])} | "
                  f"{fmt_s(r['build_s'])} |")
     L.append("")
+    ann = next((s for s in reversed(results) if lib(s, "hnswlib") or lib(s, "usearch")), None)
+    if ann and ann is not main:
+        L.append(f"hnswlib and USearch were built at {ann['rows']:,} rows only:\n")
+        L.append("| method | configuration | median | p99 | recall@10 | build | vecgate at that size |")
+        L.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for r in ann["libs"]["results"]:
+            if r["method"] in ("hnswlib", "usearch"):
+                L.append(f"| {r['method']} | {r['config']} | {fmt_ms(r['median_ms'])} | "
+                         f"{fmt_ms(r['p99_ms'])} | {fmt_r(r['recall_at_k'])} | {fmt_s(r['build_s'])} | "
+                         f"{fmt_ms(ann.get('vecgate', {}).get('median_ms'))} |")
+        L.append("")
     if v:
         L.append("## Where the time of a vecgate hit goes\n")
         fl = main.get("vecgate_floor", {})
@@ -281,14 +292,18 @@ def summary(meta, results, args, plots):
 
     L.append("## Load on the machine\n")
     L.append("Other benchmarks (`pgrep -af 'vecgate-bench|haproxy|vec_scan_bench'`) were checked "
-             "before each measurement and waited for. 1-minute load average before each, and the "
-             "machine's busy cores during it (this benchmark's own work included):\n")
-    L.append("| measurement | load avg before | busy cores during | waited | other benchmarks |")
-    L.append("| --- | --- | --- | --- | --- |")
+             "before each measurement and waited for (up to --max-wait), then up to --quiet-wait for the "
+             "machine to drop below 0.5 busy cores. 1-minute load average and busy cores just "
+             "before each, and the machine's busy cores during it (this benchmark's own work "
+             "included; a single-threaded measurement alone shows about 1):\n")
+    L.append("| measurement | load avg before | busy cores just before | busy cores during "
+             "| waited | other benchmarks |")
+    L.append("| --- | --- | --- | --- | --- | --- |")
     for e in meta["load_seen"]:
         bc = e.get("busy_cores")
-        L.append(f"| {e['what']} | {e['loadavg_1m']:.2f} | {'-' if bc is None else f'{bc:.2f}'} | "
-                 f"{e['waited_s']:.0f} s | {len(e['other_benchmarks']) or 'none'} |")
+        L.append(f"| {e['what']} | {e['loadavg_1m']:.2f} | {e.get('busy_before', 0):.2f} | "
+                 f"{'-' if bc is None else f'{bc:.2f}'} | {e['waited_s']:.0f} s | "
+                 f"{len(e['other_benchmarks']) or 'none'} |")
     L.append("")
     if meta["notes"]:
         L.append("## Notes\n")
@@ -326,7 +341,8 @@ def make_plots(run_dir, results, args):
     for name, fn, style, color in series:
         pts = [(s["rows"], fn(s)) for s in results if fn(s)]
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=name)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style.lstrip("k"), color=color,
+                    label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("rows in the table")
@@ -364,6 +380,10 @@ def make_plots(run_dir, results, args):
         plt.close(fig)
         made.append("vecgate_breakdown.png")
 
+    ann = next((s for s in reversed(results) if lib(s, "hnswlib") or lib(s, "usearch")), None)
+    if ann:
+        v = ann.get("vecgate", {})
+        main = ann
         fig, ax = plt.subplots(figsize=(7, 5))
         for meth, marker, color in (("hnswlib", "D", "C4"), ("usearch", "P", "C5")):
             rs = [r for r in main.get("libs", {}).get("results", []) if r["method"] == meth]

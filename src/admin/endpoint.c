@@ -98,7 +98,7 @@ static void accept_cb(struct net_listener *l, struct net_conn *c)
 }
 
 struct admin_endpoint *admin_endpoint_start(uv_loop_t *loop, const char *host, int port,
-					    const struct admin_hooks *hooks, int *err)
+                                            const struct admin_hooks *hooks, int *err)
 {
 	struct admin_endpoint *e = calloc(1, sizeof(*e));
 	if (!e) {

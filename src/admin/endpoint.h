@@ -11,7 +11,7 @@ struct admin_endpoint;
 /* Listens on host:port; NULL with *err (a libuv error) on failure. The hooks
  * are copied. */
 struct admin_endpoint *admin_endpoint_start(uv_loop_t *loop, const char *host, int port,
-					    const struct admin_hooks *hooks, int *err);
+                                            const struct admin_hooks *hooks, int *err);
 /* Stops listening and closes open admin connections. */
 void admin_endpoint_close(struct admin_endpoint *e);
 

@@ -62,8 +62,9 @@ static int on_message_complete(http_parser *hp)
 	struct parse *ps = hp->data;
 	struct admin_req *req = ps->req;
 	ps->done = true;
-	req->method = hp->method == HTTP_GET ? ADMIN_GET : hp->method == HTTP_HEAD ? ADMIN_HEAD :
-										 ADMIN_OTHER;
+	req->method = hp->method == HTTP_GET    ? ADMIN_GET
+	              : hp->method == HTTP_HEAD ? ADMIN_HEAD
+	                                        : ADMIN_OTHER;
 	req->http_minor = hp->http_minor;
 	/* An upgrade (or CONNECT) asks for another protocol on this
 	 * connection: answer in HTTP and close instead. */
@@ -74,10 +75,10 @@ static int on_message_complete(http_parser *hp)
 }
 
 static const http_parser_settings settings = {
-	.on_url = on_url,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
+        .on_url = on_url,
+        .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
+        .on_message_complete = on_message_complete,
 };
 
 /* Feeds n bytes; false when the parser stopped on an error (in *rc). */
@@ -152,7 +153,7 @@ static void split_target(struct parse *ps)
 
 ssize_t admin_http_parse(const uint8_t *p, size_t n, struct admin_req *req)
 {
-	struct parse ps = { .req = req };
+	struct parse ps = {.req = req};
 	http_parser hp;
 	memset(req, 0, sizeof(*req));
 	http_parser_init(&hp, HTTP_REQUEST);
@@ -180,30 +181,41 @@ ssize_t admin_http_parse(const uint8_t *p, size_t n, struct admin_req *req)
 static const char *reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Content Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 
 /* The whole response; with head set, everything but the body (whose length
  * Content-Length still gives, as for GET). extra: more header lines. */
 static int respond(struct buf *out, int status, const char *ctype, const void *body, size_t len,
-		   bool keep_alive, bool head, const char *extra)
+                   bool keep_alive, bool head, const char *extra)
 {
 	char h[512];
-	int n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s"
-				       "Connection: %s\r\n\r\n",
-			 status, reason(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
-			 ctype ? "\r\n" : "", len, extra ? extra : "",
-			 keep_alive ? "keep-alive" : "close");
+	int n = snprintf(h, sizeof(h),
+	                 "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s"
+	                 "Connection: %s\r\n\r\n",
+	                 status, reason(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+	                 ctype ? "\r\n" : "", len, extra ? extra : "",
+	                 keep_alive ? "keep-alive" : "close");
 	if (n < 0 || (size_t)n >= sizeof(h))
 		return -EINVAL;
 	int rc = buf_append(out, h, (size_t)n);
@@ -213,21 +225,21 @@ static int respond(struct buf *out, int status, const char *ctype, const void *b
 }
 
 int admin_http_respond(struct buf *out, int status, const char *content_type, const void *body,
-		       size_t len, bool keep_alive)
+                       size_t len, bool keep_alive)
 {
 	return respond(out, status, content_type, body, len, keep_alive, false, NULL);
 }
 
 int admin_http_error(struct buf *out, ssize_t parse_rc)
 {
-	int status = parse_rc == -E2BIG           ? 431 :
-		     parse_rc == -EFBIG           ? 413 :
-		     parse_rc == -EPROTONOSUPPORT ? 505 :
-						    400;
+	int status = parse_rc == -E2BIG             ? 431
+	             : parse_rc == -EFBIG           ? 413
+	             : parse_rc == -EPROTONOSUPPORT ? 505
+	                                            : 400;
 	char body[64];
 	int n = snprintf(body, sizeof(body), "%s\n", reason(status));
 	return respond(out, status, "text/plain; charset=utf-8", body, (size_t)n, false, false,
-		       NULL);
+	               NULL);
 }
 
 static bool path_is(const struct admin_req *req, const char *path)
@@ -245,7 +257,7 @@ int admin_route(const struct admin_req *req, struct buf *out, const struct admin
 	if (req->method == ADMIN_OTHER) {
 		static const char msg[] = "method not allowed: use GET or HEAD\n";
 		return respond(out, 405, TEXT, msg, sizeof(msg) - 1, ka, false,
-			       "Allow: GET, HEAD\r\n");
+		               "Allow: GET, HEAD\r\n");
 	}
 
 	struct buf body;
@@ -254,15 +266,15 @@ int admin_route(const struct admin_req *req, struct buf *out, const struct admin
 	if (path_is(req, "/metrics")) {
 		rc = metrics_render(&body);
 		if (rc == 0)
-			rc = respond(out, 200, "text/plain; version=0.0.4; charset=utf-8", body.data,
-				     body.len, ka, head, NULL);
+			rc = respond(out, 200, "text/plain; version=0.0.4; charset=utf-8",
+			             body.data, body.len, ka, head, NULL);
 	} else if (path_is(req, "/status") && hk->status_json) {
 		if (hk->status_json(hk->ctx, &body) < 0) {
 			static const char msg[] = "status unavailable\n";
 			rc = respond(out, 500, TEXT, msg, sizeof(msg) - 1, ka, head, NULL);
 		} else {
 			rc = respond(out, 200, "application/json", body.data, body.len, ka, head,
-				     NULL);
+			             NULL);
 		}
 	} else if (path_is(req, "/health")) {
 		const char *why = NULL;
@@ -271,7 +283,7 @@ int admin_route(const struct admin_req *req, struct buf *out, const struct admin
 		} else {
 			char msg[256];
 			int n = snprintf(msg, sizeof(msg), "unavailable: %s\n",
-					 why ? why : "not ready");
+			                 why ? why : "not ready");
 			if (n >= (int)sizeof(msg))
 				n = (int)sizeof(msg) - 1;
 			rc = respond(out, 503, TEXT, msg, (size_t)n, ka, head, NULL);

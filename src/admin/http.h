@@ -30,7 +30,7 @@ struct admin_req {
 	size_t query_len;
 	int http_minor;  /* HTTP/1.x */
 	bool keep_alive; /* the connection stays open after the response */
-	size_t body_len;  /* body bytes skipped (Content-Length or chunked) */
+	size_t body_len; /* body bytes skipped (Content-Length or chunked) */
 };
 
 /* Parses the first request in p[0..n). Returns the bytes it takes (then *req
@@ -45,7 +45,7 @@ ssize_t admin_http_parse(const uint8_t *p, size_t n, struct admin_req *req) MUST
 /* Appends a whole response: status line, Content-Type (omitted when NULL),
  * Content-Length, Connection: keep-alive or close, the body. 0 or -ENOMEM. */
 int admin_http_respond(struct buf *out, int status, const char *content_type, const void *body,
-		       size_t len, bool keep_alive) MUST_CHECK;
+                       size_t len, bool keep_alive) MUST_CHECK;
 
 /* Appends the response to a negative admin_http_parse() result, with
  * Connection: close. 0 or -ENOMEM. */
@@ -66,7 +66,7 @@ struct admin_hooks {
  * (JSON from the hook), /health (200 "ok" or 503); 404 for other paths, 405
  * (with Allow) for other methods; HEAD gets the headers of GET without the
  * body. 0 or -ENOMEM (then out may hold part of a response: drop it). */
-int admin_route(const struct admin_req *req, struct buf *out, const struct admin_hooks *hooks)
-	MUST_CHECK;
+int admin_route(const struct admin_req *req, struct buf *out,
+                const struct admin_hooks *hooks) MUST_CHECK;
 
 #endif

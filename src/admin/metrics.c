@@ -16,19 +16,19 @@
 
 /* Bucket upper bounds, in nanoseconds and as rendered in le="...". */
 static const uint64_t bucket_ns[METRICS_BUCKETS] = {
-	50000,     100000,    250000,    500000,     1000000,    2500000,
-	5000000,   10000000,  25000000,  50000000,   100000000,  250000000,
-	500000000, 1000000000, 2500000000, 5000000000, 10000000000,
+        50000,     100000,     250000,     500000,     1000000,     2500000,
+        5000000,   10000000,   25000000,   50000000,   100000000,   250000000,
+        500000000, 1000000000, 2500000000, 5000000000, 10000000000,
 };
 static const char *const bucket_le[METRICS_BUCKETS + 1] = {
-	"0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
-	"0.05",    "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf",
+        "0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+        "0.05",    "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf",
 };
 
 /* Aligned to a cache line, so that two hot series never share one. */
 struct metric {
-	_Alignas(64) atomic_uint_least64_t count; /* counter; gauge (as int64 bits) */
-	atomic_uint_least64_t sum_ns;              /* histogram */
+	_Alignas(64) atomic_uint_least64_t count;           /* counter; gauge (as int64 bits) */
+	atomic_uint_least64_t sum_ns;                       /* histogram */
 	atomic_uint_least64_t buckets[METRICS_BUCKETS + 1]; /* histogram, not cumulative */
 	struct metrics_family *fam;
 	char *values[2];
@@ -101,7 +101,7 @@ static char *dup_or_null(const char *s, bool *oom)
 }
 
 struct metrics_family *metrics_family(enum metrics_type type, const char *name, const char *help,
-				      const char *label1, const char *label2)
+                                      const char *label1, const char *label2)
 {
 	if (!valid_name(name, true) || !help || (label2 && !label1) ||
 	    (label1 && !valid_label(label1, type)) || (label2 && !valid_label(label2, type)) ||
@@ -114,7 +114,7 @@ struct metrics_family *metrics_family(enum metrics_type type, const char *name, 
 			break;
 	if (f) {
 		bool same = f->type == type && strcmp(f->help, help) == 0 &&
-			    same_str(f->label[0], label1) && same_str(f->label[1], label2);
+		            same_str(f->label[0], label1) && same_str(f->label[1], label2);
 		pthread_mutex_unlock(&lock);
 		return same ? f : NULL;
 	}
@@ -148,8 +148,10 @@ static int put_escaped(struct buf *out, const char *s, bool help)
 	const char *run = s;
 	int rc = 0;
 	for (; *s && rc == 0; s++) {
-		const char *esc = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" :
-				  *s == '"' && !help ? "\\\"" : NULL;
+		const char *esc = *s == '\\'           ? "\\\\"
+		                  : *s == '\n'         ? "\\n"
+		                  : *s == '"' && !help ? "\\\""
+		                                       : NULL;
 		if (!esc)
 			continue;
 		rc = buf_append(out, run, (size_t)(s - run));
@@ -193,7 +195,7 @@ static char *render_labels(const struct metrics_family *f, const char *const v[2
 
 struct metric *metrics_series(struct metrics_family *f, const char *value1, const char *value2)
 {
-	const char *v[2] = { value1, value2 };
+	const char *v[2] = {value1, value2};
 	int n = value2 ? 2 : value1 ? 1 : 0;
 	if (!f || n != f->nlabels || (value2 && !value1))
 		return NULL;
@@ -291,10 +293,9 @@ int64_t metrics_value(const struct metric *m)
 	return (int64_t)n;
 }
 
-
 /* name[suffix]{labels[,extra]} : the start of a sample line. */
 static int put_sample_name(struct buf *out, const struct metric *m, const char *suffix,
-			   const char *extra)
+                           const char *extra)
 {
 	int rc = put(out, m->fam->name);
 	if (rc == 0)
@@ -350,7 +351,7 @@ static int render_histogram(struct buf *out, const struct metric *m)
 
 static int render_family(struct buf *out, const struct metrics_family *f)
 {
-	static const char *const types[] = { "counter", "gauge", "histogram" };
+	static const char *const types[] = {"counter", "gauge", "histogram"};
 	int rc = buf_appendf(out, "# HELP %s ", f->name);
 	if (rc == 0)
 		rc = put_escaped(out, f->help, true);

@@ -31,7 +31,7 @@ struct metric;
  * live until metrics_reset(). Registration may happen on any thread but
  * should happen at start-up: it takes the registry's lock. */
 struct metrics_family *metrics_family(enum metrics_type type, const char *name, const char *help,
-				      const char *label1, const char *label2);
+                                      const char *label1, const char *label2);
 /* The series of f with these label values (as many as f has labels; NULL for
  * the others), created on first use; values may hold any bytes but NUL. NULL
  * when the count of values is wrong or out of memory. Call it once and keep
@@ -44,10 +44,10 @@ struct metric *metrics_gauge(const char *name, const char *help);
 struct metric *metrics_histogram(const char *name, const char *help);
 
 /* Hot path, safe from any thread; m must be a series of the right type. */
-void metrics_inc(struct metric *m, uint64_t n);              /* counter */
-void metrics_gauge_set(struct metric *m, int64_t v);         /* gauge */
-void metrics_gauge_add(struct metric *m, int64_t delta);     /* gauge */
-void metrics_observe_ns(struct metric *m, uint64_t ns);      /* histogram, a duration */
+void metrics_inc(struct metric *m, uint64_t n);          /* counter */
+void metrics_gauge_set(struct metric *m, int64_t v);     /* gauge */
+void metrics_gauge_add(struct metric *m, int64_t delta); /* gauge */
+void metrics_observe_ns(struct metric *m, uint64_t ns);  /* histogram, a duration */
 
 /* Reads a series back (tests, /status): a counter's count, a gauge's value,
  * a histogram's observation count. */

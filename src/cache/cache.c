@@ -69,7 +69,7 @@ static void load_done(void *data, int status)
 		t->load_failures++;
 		metrics_inc(c->m_loads_failed, 1);
 		snprintf(t->last_error, sizeof(t->last_error), "%s",
-			 status ? "load cancelled" : j->err);
+		         status ? "load cancelled" : j->err);
 		log_warn("cache %s.%s: load failed: %s", t->db, t->table, t->last_error);
 		if (!t->snap)
 			t->state = CACHE_FAILED;
@@ -84,15 +84,15 @@ static void load_done(void *data, int status)
 		metrics_observe_ns(c->m_load_seconds, j->snap->load_ms * 1000000u);
 		metrics_inc(c->m_rows, j->snap->n_rows);
 		metrics_inc(c->m_bytes, j->snap->bytes);
-		log_info("cache %s.%s: loaded %zu rows, %zu bytes in %" PRIu64 " ms (version %" PRIu64
-			 "%s)",
-			 t->db, t->table, j->snap->n_rows, j->snap->bytes, j->snap->load_ms,
-			 j->snap->version, j->snap->version == t->version ? "" : ", already stale");
+		log_info("cache %s.%s: loaded %zu rows, %zu bytes in %" PRIu64
+		         " ms (version %" PRIu64 "%s)",
+		         t->db, t->table, j->snap->n_rows, j->snap->bytes, j->snap->load_ms,
+		         j->snap->version, j->snap->version == t->version ? "" : ", already stale");
 		if (old)
 			cache_snapshot_unref(old);
 		if (snapshot_bytes(c) > c->opt.memory_limit) {
 			log_warn("cache %s.%s: snapshots exceed memory_limit; dropping this one",
-				 t->db, t->table);
+			         t->db, t->table);
 			cache_snapshot_unref(t->snap);
 			t->snap = NULL;
 			t->state = CACHE_FAILED;
@@ -122,19 +122,19 @@ static void start_load(struct cache_table *t)
 		return;
 	j->t = t;
 	j->spec = (struct cache_load_spec){
-		.host = c->host,
-		.port = c->opt.port,
-		.user = c->user,
-		.password = c->password,
-		.tls = c->opt.tls,
-		.tls_verify = c->opt.tls_verify,
-		.tls_ca_file = c->ca,
-		.db = t->db,
-		.table = t->table,
-		.column = t->column,
-		.version = t->version,
-		.memory_limit = c->opt.memory_limit,
-		.timeout_s = (unsigned)(c->opt.load_timeout_ms / 1000),
+	        .host = c->host,
+	        .port = c->opt.port,
+	        .user = c->user,
+	        .password = c->password,
+	        .tls = c->opt.tls,
+	        .tls_verify = c->opt.tls_verify,
+	        .tls_ca_file = c->ca,
+	        .db = t->db,
+	        .table = t->table,
+	        .column = t->column,
+	        .version = t->version,
+	        .memory_limit = c->opt.memory_limit,
+	        .timeout_s = (unsigned)(c->opt.load_timeout_ms / 1000),
 	};
 	if (net_work_submit(c->opt.loop, load_work, load_done, j) < 0) {
 		free(j);
@@ -186,7 +186,7 @@ static void timer_cb(struct net_timer *tm)
 			if (now >= t->retry_at_ms)
 				start_load(t);
 		} else if (now - t->snap->loaded_ms >= c->opt.max_staleness_ms / 2 &&
-			   now >= t->retry_at_ms) {
+		           now >= t->retry_at_ms) {
 			start_load(t);
 		}
 	}
@@ -211,7 +211,7 @@ static bool same_name(const char *a, const char *b, size_t bn)
 }
 
 struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, const char *table,
-			       size_t table_len)
+                               size_t table_len)
 {
 	for (struct cache_table *t = c->tables; t; t = t->next)
 		if (same_name(t->db, db, db_len) && same_name(t->table, table, table_len))
@@ -219,8 +219,8 @@ struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, c
 	return NULL;
 }
 
-static struct cache_table *add_table(struct cache *c, const char *db, size_t dbn,
-				     const char *table, size_t tn, const char *col, size_t cn)
+static struct cache_table *add_table(struct cache *c, const char *db, size_t dbn, const char *table,
+                                     size_t tn, const char *col, size_t cn)
 {
 	if (dbn >= 256 || tn >= 256 || cn >= 256)
 		return NULL;
@@ -240,7 +240,7 @@ static struct cache_table *add_table(struct cache *c, const char *db, size_t dbn
 }
 
 struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, const char *table,
-				size_t table_len, const char *column, size_t column_len)
+                                size_t table_len, const char *column, size_t column_len)
 {
 	struct cache_table *t = cache_find(c, db, db_len, table, table_len);
 	if (t || !c->opt.tables->auto_admit || snapshot_bytes(c) >= c->opt.memory_limit)
@@ -251,14 +251,21 @@ struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, 
 	return t;
 }
 
-bool cache_auto_admit(const struct cache *c) { return c->opt.tables->auto_admit; }
+bool cache_auto_admit(const struct cache *c)
+{
+	return c->opt.tables->auto_admit;
+}
 
-void cache_set_max_staleness(struct cache *c, uint64_t ms) { c->opt.max_staleness_ms = ms; }
+void cache_set_max_staleness(struct cache *c, uint64_t ms)
+{
+	c->opt.max_staleness_ms = ms;
+}
 
 struct cache *cache_new(const struct cache_options *opt, char *err, size_t errlen)
 {
 	if (!*opt->user) {
-		snprintf(err, errlen, "[cache] tables needs [cache] user (and password) to load them");
+		snprintf(err, errlen,
+		         "[cache] tables needs [cache] user (and password) to load them");
 		return NULL;
 	}
 	struct cache *c = calloc(1, sizeof(*c));
@@ -273,24 +280,26 @@ struct cache *cache_new(const struct cache_options *opt, char *err, size_t errle
 	snprintf(c->host, sizeof(c->host), "%s", opt->host);
 	snprintf(c->ca, sizeof(c->ca), "%s", opt->tls_ca_file ? opt->tls_ca_file : "");
 	struct metrics_family *f = metrics_family(METRICS_COUNTER, "vecgate_cache_loads_total",
-						  "Snapshot loads, by outcome.", "result", NULL);
+	                                          "Snapshot loads, by outcome.", "result", NULL);
 	c->m_loads_ok = metrics_series(f, "ok", NULL);
 	c->m_loads_failed = metrics_series(f, "failed", NULL);
-	c->m_load_seconds = metrics_histogram("vecgate_cache_load_seconds",
-					      "Time to load one snapshot.");
-	c->m_rows = metrics_counter("vecgate_cache_loaded_rows_total", "Rows loaded into snapshots.");
-	c->m_bytes = metrics_counter("vecgate_cache_loaded_bytes_total",
-				     "Bytes of snapshots loaded.");
+	c->m_load_seconds =
+	        metrics_histogram("vecgate_cache_load_seconds", "Time to load one snapshot.");
+	c->m_rows =
+	        metrics_counter("vecgate_cache_loaded_rows_total", "Rows loaded into snapshots.");
+	c->m_bytes =
+	        metrics_counter("vecgate_cache_loaded_bytes_total", "Bytes of snapshots loaded.");
 	c->m_memory = metrics_gauge("vecgate_cache_memory_bytes",
-				    "Memory held by the current snapshots of all cached tables.");
+	                            "Memory held by the current snapshots of all cached tables.");
 	c->m_tables = metrics_gauge("vecgate_cache_servable_tables",
-				    "Cached tables whose snapshot may answer queries now.");
-	c->m_oldest_ms = metrics_gauge("vecgate_cache_staleness_milliseconds",
-				       "Age of the oldest servable snapshot (bounded by max_staleness).");
+	                            "Cached tables whose snapshot may answer queries now.");
+	c->m_oldest_ms =
+	        metrics_gauge("vecgate_cache_staleness_milliseconds",
+	                      "Age of the oldest servable snapshot (bounded by max_staleness).");
 	for (size_t i = 0; i < opt->tables->n; i++) {
 		const struct config_table *ct = &opt->tables->v[i];
 		add_table(c, ct->db, strlen(ct->db), ct->table, strlen(ct->table), ct->column,
-			  strlen(ct->column));
+		          strlen(ct->column));
 	}
 	net_timer_init(opt->loop, &c->timer, timer_cb, c);
 	net_timer_start(&c->timer, 100);
@@ -332,7 +341,7 @@ int cache_status_json(const struct cache *c, struct buf *out)
 		snprintf(name, sizeof(name), "%s.%s", t->db, t->table);
 		const char *why = cache_table_unservable(t, now);
 		rc = buf_append(out, t == c->tables ? "{\"table\":" : ",{\"table\":",
-				t == c->tables ? 9 : 10);
+		                t == c->tables ? 9 : 10);
 		if (rc == 0)
 			rc = buf_append_json_str(out, name);
 		if (rc == 0)
@@ -341,17 +350,20 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			rc = buf_append_json_str(out, t->column);
 		if (rc == 0)
 			rc = buf_appendf(
-				out,
-				",\"state\":\"%s\",\"servable\":%s,\"reason\":\"%s\",\"rows\":%zu,"
-				"\"bytes\":%zu,\"age_ms\":%" PRIu64 ",\"version\":%" PRIu64
-				",\"snapshot_version\":%" PRIu64 ",\"loading\":%s,\"loads\":%" PRIu64
-				",\"load_failures\":%" PRIu64 ",\"last_error\":",
-				t->state == CACHE_READY ? "ready" :
-				t->state == CACHE_EMPTY ? "empty" : "failed",
-				why ? "false" : "true", why ? why : "", t->snap ? t->snap->n_rows : 0,
-				t->snap ? t->snap->bytes : 0, t->snap ? now - t->snap->loaded_ms : 0,
-				t->version, t->snap ? t->snap->version : 0, t->loading ? "true" : "false",
-				t->loads, t->load_failures);
+			        out,
+			        ",\"state\":\"%s\",\"servable\":%s,\"reason\":\"%s\",\"rows\":%zu,"
+			        "\"bytes\":%zu,\"age_ms\":%" PRIu64 ",\"version\":%" PRIu64
+			        ",\"snapshot_version\":%" PRIu64
+			        ",\"loading\":%s,\"loads\":%" PRIu64 ",\"load_failures\":%" PRIu64
+			        ",\"last_error\":",
+			        t->state == CACHE_READY   ? "ready"
+			        : t->state == CACHE_EMPTY ? "empty"
+			                                  : "failed",
+			        why ? "false" : "true", why ? why : "",
+			        t->snap ? t->snap->n_rows : 0, t->snap ? t->snap->bytes : 0,
+			        t->snap ? now - t->snap->loaded_ms : 0, t->version,
+			        t->snap ? t->snap->version : 0, t->loading ? "true" : "false",
+			        t->loads, t->load_failures);
 		if (rc == 0)
 			rc = buf_append_json_str(out, t->last_error);
 		if (rc == 0)

@@ -18,9 +18,9 @@
 struct cache;
 
 enum cache_table_state {
-	CACHE_EMPTY,   /* admitted, first load not finished */
-	CACHE_READY,   /* holds a snapshot (possibly stale) */
-	CACHE_FAILED,  /* the last load failed; retried after a pause */
+	CACHE_EMPTY,  /* admitted, first load not finished */
+	CACHE_READY,  /* holds a snapshot (possibly stale) */
+	CACHE_FAILED, /* the last load failed; retried after a pause */
 };
 
 struct cache_table {
@@ -34,8 +34,8 @@ struct cache_table {
 	uint64_t schema_version;
 	struct cache_snapshot *snap;
 	bool loading;
-	bool reload_again;       /* a write arrived during the load in flight */
-	uint64_t retry_at_ms;    /* after a failed load */
+	bool reload_again;    /* a write arrived during the load in flight */
+	uint64_t retry_at_ms; /* after a failed load */
 	char last_error[600];
 	uint64_t loads, load_failures;
 	struct cache_table *next;
@@ -45,7 +45,7 @@ struct cache_options {
 	uv_loop_t *loop;
 	const struct config_table_list *tables;
 	const char *user, *password;
-	const char *host;        /* the upstream loads read from */
+	const char *host; /* the upstream loads read from */
 	int port;
 	bool tls, tls_verify;
 	const char *tls_ca_file;
@@ -64,9 +64,9 @@ void cache_set_max_staleness(struct cache *c, uint64_t ms);
 /* The cached table db.table (names compare case-insensitively, as in TiDB),
  * or NULL. With auto admission, cache_admit() adds one. */
 struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, const char *table,
-			       size_t table_len);
+                               size_t table_len);
 struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, const char *table,
-				size_t table_len, const char *column, size_t column_len);
+                                size_t table_len, const char *column, size_t column_len);
 
 /* A write to the table committed (or, with ddl, its definition changed):
  * the snapshot is stale from now on and a reload starts. */

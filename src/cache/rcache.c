@@ -19,8 +19,8 @@ struct entry {
 	struct buf rows;
 	size_t nrows;
 	size_t bytes;
-	struct entry *chain;          /* hash bucket */
-	struct entry *older, *newer;  /* FIFO */
+	struct entry *chain;         /* hash bucket */
+	struct entry *older, *newer; /* FIFO */
 };
 
 struct rcache {
@@ -95,7 +95,7 @@ static struct entry *find(struct rcache *rc, uint64_t key)
 }
 
 void rcache_put(struct rcache *rc, uint64_t key, const struct cache_snapshot *snap,
-		const struct cache_shape *sh, const uint8_t *rows, size_t rows_len, size_t nrows)
+                const struct cache_shape *sh, const uint8_t *rows, size_t rows_len, size_t nrows)
 {
 	struct entry *old = find(rc, key);
 	if (old)
@@ -108,9 +108,9 @@ void rcache_put(struct rcache *rc, uint64_t key, const struct cache_snapshot *sn
 	uint8_t seq = 1;
 	ssize_t start = proto_pkt_begin(&e->prefix);
 	bool ok = start >= 0 && cache_meta_copy(&e->meta, &sh->meta) == 0 &&
-		  wr_lenenc(&e->prefix, sh->ncols) == 0 &&
-		  proto_pkt_end(&e->prefix, (size_t)start, &seq) == 0 &&
-		  buf_append(&e->rows, rows, rows_len) == 0;
+	          wr_lenenc(&e->prefix, sh->ncols) == 0 &&
+	          proto_pkt_end(&e->prefix, (size_t)start, &seq) == 0 &&
+	          buf_append(&e->rows, rows, rows_len) == 0;
 	for (uint32_t i = 0; ok && i < sh->ncols; i++) {
 		uint32_t len;
 		const uint8_t *d = cache_shape_def(sh, i, &len);
@@ -139,7 +139,7 @@ void rcache_put(struct rcache *rc, uint64_t key, const struct cache_snapshot *sn
 }
 
 bool rcache_get(struct rcache *rc, uint64_t key, uint64_t snap_id, uint64_t schema_version,
-		struct rcache_hit *hit)
+                struct rcache_hit *hit)
 {
 	struct entry *e = find(rc, key);
 	if (!e)
@@ -157,4 +157,7 @@ bool rcache_get(struct rcache *rc, uint64_t key, uint64_t snap_id, uint64_t sche
 	return true;
 }
 
-size_t rcache_bytes(const struct rcache *rc) { return rc->bytes; }
+size_t rcache_bytes(const struct rcache *rc)
+{
+	return rc->bytes;
+}

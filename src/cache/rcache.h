@@ -15,10 +15,10 @@
 struct rcache;
 
 struct rcache_hit {
-	const uint8_t *prefix;    /* column count and definitions, as packets */
+	const uint8_t *prefix; /* column count and definitions, as packets */
 	size_t prefix_len;
 	const struct cache_meta *meta;
-	const uint8_t *rows;      /* row packets */
+	const uint8_t *rows; /* row packets */
 	size_t rows_len;
 	size_t nrows;
 };
@@ -30,11 +30,11 @@ uint64_t rcache_key(uint64_t shape_key, const void *text, size_t len);
 /* A stored answer computed from snapshot snap (its id and the table's
  * schema version are checked on lookup). Copies everything it needs. */
 void rcache_put(struct rcache *rc, uint64_t key, const struct cache_snapshot *snap,
-		const struct cache_shape *sh, const uint8_t *rows, size_t rows_len, size_t nrows);
+                const struct cache_shape *sh, const uint8_t *rows, size_t rows_len, size_t nrows);
 /* The answer for key if it was computed from snapshot snap_id of a table
  * still at schema_version; false otherwise (a stale entry is dropped). */
 bool rcache_get(struct rcache *rc, uint64_t key, uint64_t snap_id, uint64_t schema_version,
-		struct rcache_hit *hit);
+                struct rcache_hit *hit);
 size_t rcache_bytes(const struct rcache *rc);
 
 #endif

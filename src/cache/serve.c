@@ -14,10 +14,10 @@
 #include "vec/knn.h"
 #include "vec/vec.h"
 
-#define REFUSE(why)                                                                        \
-	do {                                                                               \
-		*reason = (why);                                                           \
-		return 1;                                                                  \
+#define REFUSE(why)                                                                                \
+	do {                                                                                       \
+		*reason = (why);                                                                   \
+		return 1;                                                                          \
 	} while (0)
 
 size_t cache_format_double(double x, enum cache_double_format f, char out[static 48])
@@ -42,7 +42,7 @@ static bool name_is(const char *sql, const struct sql_name *n, const char *s)
 /* A column's qualifier: absent, the alias if there is one, else the table
  * name; its schema (db.t.col) must be the table's. */
 static bool qualifier_ok(const char *sql, const struct sql_knn *k, const struct sql_name *schema,
-			 const struct sql_name *qual, const struct cache_snapshot *s)
+                         const struct sql_name *qual, const struct cache_snapshot *s)
 {
 	if (sql_name_present(schema) && !name_is(sql, schema, s->db))
 		return false;
@@ -54,7 +54,7 @@ static bool qualifier_ok(const char *sql, const struct sql_knn *k, const struct 
 }
 
 static ssize_t find_column(const char *sql, const struct sql_name *name,
-			   const struct cache_snapshot *s)
+                           const struct cache_snapshot *s)
 {
 	for (size_t i = 0; i < s->n_cols; i++)
 		if (name_is(sql, name, s->cols[i].name))
@@ -81,12 +81,12 @@ struct value {
 	const char *digits; /* is_int: without sign */
 	size_t ndigits;
 	double num;
-	char *str;          /* is_str: unescaped, malloc'd */
+	char *str; /* is_str: unescaped, malloc'd */
 	size_t nstr;
 };
 
 static int literal_value(const char *sql, unsigned lexflags, const struct sql_lit *lit,
-			 const struct cache_param *params, size_t nparams, struct value *v)
+                         const struct cache_param *params, size_t nparams, struct value *v)
 {
 	memset(v, 0, sizeof(*v));
 	if (lit->kind == SQL_LIT_PARAM) {
@@ -209,8 +209,8 @@ static void free_filters(struct cache_filter *f, size_t n)
 /* Compiles one filter of a level. col is the resolved column (or SIZE_MAX
  * for the distance). Returns 0, 1 (refuse) or -ENOMEM. */
 static int compile_filter(const char *sql, unsigned lexflags, const struct sql_knn *k,
-			  const struct sql_knn_filter *kf, size_t col, struct cache_plan *p,
-			  bool outer, const struct cache_param *params, size_t nparams)
+                          const struct sql_knn_filter *kf, size_t col, struct cache_plan *p,
+                          bool outer, const struct cache_param *params, size_t nparams)
 {
 	if (col == SIZE_MAX) {
 		/* distance < x or <= x */
@@ -260,7 +260,7 @@ static int compile_filter(const char *sql, unsigned lexflags, const struct sql_k
 /* The table column an inner item or a filter names, SIZE_MAX for the
  * distance, or -1 when it is something else. */
 static ssize_t inner_target(const char *sql, const struct sql_knn *k, int inner,
-			    const struct sql_name *name, const struct cache_snapshot *s)
+                            const struct sql_name *name, const struct cache_snapshot *s)
 {
 	if (inner < 0 || (size_t)inner >= k->inner.nitems)
 		return -1;
@@ -275,7 +275,7 @@ static ssize_t inner_target(const char *sql, const struct sql_knn *k, int inner,
 }
 
 static int build_inner_cols(const char *sql, const struct sql_knn *k, struct cache_plan *p,
-			    const char **reason)
+                            const char **reason)
 {
 	const struct cache_snapshot *s = p->snap;
 	for (size_t i = 0; i < k->inner.nitems; i++) {
@@ -312,7 +312,7 @@ static int build_inner_cols(const char *sql, const struct sql_knn *k, struct cac
 
 /* pytidb: SELECT candidates.*, 1 - candidates._distance AS _score FROM (...). */
 static int build_outer_cols(const char *sql, const struct sql_knn *k, struct cache_plan *p,
-			    const char **reason)
+                            const char **reason)
 {
 	struct cache_out_col *inner = p->cols;
 	size_t ninner = p->ncols;
@@ -345,7 +345,7 @@ static int build_outer_cols(const char *sql, const struct sql_knn *k, struct cac
 }
 
 static int count_value(const struct sql_knn_count *c, const struct cache_param *params,
-		       size_t nparams, size_t *out)
+                       size_t nparams, size_t *out)
 {
 	if (!c->present) {
 		*out = SIZE_MAX;
@@ -362,8 +362,8 @@ static int count_value(const struct sql_knn_count *c, const struct cache_param *
 }
 
 static int compile_level(const char *sql, unsigned lexflags, const struct sql_knn *k,
-			 const struct sql_knn_select *lvl, bool outer, struct cache_plan *p,
-			 const struct cache_param *params, size_t nparams, const char **reason)
+                         const struct sql_knn_select *lvl, bool outer, struct cache_plan *p,
+                         const struct cache_param *params, size_t nparams, const char **reason)
 {
 	for (size_t i = 0; i < lvl->nfilters; i++) {
 		const struct sql_knn_filter *f = &lvl->filters[i];
@@ -379,7 +379,8 @@ static int compile_level(const char *sql, unsigned lexflags, const struct sql_kn
 		}
 		if (col == -1)
 			REFUSE("filter_column");
-		int rc = compile_filter(sql, lexflags, k, f, (size_t)col, p, outer, params, nparams);
+		int rc =
+		        compile_filter(sql, lexflags, k, f, (size_t)col, p, outer, params, nparams);
 		if (rc != 0) {
 			if (rc > 0)
 				*reason = "filter";
@@ -405,7 +406,7 @@ static int compile_level(const char *sql, unsigned lexflags, const struct sql_kn
 }
 
 static int query_vector(const char *sql, const struct sql_knn *k, struct cache_plan *p,
-			const struct cache_param *params, size_t nparams)
+                        const struct cache_param *params, size_t nparams)
 {
 	const float *v = k->vec.v;
 	size_t dim = k->vec.dim;
@@ -419,7 +420,7 @@ static int query_vector(const char *sql, const struct sql_knn *k, struct cache_p
 			if (idx >= nparams || params[idx].is_null || params[idx].is_int)
 				return 1;
 			if (first && (first->n != params[idx].n ||
-				      memcmp(first->p, params[idx].p, first->n) != 0))
+			              memcmp(first->p, params[idx].p, first->n) != 0))
 				return 1;
 			first = &params[idx];
 		}
@@ -445,8 +446,8 @@ static int query_vector(const char *sql, const struct sql_knn *k, struct cache_p
 }
 
 int cache_plan_build(struct cache_plan *p, const char *sql, const struct sql_knn *k,
-		     unsigned lexflags, struct cache_snapshot *snap, const char *db, size_t db_len,
-		     const struct cache_param *params, size_t nparams, const char **reason)
+                     unsigned lexflags, struct cache_snapshot *snap, const char *db, size_t db_len,
+                     const struct cache_param *params, size_t nparams, const char **reason)
 {
 	memset(p, 0, sizeof(*p));
 	cache_snapshot_ref(snap);
@@ -454,9 +455,9 @@ int cache_plan_build(struct cache_plan *p, const char *sql, const struct sql_knn
 	p->metric = k->metric;
 	p->dfmt = snap->mariadb ? CACHE_DOUBLE_MARIADB : CACHE_DOUBLE_TIDB;
 	/* The table: db.table, or table in the session's database. */
-	if (sql_name_present(&k->schema) ? !name_is(sql, &k->schema, snap->db)
-					 : (db_len != strlen(snap->db) ||
-					    strncasecmp(db, snap->db, db_len) != 0))
+	if (sql_name_present(&k->schema)
+	            ? !name_is(sql, &k->schema, snap->db)
+	            : (db_len != strlen(snap->db) || strncasecmp(db, snap->db, db_len) != 0))
 		REFUSE("table");
 	if (!name_is(sql, &k->table, snap->table))
 		REFUSE("table");
@@ -482,7 +483,7 @@ int cache_plan_build(struct cache_plan *p, const char *sql, const struct sql_knn
 		if ((rc = build_outer_cols(sql, k, p, reason)) != 0)
 			return rc;
 		if ((rc = compile_level(sql, lexflags, k, &k->outer, true, p, params, nparams,
-					reason)))
+		                        reason)))
 			return rc;
 	}
 	return 0;
@@ -575,9 +576,9 @@ static bool filter_passes(const struct cache_filter *f, const struct cache_snaps
 			n--;
 	for (size_t i = 0; i < f->nvals; i++) {
 		int c = f->cmp == CACHE_CMP_INT || is_unsigned
-				? compare_ints(iv, f->ints[i], is_unsigned)
-				: compare_bytes(cell, n, f->strs.data + f->str_off[i],
-						f->str_off[i + 1] - f->str_off[i]);
+		                ? compare_ints(iv, f->ints[i], is_unsigned)
+		                : compare_bytes(cell, n, f->strs.data + f->str_off[i],
+		                                f->str_off[i + 1] - f->str_off[i]);
 		if (!list)
 			return op_holds(f->op, c);
 		if (c == 0)
@@ -587,7 +588,7 @@ static bool filter_passes(const struct cache_filter *f, const struct cache_snaps
 }
 
 static bool row_passes(const struct cache_filter *fs, size_t n, const struct cache_snapshot *s,
-		       size_t row)
+                       size_t row)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!filter_passes(&fs[i], s, row))
@@ -622,8 +623,8 @@ int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nh
 		return -ENOMEM;
 	}
 	size_t n = 0;
-	int rc = vec_knn(s->vecs, p->metric, p->q, p->dim, k, p->offset,
-			 p->has_th ? &p->th : NULL, allowed, h, &n);
+	int rc = vec_knn(s->vecs, p->metric, p->q, p->dim, k, p->offset, p->has_th ? &p->th : NULL,
+	                 allowed, h, &n);
 	free(allowed);
 	if (rc < 0) {
 		free(h);
@@ -669,7 +670,8 @@ static int text_row(const struct cache_plan *p, const struct vec_hit *h, struct 
 		size_t n;
 		if (oc->kind == CACHE_OUT_CELL) {
 			rc = cache_snapshot_cell(p->snap, h->row, oc->col, &cell, &n)
-				     ? wr_lenenc_str(b, cell, n) : wr_u8(b, 0xFB);
+			             ? wr_lenenc_str(b, cell, n)
+			             : wr_u8(b, 0xFB);
 		} else if (h->is_null) {
 			rc = wr_u8(b, 0xFB);
 		} else {
@@ -681,7 +683,7 @@ static int text_row(const struct cache_plan *p, const struct vec_hit *h, struct 
 }
 
 static int binary_value(struct buf *b, uint8_t type, const uint8_t *cell, size_t n,
-			bool is_unsigned)
+                        bool is_unsigned)
 {
 	char tmp[64];
 	switch (type) {
@@ -694,9 +696,10 @@ static int binary_value(struct buf *b, uint8_t type, const uint8_t *cell, size_t
 		int64_t v;
 		if (!parse_i64(cell, n, is_unsigned, &v))
 			return -ENOTSUP;
-		int width = type == PROTO_TYPE_LONGLONG ? 8 :
-			    type == PROTO_TYPE_LONG || type == PROTO_TYPE_INT24 ? 4 :
-			    type == PROTO_TYPE_TINY ? 1 : 2;
+		int width = type == PROTO_TYPE_LONGLONG                           ? 8
+		            : type == PROTO_TYPE_LONG || type == PROTO_TYPE_INT24 ? 4
+		            : type == PROTO_TYPE_TINY                             ? 1
+		                                                                  : 2;
 		for (int i = 0; i < width; i++)
 			if (wr_u8(b, (uint8_t)((uint64_t)v >> (8 * i))) < 0)
 				return -ENOMEM;
@@ -738,7 +741,7 @@ static int binary_value(struct buf *b, uint8_t type, const uint8_t *cell, size_t
 }
 
 static int binary_row(const struct cache_plan *p, const struct vec_hit *h, const uint8_t *types,
-		      struct buf *b)
+                      struct buf *b)
 {
 	size_t nb = (p->ncols + 7 + 2) / 8;
 	if (wr_u8(b, 0x00) < 0 || buf_reserve(b, nb) < 0)
@@ -778,7 +781,7 @@ static int binary_row(const struct cache_plan *p, const struct vec_hit *h, const
 }
 
 int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, size_t nhits,
-		      bool binary, const uint8_t *types, struct buf *out, uint8_t *seq)
+                      bool binary, const uint8_t *types, struct buf *out, uint8_t *seq)
 {
 	for (size_t i = 0; i < nhits; i++) {
 		ssize_t start = proto_pkt_begin(out);

@@ -28,12 +28,12 @@ struct cache_out_col {
 /* A filter compiled to an exact comparison on one column's cells. */
 struct cache_filter {
 	size_t col;
-	int op;              /* enum sql_knn_op */
+	int op; /* enum sql_knn_op */
 	enum cache_cmp cmp;
 	size_t nvals;
-	int64_t *ints;       /* CACHE_CMP_INT / UINT (as uint64 bits) */
-	struct buf strs;     /* BYTES / PADSPACE: values back to back */
-	size_t *str_off;     /* [nvals + 1] */
+	int64_t *ints;   /* CACHE_CMP_INT / UINT (as uint64 bits) */
+	struct buf strs; /* BYTES / PADSPACE: values back to back */
+	size_t *str_off; /* [nvals + 1] */
 };
 
 /* How the upstream prints a DOUBLE in text rows. */
@@ -47,7 +47,7 @@ struct cache_plan {
 	enum vec_metric metric;
 	float *q;
 	size_t dim;
-	size_t k, offset;            /* the (inner) LIMIT and OFFSET */
+	size_t k, offset; /* the (inner) LIMIT and OFFSET */
 	bool has_th;
 	struct vec_threshold th;
 	struct cache_filter *filters; /* inner filters on cells */
@@ -59,7 +59,7 @@ struct cache_plan {
 	struct vec_threshold outer_th;
 	struct cache_filter *outer_filters;
 	size_t nouter_filters;
-	struct cache_out_col *cols;  /* the answer's columns, in order */
+	struct cache_out_col *cols; /* the answer's columns, in order */
 	size_t ncols;
 	enum cache_double_format dfmt;
 };
@@ -77,24 +77,23 @@ struct cache_param {
 	bool is_int;
 };
 int cache_plan_build(struct cache_plan *plan, const char *sql, const struct sql_knn *k,
-		     unsigned lexflags, struct cache_snapshot *snap, const char *db, size_t db_len,
-		     const struct cache_param *params, size_t nparams, const char **reason)
-	MUST_CHECK;
+                     unsigned lexflags, struct cache_snapshot *snap, const char *db, size_t db_len,
+                     const struct cache_param *params, size_t nparams,
+                     const char **reason) MUST_CHECK;
 void cache_plan_free(struct cache_plan *plan);
 
 /* Runs the plan (filters, scan, top-k, outer query): thread-safe, for a
  * pool thread. *hits (malloc'd, caller frees) gets the answer's rows in
  * order. 0, or a negative errno (-EDOM: a row of another dimension, which
  * TiDB answers with an error: the caller leaves the query to TiDB). */
-int cache_plan_run(const struct cache_plan *plan, struct vec_hit **hits, size_t *nhits)
-	MUST_CHECK;
+int cache_plan_run(const struct cache_plan *plan, struct vec_hit **hits, size_t *nhits) MUST_CHECK;
 
 /* Appends the answer's rows as packets starting at sequence id *seq: text
  * protocol rows, or binary protocol rows for the column types in types[]
  * (one per column, from the captured definitions). 0, -ENOMEM, or
  * -ENOTSUP when a binary column type cannot be produced from text cells. */
 int cache_encode_rows(const struct cache_plan *plan, const struct vec_hit *hits, size_t nhits,
-		      bool binary, const uint8_t *types, struct buf *out, uint8_t *seq) MUST_CHECK;
+                      bool binary, const uint8_t *types, struct buf *out, uint8_t *seq) MUST_CHECK;
 
 /* The DOUBLE's text as the upstream prints it. */
 size_t cache_format_double(double x, enum cache_double_format f, char out[static 48]);

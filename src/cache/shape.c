@@ -21,7 +21,7 @@ struct cache_shapes {
 };
 
 uint64_t cache_shape_key(uint64_t shape, const char *user, const char *db, uint64_t settings,
-			 bool binary, bool deprecate_eof)
+                         bool binary, bool deprecate_eof)
 {
 	XXH3_state_t st;
 	XXH3_64bits_reset(&st);
@@ -29,7 +29,7 @@ uint64_t cache_shape_key(uint64_t shape, const char *user, const char *db, uint6
 	XXH3_64bits_update(&st, user, strlen(user) + 1);
 	XXH3_64bits_update(&st, db, strlen(db) + 1);
 	XXH3_64bits_update(&st, &settings, sizeof(settings));
-	uint8_t tail[2] = { binary, deprecate_eof };
+	uint8_t tail[2] = {binary, deprecate_eof};
 	XXH3_64bits_update(&st, tail, sizeof(tail));
 	return XXH3_64bits_digest(&st);
 }
@@ -77,7 +77,10 @@ int cache_meta_copy(struct cache_meta *dst, const struct cache_meta *src)
 	return 0;
 }
 
-static bool in_use(const struct cache_shape *sh) { return sh->verifying || sh->users > 0; }
+static bool in_use(const struct cache_shape *sh)
+{
+	return sh->verifying || sh->users > 0;
+}
 
 static void shape_free(struct cache_shape *sh)
 {
@@ -135,7 +138,8 @@ static void evict_one(struct cache_shapes *s)
 }
 
 struct cache_shape *cache_shapes_put(struct cache_shapes *s, uint64_t key, struct cache_table *t,
-				     uint64_t schema_version, const struct buf *defs, uint32_t ncols)
+                                     uint64_t schema_version, const struct buf *defs,
+                                     uint32_t ncols)
 {
 	struct cache_shape *old = cache_shapes_find(s, key);
 	if (old && !in_use(old))
@@ -204,7 +208,10 @@ void cache_shapes_drop_table(struct cache_shapes *s, const struct cache_table *t
 	}
 }
 
-size_t cache_shapes_count(const struct cache_shapes *s) { return s->count; }
+size_t cache_shapes_count(const struct cache_shapes *s)
+{
+	return s->count;
+}
 
 const uint8_t *cache_shape_def(const struct cache_shape *sh, uint32_t nth, uint32_t *len)
 {
@@ -286,8 +293,8 @@ static bool same_distance(const struct vec_hit *a, const struct vec_hit *b)
 }
 
 bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours,
-			   const struct vec_hit *hits, size_t nhits, int dist_col, bool first_cut,
-			   bool last_cut)
+                           const struct vec_hit *hits, size_t nhits, int dist_col, bool first_cut,
+                           bool last_cut)
 {
 	struct row *a = NULL, *b = NULL;
 	size_t na = split_rows(tidb, &a), nb = split_rows(ours, &b);
@@ -296,7 +303,8 @@ bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours,
 	for (size_t i = 0; ok && dist_col >= 0 && i < na; i++) {
 		const uint8_t *d, *e;
 		uint64_t dn, en;
-		bool x = text_cell(&a[i], dist_col, &d, &dn), y = text_cell(&b[i], dist_col, &e, &en);
+		bool x = text_cell(&a[i], dist_col, &d, &dn),
+		     y = text_cell(&b[i], dist_col, &e, &en);
 		ok = x == y && (!x || (dn == en && memcmp(d, e, dn) == 0));
 	}
 	for (size_t start = 0; ok && start < na;) {

@@ -34,25 +34,25 @@ enum cache_shape_state {
 struct cache_shape {
 	uint64_t key;
 	struct cache_table *table;
-	uint64_t schema_version;   /* the table's at capture */
+	uint64_t schema_version; /* the table's at capture */
 	enum cache_shape_state state;
 	int mismatches;
 	bool verifying;
-	int users;                 /* answers in flight reading it: not evicted */
+	int users; /* answers in flight reading it: not evicted */
 	struct cache_meta meta;
 	uint32_t ncols;
-	uint8_t *types;            /* [ncols] type byte of each definition */
-	struct buf defs;           /* each definition: u32 length, then the payload */
+	uint8_t *types;  /* [ncols] type byte of each definition */
+	struct buf defs; /* each definition: u32 length, then the payload */
 	uint64_t hits;
-	uint64_t verified_ms;      /* when TiDB last proved the user may read the answer */
+	uint64_t verified_ms; /* when TiDB last proved the user may read the answer */
 	uint64_t last_used_ms;
-	struct cache_shape *next;  /* hash chain */
+	struct cache_shape *next; /* hash chain */
 };
 
 /* The key of a shape for a session: the statement's shape hash with who
  * asks and how the answer is encoded. */
 uint64_t cache_shape_key(uint64_t shape, const char *user, const char *db, uint64_t settings,
-			 bool binary, bool deprecate_eof);
+                         bool binary, bool deprecate_eof);
 
 struct cache_shapes;
 struct cache_shapes *cache_shapes_new(size_t max);
@@ -61,7 +61,8 @@ struct cache_shape *cache_shapes_find(struct cache_shapes *s, uint64_t key);
 /* Adds (or replaces) the shape for key with the definitions of a response:
  * defs holds ncols payloads as described above. NULL when out of memory. */
 struct cache_shape *cache_shapes_put(struct cache_shapes *s, uint64_t key, struct cache_table *t,
-				     uint64_t schema_version, const struct buf *defs, uint32_t ncols);
+                                     uint64_t schema_version, const struct buf *defs,
+                                     uint32_t ncols);
 /* Forgets every shape of a table (its definition changed), or of every
  * table (t NULL: privileges may have changed). */
 void cache_shapes_drop_table(struct cache_shapes *s, const struct cache_table *t);
@@ -81,7 +82,7 @@ struct vec_hit;
  * it) or before its start (first_cut: the OFFSET did). With dist_col >= 0
  * (text rows), TiDB's distance cell must equal vecgate's at every rank. */
 bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours,
-			   const struct vec_hit *hits, size_t nhits, int dist_col, bool first_cut,
-			   bool last_cut);
+                           const struct vec_hit *hits, size_t nhits, int dist_col, bool first_cut,
+                           bool last_cut);
 
 #endif

@@ -38,7 +38,7 @@ void cache_snapshot_unref(struct cache_snapshot *s)
 }
 
 bool cache_snapshot_cell(const struct cache_snapshot *s, size_t r, size_t c, const uint8_t **p,
-			 size_t *n)
+                         size_t *n)
 {
 	struct rd rd = rd_make(s->rows + s->row_off[r], s->row_off[r + 1] - s->row_off[r]);
 	for (size_t i = 0;; i++) {
@@ -60,7 +60,7 @@ bool cache_snapshot_cell(const struct cache_snapshot *s, size_t r, size_t c, con
 }
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -72,18 +72,18 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 /* Which exact comparisons WHERE filters may make on a column. */
 static enum cache_cmp comparison(const char *type, const char *column_type, const char *coll)
 {
-	static const char *const ints[] = { "tinyint", "smallint", "mediumint", "int",
-					    "bigint", NULL };
+	static const char *const ints[] = {"tinyint", "smallint", "mediumint",
+	                                   "int",     "bigint",   NULL};
 	for (int i = 0; ints[i]; i++)
 		if (!strcmp(type, ints[i]))
 			return strstr(column_type, "unsigned") ? CACHE_CMP_UINT : CACHE_CMP_INT;
-	static const char *const binaries[] = { "binary", "varbinary", "tinyblob", "blob",
-						"mediumblob", "longblob", NULL };
+	static const char *const binaries[] = {"binary",     "varbinary", "tinyblob", "blob",
+	                                       "mediumblob", "longblob",  NULL};
 	for (int i = 0; binaries[i]; i++)
 		if (!strcmp(type, binaries[i]))
 			return CACHE_CMP_BYTES;
-	static const char *const strings[] = { "char", "varchar", "tinytext", "text",
-					       "mediumtext", "longtext", NULL };
+	static const char *const strings[] = {"char",       "varchar",  "tinytext", "text",
+	                                      "mediumtext", "longtext", NULL};
 	for (int i = 0; strings[i]; i++) {
 		if (strcmp(type, strings[i]) != 0)
 			continue;
@@ -99,16 +99,16 @@ static enum cache_cmp comparison(const char *type, const char *column_type, cons
 }
 
 static int load_columns(MYSQL *my, struct cache_snapshot *s, const char *column,
-			size_t *declared_dim, char *err, size_t errlen)
+                        size_t *declared_dim, char *err, size_t errlen)
 {
 	char q[2400], edb[520], etable[520];
 	mysql_real_escape_string(my, edb, s->db, (unsigned long)strlen(s->db));
 	mysql_real_escape_string(my, etable, s->table, (unsigned long)strlen(s->table));
 	snprintf(q, sizeof(q),
-		 "SELECT COLUMN_NAME, LOWER(DATA_TYPE), IFNULL(COLLATION_NAME, ''), "
-		 "LOWER(COLUMN_TYPE) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '%s' "
-		 "AND TABLE_NAME = '%s' ORDER BY ORDINAL_POSITION",
-		 edb, etable);
+	         "SELECT COLUMN_NAME, LOWER(DATA_TYPE), IFNULL(COLLATION_NAME, ''), "
+	         "LOWER(COLUMN_TYPE) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '%s' "
+	         "AND TABLE_NAME = '%s' ORDER BY ORDINAL_POSITION",
+	         edb, etable);
 	if (mysql_query(my, q) != 0) {
 		seterr(err, errlen, "columns of %s.%s: %s", s->db, s->table, mysql_error(my));
 		return -EIO;
@@ -182,7 +182,7 @@ static MYSQL *connect_upstream(const struct cache_load_spec *spec, char *err, si
 			mysql_optionsv(my, MYSQL_OPT_SSL_CA, spec->tls_ca_file);
 	}
 	if (!mysql_real_connect(my, spec->host, spec->user, spec->password, NULL,
-				(unsigned)spec->port, NULL, 0)) {
+	                        (unsigned)spec->port, NULL, 0)) {
 		seterr(err, errlen, "connect to %s:%d as %s: %s", spec->host, spec->port,
 		       spec->user, mysql_error(my));
 		mysql_close(my);
@@ -206,13 +206,13 @@ static char *quote_ident(const char *name, char *out, size_t n)
 }
 
 struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, char *err,
-					   size_t errlen)
+                                           size_t errlen)
 {
 	uint64_t t0 = mono_ms();
 	struct cache_snapshot *s = calloc(1, sizeof(*s));
 	struct buf rows;
 	struct buf offs;
-	struct vec_builder vb = { 0 };
+	struct vec_builder vb = {0};
 	struct vec_f32 v;
 	buf_init(&rows);
 	buf_init(&offs);
@@ -244,7 +244,7 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 		goto nomem;
 	char q[1600], qd[520], qt[520];
 	snprintf(q, sizeof(q), "SELECT * FROM %s.%s", quote_ident(spec->db, qd, sizeof(qd)),
-		 quote_ident(spec->table, qt, sizeof(qt)));
+	         quote_ident(spec->table, qt, sizeof(qt)));
 	s->loaded_ms = mono_ms();
 	if (mysql_query(my, q) != 0 || !(res = mysql_use_result(my))) {
 		seterr(err, errlen, "%s: %s", q, mysql_error(my));
@@ -286,7 +286,8 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 			goto nomem;
 		n++;
 		if (rows.cap + offs.cap + vb.t->bytes > spec->memory_limit) {
-			seterr(err, errlen, "%s.%s needs more than memory_limit (%zu bytes) after %zu rows",
+			seterr(err, errlen,
+			       "%s.%s needs more than memory_limit (%zu bytes) after %zu rows",
 			       spec->db, spec->table, spec->memory_limit, n);
 			goto failed;
 		}
@@ -309,7 +310,7 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 		s->rows = rows.data;
 	s->row_off = (size_t *)offs.data;
 	s->bytes = sizeof(*s) + s->n_cols * sizeof(*s->cols) + rows.len + offs.len +
-		   vec_table_bytes(s->vecs);
+	           vec_table_bytes(s->vecs);
 	s->load_ms = mono_ms() - t0;
 	return s;
 nomem:

@@ -24,24 +24,24 @@ enum cache_cmp {
 
 struct cache_column {
 	char name[256];
-	char data_type[32];  /* information_schema DATA_TYPE, lower case: int, vector, ... */
-	char collation[64];  /* COLLATION_NAME; "" when not a string */
+	char data_type[32]; /* information_schema DATA_TYPE, lower case: int, vector, ... */
+	char collation[64]; /* COLLATION_NAME; "" when not a string */
 	enum cache_cmp cmp;
-	uint8_t wire_type;   /* the type byte in this column's result definition */
+	uint8_t wire_type; /* the type byte in this column's result definition */
 	uint16_t wire_flags;
 	uint8_t decimals;
 };
 
 struct cache_snapshot {
 	atomic_int refs;
-	uint64_t id;            /* unique per load, for the result cache */
+	uint64_t id; /* unique per load, for the result cache */
 	char db[256];
 	char table[256];
-	uint64_t version;       /* the table's version when the load began */
-	uint64_t loaded_ms;     /* monotonic time the load's read began */
-	uint64_t load_ms;       /* how long the load took */
+	uint64_t version;   /* the table's version when the load began */
+	uint64_t loaded_ms; /* monotonic time the load's read began */
+	uint64_t load_ms;   /* how long the load took */
 	size_t n_cols;
-	size_t vec_col;         /* index of the vector column */
+	size_t vec_col; /* index of the vector column */
 	struct cache_column *cols;
 	size_t n_rows;
 	uint8_t *rows;          /* text-protocol row payloads, back to back */
@@ -60,7 +60,7 @@ void cache_snapshot_unref(struct cache_snapshot *s);
 /* Row r's cell of column c: *p and *n point into the snapshot; false for
  * NULL. (Walks the row's length-encoded cells: rows are narrow.) */
 bool cache_snapshot_cell(const struct cache_snapshot *s, size_t r, size_t c, const uint8_t **p,
-			 size_t *n);
+                         size_t *n);
 
 /* Where and how to load from. */
 struct cache_load_spec {
@@ -70,10 +70,10 @@ struct cache_load_spec {
 	const char *password;
 	bool tls;
 	bool tls_verify;
-	const char *tls_ca_file;     /* NULL or "": system store */
+	const char *tls_ca_file; /* NULL or "": system store */
 	const char *db, *table, *column;
-	uint64_t version;            /* stamped on the snapshot */
-	size_t memory_limit;         /* give up past this many bytes */
+	uint64_t version;    /* stamped on the snapshot */
+	size_t memory_limit; /* give up past this many bytes */
 	unsigned timeout_s;
 };
 
@@ -81,6 +81,6 @@ struct cache_load_spec {
  * reads it at one consistent timestamp. Blocking: call it on a pool
  * thread. NULL with the reason in err. */
 struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, char *err,
-					   size_t errlen);
+                                           size_t errlen);
 
 #endif

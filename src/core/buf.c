@@ -222,11 +222,26 @@ static int wr_le(struct buf *b, uint64_t v, int n)
 	return 0;
 }
 
-int wr_u8(struct buf *b, uint8_t v) { return wr_le(b, v, 1); }
-int wr_u16(struct buf *b, uint16_t v) { return wr_le(b, v, 2); }
-int wr_u24(struct buf *b, uint32_t v) { return wr_le(b, v, 3); }
-int wr_u32(struct buf *b, uint32_t v) { return wr_le(b, v, 4); }
-int wr_u64(struct buf *b, uint64_t v) { return wr_le(b, v, 8); }
+int wr_u8(struct buf *b, uint8_t v)
+{
+	return wr_le(b, v, 1);
+}
+int wr_u16(struct buf *b, uint16_t v)
+{
+	return wr_le(b, v, 2);
+}
+int wr_u24(struct buf *b, uint32_t v)
+{
+	return wr_le(b, v, 3);
+}
+int wr_u32(struct buf *b, uint32_t v)
+{
+	return wr_le(b, v, 4);
+}
+int wr_u64(struct buf *b, uint64_t v)
+{
+	return wr_le(b, v, 8);
+}
 
 size_t lenenc_size(uint64_t v)
 {

@@ -29,8 +29,14 @@ void buf_consume(struct buf *b, size_t n);
 void buf_compact(struct buf *b);
 void buf_reset(struct buf *b);
 
-static inline size_t buf_unread(const struct buf *b) { return b->len - b->off; }
-static inline const uint8_t *buf_head(const struct buf *b) { return b->data + b->off; }
+static inline size_t buf_unread(const struct buf *b)
+{
+	return b->len - b->off;
+}
+static inline const uint8_t *buf_head(const struct buf *b)
+{
+	return b->data + b->off;
+}
 
 /* Bounds-checked reader over a byte range. Every rd_* returns false (and
  * leaves the reader unchanged) when the bytes it needs are not there. */
@@ -41,10 +47,13 @@ struct rd {
 
 static inline struct rd rd_make(const void *p, size_t n)
 {
-	struct rd r = { (const uint8_t *)p, (const uint8_t *)p + n };
+	struct rd r = {(const uint8_t *)p, (const uint8_t *)p + n};
 	return r;
 }
-static inline size_t rd_left(const struct rd *r) { return (size_t)(r->end - r->p); }
+static inline size_t rd_left(const struct rd *r)
+{
+	return (size_t)(r->end - r->p);
+}
 
 bool rd_u8(struct rd *r, uint8_t *v) MUST_CHECK;
 bool rd_u16(struct rd *r, uint16_t *v) MUST_CHECK;
@@ -71,8 +80,8 @@ int wr_lenenc(struct buf *b, uint64_t v) MUST_CHECK;
 int wr_lenenc_str(struct buf *b, const void *p, size_t n) MUST_CHECK;
 int wr_nulstr(struct buf *b, const char *s) MUST_CHECK;
 /* Appends printf-formatted text (no NUL). 0, -ENOMEM or -EINVAL. */
-int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
-	MUST_CHECK;
+int buf_appendf(struct buf *b, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3))) MUST_CHECK;
 /* Appends s as a JSON string, quoted and escaped. 0 or -ENOMEM. */
 int buf_append_json_str(struct buf *b, const char *s) MUST_CHECK;
 /* Number of bytes wr_lenenc() writes for v. */

@@ -50,146 +50,145 @@ struct key {
 	const char *help;
 };
 
-static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
-static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 
 #define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
 #define RELOAD   true
 #define RESTART  false
 
 static const struct key keys[] = {
-	{ "server", "listen", T_ADDR, "127.0.0.1:4100", NULL, NULL, NULL, RESTART, false,
-	  F(server.listen),
-	  "Address for MySQL clients. 0.0.0.0:port or [::]:port listens on every interface." },
-	{ "server", "workers", T_INT, "1", "1", "1", NULL, RESTART, false, F(server.workers),
-	  "Event loop threads. This version runs one loop (kNN scans run on libuv's thread "
-	  "pool), so 1 is the only value." },
-	{ "server", "backlog", T_INT, "511", "1", "65535", NULL, RESTART, false, F(server.backlog),
-	  "Length of the kernel's queue of connections not yet accepted." },
-	{ "server", "max_client_conns", T_INT, "1000", "1", "1000000", NULL, RELOAD, false,
-	  F(server.max_client_conns),
-	  "Most client connections at once, over all workers. Further clients get MySQL error "
-	  "1040 (Too many connections)." },
-	{ "server", "max_packet_size", T_SIZE, "1G", "1K", "1G", NULL, RESTART, false,
-	  F(server.max_packet_size),
-	  "Largest MySQL payload (a statement, after joining split packets) accepted from a "
-	  "client. A larger one gets error 1153 and the session is closed. Results from TiDB "
-	  "are relayed packet by packet whatever their size." },
-	{ "server", "write_buffer_limit", T_SIZE, "1M", "16K", "1G", NULL, RESTART, false,
-	  F(server.write_buffer_limit),
-	  "Bytes waiting to be sent to a slow reader (client or TiDB) before vecgate stops "
-	  "reading from the other side, so a slow client never makes vecgate hold a whole "
-	  "result set in memory." },
-	{ "server", "handshake_timeout", T_DURATION, "10s", "100ms", "10m", NULL, RELOAD, false,
-	  F(server.handshake_timeout),
-	  "Time a client has from connecting to the end of its login, TLS included." },
-	{ "server", "idle_timeout", T_DURATION, "0", "0", "720h", NULL, RELOAD, false,
-	  F(server.idle_timeout),
-	  "Disconnect a client that sends nothing for this long. 0 = never." },
-	{ "server", "drain_timeout", T_DURATION, "30s", "0", "1h", NULL, RELOAD, false,
-	  F(server.drain_timeout),
-	  "On SIGTERM or SIGINT, stop accepting and give sessions this long to finish their "
-	  "statement or transaction before closing them." },
-	{ "server", "tcp_keepalive", T_DURATION, "60s", "0", "2h", NULL, RESTART, false,
-	  F(server.tcp_keepalive),
-	  "TCP keepalive idle time on client connections. 0 = keepalive off." },
-	{ "server", "log_level", T_ENUM, "info", NULL, NULL, log_levels, RELOAD, false,
-	  F(server.log_level), "Most verbose log level written to stderr." },
-	{ "server", "tls_cert", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_cert),
-	  "Certificate chain (PEM) vecgate presents to clients. Empty: clients cannot use TLS." },
-	{ "server", "tls_key", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_key),
-	  "Private key (PEM) of tls_cert." },
-	{ "server", "tls_ca", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_ca),
-	  "CA bundle (PEM) for client certificates. When set, TLS clients must present a "
-	  "certificate signed by it (plaintext clients are not affected: see require_tls). "
-	  "Empty: no client certificate is asked for." },
-	{ "server", "tls_min_version", T_ENUM, "1.2", NULL, NULL, tls_versions, RELOAD, false,
-	  F(server.tls_min_version), "Lowest TLS version accepted from clients." },
-	{ "server", "require_tls", T_BOOL, "false", NULL, NULL, NULL, RELOAD, false,
-	  F(server.require_tls),
-	  "Refuse clients that do not switch to TLS before logging in (needs tls_cert)." },
+        {"server", "listen", T_ADDR, "127.0.0.1:4100", NULL, NULL, NULL, RESTART, false,
+         F(server.listen),
+         "Address for MySQL clients. 0.0.0.0:port or [::]:port listens on every interface."},
+        {"server", "workers", T_INT, "1", "1", "1", NULL, RESTART, false, F(server.workers),
+         "Event loop threads. This version runs one loop (kNN scans run on libuv's thread "
+         "pool), so 1 is the only value."},
+        {"server", "backlog", T_INT, "511", "1", "65535", NULL, RESTART, false, F(server.backlog),
+         "Length of the kernel's queue of connections not yet accepted."},
+        {"server", "max_client_conns", T_INT, "1000", "1", "1000000", NULL, RELOAD, false,
+         F(server.max_client_conns),
+         "Most client connections at once, over all workers. Further clients get MySQL error "
+         "1040 (Too many connections)."},
+        {"server", "max_packet_size", T_SIZE, "1G", "1K", "1G", NULL, RESTART, false,
+         F(server.max_packet_size),
+         "Largest MySQL payload (a statement, after joining split packets) accepted from a "
+         "client. A larger one gets error 1153 and the session is closed. Results from TiDB "
+         "are relayed packet by packet whatever their size."},
+        {"server", "write_buffer_limit", T_SIZE, "1M", "16K", "1G", NULL, RESTART, false,
+         F(server.write_buffer_limit),
+         "Bytes waiting to be sent to a slow reader (client or TiDB) before vecgate stops "
+         "reading from the other side, so a slow client never makes vecgate hold a whole "
+         "result set in memory."},
+        {"server", "handshake_timeout", T_DURATION, "10s", "100ms", "10m", NULL, RELOAD, false,
+         F(server.handshake_timeout),
+         "Time a client has from connecting to the end of its login, TLS included."},
+        {"server", "idle_timeout", T_DURATION, "0", "0", "720h", NULL, RELOAD, false,
+         F(server.idle_timeout),
+         "Disconnect a client that sends nothing for this long. 0 = never."},
+        {"server", "drain_timeout", T_DURATION, "30s", "0", "1h", NULL, RELOAD, false,
+         F(server.drain_timeout),
+         "On SIGTERM or SIGINT, stop accepting and give sessions this long to finish their "
+         "statement or transaction before closing them."},
+        {"server", "tcp_keepalive", T_DURATION, "60s", "0", "2h", NULL, RESTART, false,
+         F(server.tcp_keepalive),
+         "TCP keepalive idle time on client connections. 0 = keepalive off."},
+        {"server", "log_level", T_ENUM, "info", NULL, NULL, log_levels, RELOAD, false,
+         F(server.log_level), "Most verbose log level written to stderr."},
+        {"server", "tls_cert", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_cert),
+         "Certificate chain (PEM) vecgate presents to clients. Empty: clients cannot use TLS."},
+        {"server", "tls_key", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_key),
+         "Private key (PEM) of tls_cert."},
+        {"server", "tls_ca", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_ca),
+         "CA bundle (PEM) for client certificates. When set, TLS clients must present a "
+         "certificate signed by it (plaintext clients are not affected: see require_tls). "
+         "Empty: no client certificate is asked for."},
+        {"server", "tls_min_version", T_ENUM, "1.2", NULL, NULL, tls_versions, RELOAD, false,
+         F(server.tls_min_version), "Lowest TLS version accepted from clients."},
+        {"server", "require_tls", T_BOOL, "false", NULL, NULL, NULL, RELOAD, false,
+         F(server.require_tls),
+         "Refuse clients that do not switch to TLS before logging in (needs tls_cert)."},
 
-	{ "upstream", "servers", T_ADDR_LIST, "127.0.0.1:4000", NULL, NULL, NULL, RESTART, false,
-	  F(upstream.servers),
-	  "TiDB servers, comma separated. Each new client session goes to the next healthy "
-	  "one in turn." },
-	{ "upstream", "tls", T_BOOL, "true", NULL, NULL, NULL, RESTART, false, F(upstream.tls),
-	  "Connect to TiDB with TLS. Off sends logins and data in clear: only for a TiDB on the "
-	  "same host." },
-	{ "upstream", "tls_verify", T_BOOL, "true", NULL, NULL, NULL, RESTART, false,
-	  F(upstream.tls_verify),
-	  "Verify TiDB's certificate chain and host name. Off allows anyone on the path to "
-	  "impersonate TiDB; vecgate logs a warning at every start." },
-	{ "upstream", "tls_ca_file", T_PATH, "", NULL, NULL, NULL, RESTART, false,
-	  F(upstream.tls_ca_file),
-	  "CA bundle (PEM) that TiDB's certificate must chain to. Empty: the system's trust "
-	  "store." },
-	{ "upstream", "tls_server_name", T_STRING, "", NULL, NULL, NULL, RESTART, false,
-	  F(upstream.tls_server_name),
-	  "Name sent as SNI and matched against TiDB's certificate. Empty: the host of each "
-	  "server." },
-	{ "upstream", "tls_cert", T_PATH, "", NULL, NULL, NULL, RESTART, false,
-	  F(upstream.tls_cert),
-	  "Client certificate chain (PEM) vecgate presents to TiDB. Empty: none." },
-	{ "upstream", "tls_key", T_PATH, "", NULL, NULL, NULL, RESTART, false, F(upstream.tls_key),
-	  "Private key (PEM) of upstream tls_cert." },
-	{ "upstream", "tls_min_version", T_ENUM, "1.2", NULL, NULL, tls_versions, RESTART, false,
-	  F(upstream.tls_min_version), "Lowest TLS version accepted from TiDB." },
-	{ "upstream", "connect_timeout", T_DURATION, "5s", "100ms", "5m", NULL, RELOAD, false,
-	  F(upstream.connect_timeout),
-	  "Time allowed for the TCP connect, the TLS handshake and TiDB's greeting." },
-	{ "upstream", "pool_spares", T_INT, "4", "0", "256", NULL, RELOAD, false,
-	  F(upstream.pool_spares),
-	  "Spare connections per server, kept past TLS and holding a fresh greeting, so a new "
-	  "client logs in without waiting for a connect. 0 = connect on demand." },
-	{ "upstream", "spare_max_age", T_DURATION, "8s", "1s", "1h", NULL, RELOAD, false,
-	  F(upstream.spare_max_age),
-	  "Replace spares older than this, before the server drops a connection whose greeting "
-	  "went unanswered (MySQL and MariaDB do after connect_timeout, 10 s by default) or a "
-	  "load balancer drops it as idle." },
-	{ "upstream", "health_check_interval", T_DURATION, "5s", "100ms", "1h", NULL, RELOAD,
-	  false, F(upstream.health_check_interval),
-	  "Longest wait between attempts to reach a server marked down (attempts start at "
-	  "200 ms apart and double)." },
-	{ "upstream", "tcp_keepalive", T_DURATION, "60s", "0", "2h", NULL, RESTART, false,
-	  F(upstream.tcp_keepalive),
-	  "TCP keepalive idle time on connections to TiDB. 0 = keepalive off." },
+        {"upstream", "servers", T_ADDR_LIST, "127.0.0.1:4000", NULL, NULL, NULL, RESTART, false,
+         F(upstream.servers),
+         "TiDB servers, comma separated. Each new client session goes to the next healthy "
+         "one in turn."},
+        {"upstream", "tls", T_BOOL, "true", NULL, NULL, NULL, RESTART, false, F(upstream.tls),
+         "Connect to TiDB with TLS. Off sends logins and data in clear: only for a TiDB on the "
+         "same host."},
+        {"upstream", "tls_verify", T_BOOL, "true", NULL, NULL, NULL, RESTART, false,
+         F(upstream.tls_verify),
+         "Verify TiDB's certificate chain and host name. Off allows anyone on the path to "
+         "impersonate TiDB; vecgate logs a warning at every start."},
+        {"upstream", "tls_ca_file", T_PATH, "", NULL, NULL, NULL, RESTART, false,
+         F(upstream.tls_ca_file),
+         "CA bundle (PEM) that TiDB's certificate must chain to. Empty: the system's trust "
+         "store."},
+        {"upstream", "tls_server_name", T_STRING, "", NULL, NULL, NULL, RESTART, false,
+         F(upstream.tls_server_name),
+         "Name sent as SNI and matched against TiDB's certificate. Empty: the host of each "
+         "server."},
+        {"upstream", "tls_cert", T_PATH, "", NULL, NULL, NULL, RESTART, false, F(upstream.tls_cert),
+         "Client certificate chain (PEM) vecgate presents to TiDB. Empty: none."},
+        {"upstream", "tls_key", T_PATH, "", NULL, NULL, NULL, RESTART, false, F(upstream.tls_key),
+         "Private key (PEM) of upstream tls_cert."},
+        {"upstream", "tls_min_version", T_ENUM, "1.2", NULL, NULL, tls_versions, RESTART, false,
+         F(upstream.tls_min_version), "Lowest TLS version accepted from TiDB."},
+        {"upstream", "connect_timeout", T_DURATION, "5s", "100ms", "5m", NULL, RELOAD, false,
+         F(upstream.connect_timeout),
+         "Time allowed for the TCP connect, the TLS handshake and TiDB's greeting."},
+        {"upstream", "pool_spares", T_INT, "4", "0", "256", NULL, RELOAD, false,
+         F(upstream.pool_spares),
+         "Spare connections per server, kept past TLS and holding a fresh greeting, so a new "
+         "client logs in without waiting for a connect. 0 = connect on demand."},
+        {"upstream", "spare_max_age", T_DURATION, "8s", "1s", "1h", NULL, RELOAD, false,
+         F(upstream.spare_max_age),
+         "Replace spares older than this, before the server drops a connection whose greeting "
+         "went unanswered (MySQL and MariaDB do after connect_timeout, 10 s by default) or a "
+         "load balancer drops it as idle."},
+        {"upstream", "health_check_interval", T_DURATION, "5s", "100ms", "1h", NULL, RELOAD, false,
+         F(upstream.health_check_interval),
+         "Longest wait between attempts to reach a server marked down (attempts start at "
+         "200 ms apart and double)."},
+        {"upstream", "tcp_keepalive", T_DURATION, "60s", "0", "2h", NULL, RESTART, false,
+         F(upstream.tcp_keepalive),
+         "TCP keepalive idle time on connections to TiDB. 0 = keepalive off."},
 
-	{ "cache", "tables", T_TABLES, "", NULL, NULL, NULL, RESTART, false, F(cache.tables),
-	  "Tables whose vector kNN queries vecgate answers from memory: db.table(column), ... "
-	  "(backticks allowed), or auto to admit tables as their kNN queries arrive, within "
-	  "memory_limit. Empty: no cache, every statement goes to TiDB." },
-	{ "cache", "user", T_STRING, "", NULL, NULL, NULL, RESTART, false, F(cache.user),
-	  "Account vecgate uses to load snapshots of cached tables (it needs SELECT on them). "
-	  "Client logins are never used for this." },
-	{ "cache", "password", T_SECRET, "", NULL, NULL, NULL, RESTART, false, F(cache.password),
-	  "Password of the cache user. Never shown in logs or /status. The environment "
-	  "variable VECGATE_CACHE_PASSWORD overrides it." },
-	{ "cache", "memory_limit", T_SIZE, "4G", "16M", "1024G", NULL, RESTART, false,
-	  F(cache.memory_limit),
-	  "Most memory all snapshots together may use (vectors, row cells and indexes). A table "
-	  "that would not fit is not cached and its queries go to TiDB." },
-	{ "cache", "max_staleness", T_DURATION, "5s", "100ms", "24h", NULL, RELOAD, false,
-	  F(cache.max_staleness),
-	  "Writes that bypass vecgate (other clients of TiDB) are seen within this time: an "
-	  "older snapshot is not served, and snapshots are reloaded in the background before "
-	  "they reach this age." },
-	{ "cache", "result_cache_size", T_SIZE, "64M", "0", "64G", NULL, RESTART, false,
-	  F(cache.result_cache_size),
-	  "Memory for replaying the encoded answers of identical repeated kNN queries until "
-	  "their table changes. 0 turns the result cache off." },
-	{ "cache", "load_timeout", T_DURATION, "10m", "1s", "24h", NULL, RELOAD, false,
-	  F(cache.load_timeout), "Longest time one snapshot load may take before it is abandoned." },
+        {"cache", "tables", T_TABLES, "", NULL, NULL, NULL, RESTART, false, F(cache.tables),
+         "Tables whose vector kNN queries vecgate answers from memory: db.table(column), ... "
+         "(backticks allowed), or auto to admit tables as their kNN queries arrive, within "
+         "memory_limit. Empty: no cache, every statement goes to TiDB."},
+        {"cache", "user", T_STRING, "", NULL, NULL, NULL, RESTART, false, F(cache.user),
+         "Account vecgate uses to load snapshots of cached tables (it needs SELECT on them). "
+         "Client logins are never used for this."},
+        {"cache", "password", T_SECRET, "", NULL, NULL, NULL, RESTART, false, F(cache.password),
+         "Password of the cache user. Never shown in logs or /status. The environment "
+         "variable VECGATE_CACHE_PASSWORD overrides it."},
+        {"cache", "memory_limit", T_SIZE, "4G", "16M", "1024G", NULL, RESTART, false,
+         F(cache.memory_limit),
+         "Most memory all snapshots together may use (vectors, row cells and indexes). A table "
+         "that would not fit is not cached and its queries go to TiDB."},
+        {"cache", "max_staleness", T_DURATION, "5s", "100ms", "24h", NULL, RELOAD, false,
+         F(cache.max_staleness),
+         "Writes that bypass vecgate (other clients of TiDB) are seen within this time: an "
+         "older snapshot is not served, and snapshots are reloaded in the background before "
+         "they reach this age."},
+        {"cache", "result_cache_size", T_SIZE, "64M", "0", "64G", NULL, RESTART, false,
+         F(cache.result_cache_size),
+         "Memory for replaying the encoded answers of identical repeated kNN queries until "
+         "their table changes. 0 turns the result cache off."},
+        {"cache", "load_timeout", T_DURATION, "10m", "1s", "24h", NULL, RELOAD, false,
+         F(cache.load_timeout), "Longest time one snapshot load may take before it is abandoned."},
 
-	{ "admin", "listen", T_ADDR, "127.0.0.1:9100", NULL, NULL, NULL, RESTART, true,
-	  F(admin.listen),
-	  "HTTP endpoint for /metrics, /status and /health. Empty disables it. It has no "
-	  "authentication: keep it on loopback or a private network." },
+        {"admin", "listen", T_ADDR, "127.0.0.1:9100", NULL, NULL, NULL, RESTART, true,
+         F(admin.listen),
+         "HTTP endpoint for /metrics, /status and /health. Empty disables it. It has no "
+         "authentication: keep it on loopback or a private network."},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "server", "upstream", "cache", "admin" };
+static const char *const sections[] = {"server", "upstream", "cache", "admin"};
 
 static void *field(struct config *cfg, const struct key *k)
 {
@@ -209,13 +208,18 @@ struct unit {
 };
 
 static const struct unit size_units[] = {
-	{ "", 1 },       { "K", 1ULL << 10 },   { "KiB", 1ULL << 10 }, { "M", 1ULL << 20 },
-	{ "MiB", 1ULL << 20 }, { "G", 1ULL << 30 }, { "GiB", 1ULL << 30 }, { NULL, 0 },
+        {"", 1},
+        {"K", 1ULL << 10},
+        {"KiB", 1ULL << 10},
+        {"M", 1ULL << 20},
+        {"MiB", 1ULL << 20},
+        {"G", 1ULL << 30},
+        {"GiB", 1ULL << 30},
+        {NULL, 0},
 };
 
 static const struct unit duration_units[] = {
-	{ "", 1000 },      { "ms", 1 },         { "s", 1000 },
-	{ "m", 60 * 1000 }, { "h", 3600 * 1000 }, { NULL, 0 },
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {NULL, 0},
 };
 
 /* Digits, then one of units' suffixes (exact case, except that size suffixes
@@ -260,7 +264,7 @@ static bool parse_number(enum type t, const char *v, uint64_t *out)
 		return parse_scaled(v, size_units, true, out);
 	if (t == T_DURATION)
 		return parse_scaled(v, duration_units, false, out);
-	static const struct unit plain[] = { { "", 1 }, { NULL, 0 } };
+	static const struct unit plain[] = {{"", 1}, {NULL, 0}};
 	return parse_scaled(v, plain, false, out) && *out <= INT32_MAX;
 }
 
@@ -361,7 +365,8 @@ static int parse_list(const char *v, struct config_addr_list *l, char *msg, size
 			return fail(msg, n, "address %zu: %s", l->n + 1, why);
 		for (size_t i = 0; i < l->n; i++)
 			if (l->v[i].port == a->port && strcmp(l->v[i].host, a->host) == 0)
-				return fail(msg, n, "address %zu repeats address %zu", l->n + 1, i + 1);
+				return fail(msg, n, "address %zu repeats address %zu", l->n + 1,
+				            i + 1);
 		l->n++;
 		if (!comma)
 			return 0;
@@ -371,8 +376,8 @@ static int parse_list(const char *v, struct config_addr_list *l, char *msg, size
 
 static int parse_bool(const char *v, bool *out)
 {
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(v, yes[i]) == 0) {
 			*out = true;
@@ -415,10 +420,10 @@ static int parse_value(const struct key *k, const char *v, void *dst, char *msg,
 	case T_DURATION:
 		if (!parse_number(k->type, v, &num))
 			return fail(msg, n, "%s",
-				    k->type == T_INT    ? "expected a whole number" :
-				    k->type == T_SIZE   ? "expected a size such as 512K, 64M or 1G" :
-							  "expected a duration such as 500ms, 10s, "
-							  "5m or 1h");
+			            k->type == T_INT    ? "expected a whole number"
+			            : k->type == T_SIZE ? "expected a size such as 512K, 64M or 1G"
+			                                : "expected a duration such as 500ms, 10s, "
+			                                  "5m or 1h");
 		if (!parse_number(k->type, k->min, &lo) || !parse_number(k->type, k->max, &hi))
 			return fail(msg, n, "bad bounds in the key table");
 		if (num < lo)
@@ -441,7 +446,7 @@ static int parse_value(const struct key *k, const char *v, void *dst, char *msg,
 			char list[128] = "";
 			for (int i = 0; k->choices[i]; i++)
 				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-					 i ? ", " : "", k->choices[i]);
+				         i ? ", " : "", k->choices[i]);
 			return fail(msg, n, "expected one of %s", list);
 		}
 	case T_ADDR:
@@ -464,8 +469,7 @@ void config_init_defaults(struct config *cfg)
 		/* The defaults go through the parser, so they obey their own
 		 * bounds; test_config checks that every one parses. */
 		if (parse_value(&keys[i], keys[i].def, field(cfg, &keys[i]), msg, sizeof(msg)) < 0)
-			log_error("default of [%s] %s: %s", keys[i].section, keys[i].name,
-				  msg);
+			log_error("default of [%s] %s: %s", keys[i].section, keys[i].name, msg);
 	}
 }
 
@@ -486,7 +490,7 @@ struct parse {
 };
 
 static void report(struct parse *ps, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void report(struct parse *ps, int line, const char *fmt, ...)
 {
@@ -594,7 +598,7 @@ static const struct key *find_key(const char *section, const char *name)
 
 /* Line of the later of two keys set in the file, 0 when neither was. */
 static int rule_line(const struct parse *ps, const char *sa, const char *a, const char *sb,
-		     const char *b)
+                     const char *b)
 {
 	int la = ps->key_line[find_key(sa, a) - keys];
 	int lb = b ? ps->key_line[find_key(sb, b) - keys] : 0;
@@ -628,9 +632,9 @@ static void check_rules(struct parse *ps)
 }
 
 int config_parse_string(const char *text, const char *name, struct config *out,
-			struct config_err *err)
+                        struct config_err *err)
 {
-	struct parse ps = { .p = text, .cfg = out, .err = err };
+	struct parse ps = {.p = text, .cfg = out, .err = err};
 	memset(err, 0, sizeof(*err));
 	err->file = name;
 	config_init_defaults(out);
@@ -653,11 +657,11 @@ int config_parse_string(const char *text, const char *name, struct config *out,
 	if (err->count > 0)
 		return rc < 0 ? -ENOMEM : -EINVAL;
 	if (!out->upstream.tls)
-		log_warn("%s: [upstream] tls is off: logins and data go to TiDB in clear",
-			 name);
+		log_warn("%s: [upstream] tls is off: logins and data go to TiDB in clear", name);
 	else if (!out->upstream.tls_verify)
 		log_warn("%s: [upstream] tls_verify is off: TiDB's certificate is not "
-			 "checked", name);
+		         "checked",
+		         name);
 	return 0;
 }
 
@@ -718,7 +722,7 @@ int config_check_files(const struct config *cfg, struct config_err *err)
 			int e = errno;
 			if (err->count++ == 0)
 				snprintf(err->msg, sizeof(err->msg), "[%s] %s: cannot read %s: %s",
-					 k->section, k->name, path, strerror(e));
+				         k->section, k->name, path, strerror(e));
 		}
 	}
 	return err->count ? -EINVAL : 0;
@@ -755,7 +759,7 @@ int config_addr_format(const struct config_addr *a, char *out, size_t n)
 	if (!*a->host)
 		return snprintf(out, n, "%s", "");
 	return snprintf(out, n, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host,
-			(unsigned)a->port);
+	                (unsigned)a->port);
 }
 
 /* Writes a number with the largest unit that divides it exactly. */
@@ -818,7 +822,7 @@ static void format_value(const struct key *k, const void *v, char *out, size_t n
 }
 
 size_t config_apply_reload(struct config *live, const struct config *fresh,
-			   struct config_change *out, size_t max)
+                           struct config_change *out, size_t max)
 {
 	size_t changed = 0;
 	for (size_t i = 0; i < NKEYS; i++) {
@@ -826,7 +830,7 @@ size_t config_apply_reload(struct config *live, const struct config *fresh,
 		if (same_value(k, field(live, k), cfield(fresh, k)))
 			continue;
 		if (changed < max)
-			out[changed] = (struct config_change){ k->section, k->name, k->reloadable };
+			out[changed] = (struct config_change){k->section, k->name, k->reloadable};
 		changed++;
 		if (!k->reloadable) {
 			log_warn("restart needed for [%s] %s", k->section, k->name);
@@ -846,7 +850,6 @@ static int put(struct buf *out, const char *s)
 {
 	return buf_append(out, s, strlen(s));
 }
-
 
 /* Writes text as "# " comment lines of at most 79 columns, breaking at spaces. */
 static int put_wrapped(struct buf *out, const char *text)
@@ -875,44 +878,51 @@ static int put_wrapped(struct buf *out, const char *text)
 static int put_type_line(struct buf *out, const struct key *k)
 {
 	static const char *const names[] = {
-		[T_STRING] = "string",    [T_PATH] = "path",   [T_BOOL] = "boolean",
-		[T_INT] = "integer",      [T_SIZE] = "size",   [T_DURATION] = "duration",
-		[T_ENUM] = "one of",      [T_ADDR] = "address", [T_ADDR_LIST] = "addresses",
-		[T_TABLES] = "tables",    [T_SECRET] = "secret string",
+	        [T_STRING] = "string",
+	        [T_PATH] = "path",
+	        [T_BOOL] = "boolean",
+	        [T_INT] = "integer",
+	        [T_SIZE] = "size",
+	        [T_DURATION] = "duration",
+	        [T_ENUM] = "one of",
+	        [T_ADDR] = "address",
+	        [T_ADDR_LIST] = "addresses",
+	        [T_TABLES] = "tables",
+	        [T_SECRET] = "secret string",
 	};
 	char type[160];
 	if (k->type == T_ENUM) {
 		size_t used = (size_t)snprintf(type, sizeof(type), "one of");
 		for (int i = 0; k->choices[i]; i++)
 			used += (size_t)snprintf(type + used, sizeof(type) - used, "%s %s",
-						 i ? "," : "", k->choices[i]);
+			                         i ? "," : "", k->choices[i]);
 	} else if (k->min) {
 		snprintf(type, sizeof(type), "%s, %s..%s", names[k->type], k->min, k->max);
 	} else {
 		snprintf(type, sizeof(type), "%s%s", names[k->type],
-			 k->optional ? " or empty" : "");
+		         k->optional ? " or empty" : "");
 	}
 	return buf_appendf(out, "# Type: %s. Default: %s. %s\n", type, *k->def ? k->def : "empty",
-		    k->reloadable ? "SIGHUP reloads it." : "Restart needed.");
+	                   k->reloadable ? "SIGHUP reloads it." : "Restart needed.");
 }
 
 static const char annotated_header[] =
-	"# vecgate configuration: every key, set to its default.\n"
-	"#\n"
-	"# Generated by config_write_annotated() from the key table in\n"
-	"# src/core/config.c; test_config fails when conf/vecgate.conf differs.\n"
-	"#\n"
-	"# Syntax: [section] headers and \"key = value\" lines; a line starting with\n"
-	"# # or ; is a comment. Value types:\n"
-	"#   boolean    true/false, yes/no, on/off, 1/0\n"
-	"#   size       bytes, or with K, M or G (KiB, MiB, GiB): powers of 1024\n"
-	"#   duration   a whole number with ms, s, m or h; a bare number is seconds\n"
-	"#   address    host:port, [IPv6]:port or hostname:port\n"
-	"#   addresses  addresses separated by commas\n"
-	"#   path       a file name; a relative one is taken from vecgate's working\n"
-	"#              directory\n"
-	"# Keys marked \"SIGHUP reloads it\" take effect on kill -HUP; a change to any\n"
-	"# other key is logged as \"restart needed\" and waits for the next start.\n";
+        "# vecgate configuration: every key, set to its default.\n"
+        "#\n"
+        "# Generated by config_write_annotated() from the key table in\n"
+        "# src/core/config.c; test_config fails when conf/vecgate.conf differs.\n"
+        "#\n"
+        "# Syntax: [section] headers and \"key = value\" lines; a line starting with\n"
+        "# # or ; is a comment. Value types:\n"
+        "#   boolean    true/false, yes/no, on/off, 1/0\n"
+        "#   size       bytes, or with K, M or G (KiB, MiB, GiB): powers of 1024\n"
+        "#   duration   a whole number with ms, s, m or h; a bare number is seconds\n"
+        "#   address    host:port, [IPv6]:port or hostname:port\n"
+        "#   addresses  addresses separated by commas\n"
+        "#   path       a file name; a relative one is taken from vecgate's working\n"
+        "#              directory\n"
+        "# Keys marked \"SIGHUP reloads it\" take effect on kill -HUP; a change to any\n"
+        "# other key is logged as \"restart needed\" and waits for the next start.\n";
 
 int config_write_annotated(struct buf *out)
 {
@@ -1057,7 +1067,8 @@ int config_parse_tables(const char *v, struct config_table_list *out, char *msg,
 		for (size_t i = 0; i < out->n; i++)
 			if (!strcmp(out->v[i].db, t->db) && !strcmp(out->v[i].table, t->table) &&
 			    !strcmp(out->v[i].column, t->column))
-				return fail(msg, n, "table %zu repeats table %zu", out->n + 1, i + 1);
+				return fail(msg, n, "table %zu repeats table %zu", out->n + 1,
+				            i + 1);
 		out->n++;
 		while (isspace((unsigned char)*p))
 			p++;

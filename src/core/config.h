@@ -131,7 +131,7 @@ void config_free(struct config *cfg);
 int config_load(const char *path, struct config *out, struct config_err *err) MUST_CHECK;
 /* Same, from a NUL-terminated text; name is used as the file in *err. */
 int config_parse_string(const char *text, const char *name, struct config *out,
-			struct config_err *err) MUST_CHECK;
+                        struct config_err *err) MUST_CHECK;
 
 /* Checks that every path key that is set names a readable file (used by
  * --check-config and at start-up, not by config_load(), so that a config can be
@@ -146,7 +146,7 @@ int config_check_files(const struct config *cfg, struct config_err *err) MUST_CH
  * for each other, and returns the number of differing keys. live is not
  * locked: call it on the thread that owns live. */
 size_t config_apply_reload(struct config *live, const struct config *fresh,
-			   struct config_change *out, size_t max);
+                           struct config_change *out, size_t max);
 
 /* The annotated default config file: every key set to its default, with its
  * help, type, bounds, default and whether SIGHUP applies it. 0 or -ENOMEM. */
@@ -159,8 +159,8 @@ int config_dump_json(const struct config *cfg, struct buf *out) MUST_CHECK;
 
 /* Parses [cache] tables: "auto", or comma-separated db.table(column) with
  * bare or backticked names. 0, or -EINVAL with the reason in msg. */
-int config_parse_tables(const char *v, struct config_table_list *out, char *msg, size_t n)
-	MUST_CHECK;
+int config_parse_tables(const char *v, struct config_table_list *out, char *msg,
+                        size_t n) MUST_CHECK;
 
 /* Formats an address as the file would spell it ("[::1]:4000"); "" when the
  * host is empty. Returns the length snprintf would have written. */

@@ -12,8 +12,8 @@
 atomic_int log_threshold = LOG_INFO;
 static atomic_int out_fd = STDERR_FILENO;
 
-static const char *const lower_names[] = { "error", "warn", "info", "debug" };
-static const char *const upper_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+static const char *const lower_names[] = {"error", "warn", "info", "debug"};
+static const char *const upper_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 void log_set_level(enum log_level level)
 {
@@ -92,7 +92,7 @@ void log_write(enum log_level level, const char *component, const char *fmt, ...
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	int k = snprintf(line + len, sizeof(line) - len, ".%03ldZ %s [", ts.tv_nsec / 1000000,
-			 (int)level >= LOG_ERROR && level <= LOG_DEBUG ? upper_names[level] : "?");
+	                 (int)level >= LOG_ERROR && level <= LOG_DEBUG ? upper_names[level] : "?");
 	len += (size_t)k;
 	/* The component is ours, but escape it anyway: it costs nothing. */
 	char comp[64] = "-";

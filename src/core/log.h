@@ -45,7 +45,7 @@ void log_set_fd(int fd);
  * are escaped as \xNN so that an event stays on one line; a message longer
  * than LOG_LINE_MAX is cut with "...". */
 void log_write(enum log_level level, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #define LOG_LINE_MAX 4096
 
@@ -59,10 +59,10 @@ void log_write(enum log_level level, const char *component, const char *fmt, ...
 #endif
 #endif
 
-#define log_at(level, ...)                                             \
-	do {                                                           \
-		if (log_enabled(level))                                \
-			log_write((level), LOG_COMPONENT, __VA_ARGS__); \
+#define log_at(level, ...)                                                                         \
+	do {                                                                                       \
+		if (log_enabled(level))                                                            \
+			log_write((level), LOG_COMPONENT, __VA_ARGS__);                            \
 	} while (0)
 /* log_info("upstream %s: reachable again", name): printf-style arguments. */
 #define log_error(...) log_at(LOG_ERROR, __VA_ARGS__)

@@ -49,7 +49,10 @@ static void tls_pump(struct net_conn *c);
 static void mark_dirty(struct net_conn *c);
 static void emit(struct net_conn *c, enum net_event ev, int status);
 
-static struct net_loop *loop_state(uv_loop_t *loop) { return loop->data; }
+static struct net_loop *loop_state(uv_loop_t *loop)
+{
+	return loop->data;
+}
 
 static void prepare_cb(uv_prepare_t *h)
 {
@@ -95,7 +98,10 @@ int net_loop_init(uv_loop_t *loop)
 	return 0;
 }
 
-static void free_loop_cb(uv_handle_t *h) { free(h->data); }
+static void free_loop_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
 
 void net_loop_close(uv_loop_t *loop)
 {
@@ -495,7 +501,10 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	return 1; /* the slot keeps the reference */
 }
 
-void net_tls_session_free(void *session) { SSL_SESSION_free(session); }
+void net_tls_session_free(void *session)
+{
+	SSL_SESSION_free(session);
+}
 
 bool net_tls_resumed(const struct net_conn *c)
 {
@@ -518,9 +527,10 @@ int net_start_tls_client(struct net_conn *c, SSL_CTX *ctx, const char *server_na
 			SSL_set_tlsext_host_name(c->ssl, server_name);
 		if (verify) {
 			X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl);
-			X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			X509_VERIFY_PARAM_set_hostflags(param,
+			                                X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 			int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name)
-				    : X509_VERIFY_PARAM_set1_host(param, server_name, 0);
+			            : X509_VERIFY_PARAM_set1_host(param, server_name, 0);
 			if (!ok)
 				return -EINVAL;
 		}
@@ -540,10 +550,13 @@ const char *net_tls_cipher(const struct net_conn *c)
 	return c->tls == NET_TLS_ON ? SSL_get_cipher_name(c->ssl) : "";
 }
 
-static int min_proto(int minor) { return minor >= 3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
+static int min_proto(int minor)
+{
+	return minor >= 3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+}
 
 SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
-			    int min_version_minor, char *err, size_t errlen)
+                            int min_version_minor, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
@@ -578,7 +591,7 @@ failed_msg:
 }
 
 SSL_CTX *net_tls_client_ctx(const char *ca_file, bool verify, int min_version_minor,
-			    const char *cert, const char *key, char *err, size_t errlen)
+                            const char *cert, const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx)
@@ -601,7 +614,8 @@ SSL_CTX *net_tls_client_ctx(const char *ca_file, bool verify, int min_version_mi
 		}
 	}
 	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_set_session_cache_mode(ctx,
+	                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
 	return ctx;
 failed:
@@ -611,7 +625,10 @@ failed_msg:
 	return NULL;
 }
 
-void net_tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
+void net_tls_ctx_free(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
+}
 
 /* ---- closing ---- */
 
@@ -672,7 +689,7 @@ static void accept_cb(uv_stream_t *server, int status)
 }
 
 struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
-				bool reuseport, net_accept_cb cb, void *data, int *err)
+                                bool reuseport, net_accept_cb cb, void *data, int *err)
 {
 	struct sockaddr_storage ss;
 	int rc;
@@ -688,8 +705,8 @@ struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int
 	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
-	socklen_t alen = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
+	socklen_t alen =
+	        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, (struct sockaddr *)&ss, alen) < 0) {
@@ -712,9 +729,15 @@ struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int
 	return l;
 }
 
-void *net_listener_data(struct net_listener *l) { return l->data; }
+void *net_listener_data(struct net_listener *l)
+{
+	return l->data;
+}
 
-static void free_handle_cb(uv_handle_t *h) { free(h->data); }
+static void free_handle_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
 
 void net_listener_close(struct net_listener *l)
 {
@@ -775,7 +798,7 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static void deferred_connect_error_cb(uv_timer_t *t);
 
 struct net_conn *net_connect(uv_loop_t *loop, const char *host, int port, net_event_cb cb,
-			     void *data)
+                             void *data)
 {
 	struct net_conn *c = conn_new(loop);
 	struct connect_req *cr = calloc(1, sizeof(*cr));
@@ -797,7 +820,7 @@ struct net_conn *net_connect(uv_loop_t *loop, const char *host, int port, net_ev
 		if (uv_tcp_connect(&cr->conn, &c->tcp, (struct sockaddr *)&ss, connect_cb) == 0)
 			return c;
 	} else {
-		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 		cr->gai.data = cr;
 		if (uv_getaddrinfo(loop, &cr->gai, resolved_cb, host, NULL, &hints) == 0)
 			return c;
@@ -815,7 +838,10 @@ struct net_conn *net_connect(uv_loop_t *loop, const char *host, int port, net_ev
 	return c;
 }
 
-static void free_timer_cb(uv_handle_t *h) { free(h); }
+static void free_timer_cb(uv_handle_t *h)
+{
+	free(h);
+}
 
 static void deferred_connect_error_cb(uv_timer_t *t)
 {
@@ -833,7 +859,8 @@ static void timer_cb(uv_timer_t *h)
 	t->cb(t);
 }
 
-void net_timer_init(uv_loop_t *loop, struct net_timer *t, void (*cb)(struct net_timer *), void *data)
+void net_timer_init(uv_loop_t *loop, struct net_timer *t, void (*cb)(struct net_timer *),
+                    void *data)
 {
 	uv_timer_init(loop, &t->t);
 	t->t.data = t;
@@ -848,7 +875,10 @@ void net_timer_start(struct net_timer *t, uint64_t ms)
 		uv_timer_start(&t->t, timer_cb, ms, 0);
 }
 
-void net_timer_stop(struct net_timer *t) { uv_timer_stop(&t->t); }
+void net_timer_stop(struct net_timer *t)
+{
+	uv_timer_stop(&t->t);
+}
 
 static void timer_closed_cb(uv_handle_t *h)
 {
@@ -887,8 +917,8 @@ static void after_work_cb(uv_work_t *req, int status)
 	done(data, status);
 }
 
-int net_work_submit(uv_loop_t *loop, void (*work)(void *data),
-		    void (*done)(void *data, int status), void *data)
+int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void *data, int status),
+                    void *data)
 {
 	struct work_req *w = malloc(sizeof(*w));
 	if (!w)

@@ -35,26 +35,26 @@ struct net_conn {
 	uv_tcp_t tcp;
 	uv_loop_t *loop;
 	net_event_cb cb;
-	void *data;               /* the owner's */
-	struct buf in;            /* plaintext received, not yet consumed by the owner */
-	struct buf out;           /* plaintext queued by net_write, flushed before the next poll */
-	struct ssl_st *ssl;       /* NULL until TLS starts */
-	struct bio_st *rbio;      /* ciphertext from the peer, fed to OpenSSL */
-	struct bio_st *wbio;      /* ciphertext from OpenSSL, sent to the peer */
+	void *data;          /* the owner's */
+	struct buf in;       /* plaintext received, not yet consumed by the owner */
+	struct buf out;      /* plaintext queued by net_write, flushed before the next poll */
+	struct ssl_st *ssl;  /* NULL until TLS starts */
+	struct bio_st *rbio; /* ciphertext from the peer, fed to OpenSSL */
+	struct bio_st *wbio; /* ciphertext from OpenSSL, sent to the peer */
 	enum net_tls_state tls;
-	size_t queued;            /* bytes handed to uv_write and not yet written */
+	size_t queued;               /* bytes handed to uv_write and not yet written */
 	struct net_conn *dirty_next; /* on the loop's flush list */
 	struct net_conn **dirty_pprev;
 	bool reading;
-	bool paused;              /* the owner stopped reading (back-pressure) */
+	bool paused; /* the owner stopped reading (back-pressure) */
 	bool closing;
-	bool eof_sent;            /* NET_EV_EOF delivered once */
-	bool notify_drain;        /* the owner waits for NET_EV_DRAINED */
-	void **resume;            /* TLS client: where the session to resume is kept
-				   * (and new tickets are stored); NULL: none */
+	bool eof_sent;     /* NET_EV_EOF delivered once */
+	bool notify_drain; /* the owner waits for NET_EV_DRAINED */
+	void **resume;     /* TLS client: where the session to resume is kept
+	                    * (and new tickets are stored); NULL: none */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
-	char peer[64];            /* "ip:port", for logs */
+	char peer[64]; /* "ip:port", for logs */
 };
 
 /* Per-loop state (flush list). net_loop_init() once per loop before use. */
@@ -68,14 +68,14 @@ typedef void (*net_accept_cb)(struct net_listener *l, struct net_conn *c);
 /* host:port to bind (reuseport: for several worker loops). NULL on error,
  * with *err set to a libuv error. */
 struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
-				bool reuseport, net_accept_cb cb, void *data, int *err);
+                                bool reuseport, net_accept_cb cb, void *data, int *err);
 void *net_listener_data(struct net_listener *l);
 void net_listener_close(struct net_listener *l);
 
 /* Outgoing connection to host:port (numeric or resolved through getaddrinfo).
  * NET_EV_CONNECTED follows. NULL only when out of memory. */
 struct net_conn *net_connect(uv_loop_t *loop, const char *host, int port, net_event_cb cb,
-			     void *data);
+                             void *data);
 
 /* Queues plaintext for the peer (encrypted if TLS is on). Flushed once per
  * loop iteration, so many small writes become one syscall. */
@@ -103,7 +103,7 @@ void net_resume(struct net_conn *c);
  * NET_EV_TLS_DONE follows. */
 int net_start_tls_server(struct net_conn *c, SSL_CTX *ctx) MUST_CHECK;
 int net_start_tls_client(struct net_conn *c, SSL_CTX *ctx, const char *server_name,
-			 bool verify) MUST_CHECK;
+                         bool verify) MUST_CHECK;
 /* Frees a TLS session kept in a resume slot (see net_conn.resume). */
 void net_tls_session_free(void *session);
 /* Whether the TLS handshake resumed an earlier session. */
@@ -122,16 +122,16 @@ void net_close(struct net_conn *c);
 /* TLS contexts. Errors: NULL and a message in err. */
 /* ca: when set, TLS clients must present a certificate that chains to it. */
 SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
-			    int min_version_minor, char *err, size_t errlen);
+                            int min_version_minor, char *err, size_t errlen);
 SSL_CTX *net_tls_client_ctx(const char *ca_file, bool verify, int min_version_minor,
-			    const char *cert, const char *key, char *err, size_t errlen);
+                            const char *cert, const char *key, char *err, size_t errlen);
 void net_tls_ctx_free(SSL_CTX *ctx);
 
 /* Work off the event loop, in libuv's thread pool: work(data) runs on a
  * pool thread, then done(data, status) on the loop (status 0, or
  * UV_ECANCELED). The request is freed by net. 0 or a libuv error. */
-int net_work_submit(uv_loop_t *loop, void (*work)(void *data),
-		    void (*done)(void *data, int status), void *data) MUST_CHECK;
+int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void *data, int status),
+                    void *data) MUST_CHECK;
 
 /* Timers, so that code above net needs no libuv of its own. */
 struct net_timer {
@@ -141,7 +141,8 @@ struct net_timer {
 	void *data;
 	bool closing;
 };
-void net_timer_init(uv_loop_t *loop, struct net_timer *t, void (*cb)(struct net_timer *), void *data);
+void net_timer_init(uv_loop_t *loop, struct net_timer *t, void (*cb)(struct net_timer *),
+                    void *data);
 void net_timer_start(struct net_timer *t, uint64_t ms);
 void net_timer_stop(struct net_timer *t);
 /* Closes the handle; the memory must stay valid until done(t) is called. */

@@ -37,7 +37,7 @@ struct net_rsa *net_rsa_generate(int bits, char *err, size_t errlen)
 	return k;
 failed:
 	snprintf(err, errlen, "RSA key generation failed: %s",
-		 ERR_error_string(ERR_get_error(), NULL));
+	         ERR_error_string(ERR_get_error(), NULL));
 	BIO_free(bio);
 	net_rsa_free(k);
 	return NULL;
@@ -59,7 +59,7 @@ const char *net_rsa_public_pem(const struct net_rsa *k, size_t *len)
 }
 
 int net_rsa_decrypt_password(const struct net_rsa *k, const uint8_t *ct, size_t n,
-			     const uint8_t *salt, size_t salt_len, struct buf *out)
+                             const uint8_t *salt, size_t salt_len, struct buf *out)
 {
 	int rc = -EINVAL;
 	if (salt_len == 0)

@@ -20,6 +20,6 @@ const char *net_rsa_public_pem(const struct net_rsa *k, size_t *len);
  * password with its NUL, XORed with the salt (repeated), RSA-OAEP encrypted.
  * Appends the password and its NUL to out. 0, -EINVAL or -ENOMEM. */
 int net_rsa_decrypt_password(const struct net_rsa *k, const uint8_t *ct, size_t n,
-			     const uint8_t *salt, size_t salt_len, struct buf *out) MUST_CHECK;
+                             const uint8_t *salt, size_t salt_len, struct buf *out) MUST_CHECK;
 
 #endif

@@ -13,7 +13,7 @@
 #include "proto/packets.h"
 
 #define MAINT_INTERVAL_MS 250
-#define BACKOFF_MIN_MS 200
+#define BACKOFF_MIN_MS    200
 
 struct pool_server {
 	struct pool *pool;
@@ -25,10 +25,10 @@ struct pool_server {
 	int n_spares;
 	int n_pending;
 	bool healthy;
-	uint64_t retry_at_ms;     /* no new connection before this after failures */
+	uint64_t retry_at_ms; /* no new connection before this after failures */
 	uint64_t backoff_ms;
 	char last_error[256];
-	void *tls_session;        /* the last TLS session, to resume */
+	void *tls_session; /* the last TLS session, to resume */
 	uint64_t connects, connect_failures, handed_out, retired, resumed;
 };
 
@@ -182,7 +182,8 @@ static void on_greeting(struct upstream *u)
 		struct proto_err e;
 		char msg[300];
 		if (proto_parse_err(payload, lp.payload_len, PROTO_CLIENT_PROTOCOL_41, &e) >= 0)
-			snprintf(msg, sizeof(msg), "refused: %u %.*s", e.code, (int)e.msg_len, e.msg);
+			snprintf(msg, sizeof(msg), "refused: %u %.*s", e.code, (int)e.msg_len,
+			         e.msg);
 		else
 			snprintf(msg, sizeof(msg), "refused with an unreadable error");
 		up_fail(u, msg);
@@ -201,7 +202,8 @@ static void on_greeting(struct upstream *u)
 		return;
 	}
 	if (!(u->greeting.caps & PROTO_CLIENT_SSL)) {
-		up_fail(u, "server does not offer TLS (set [upstream] tls = false to allow plaintext)");
+		up_fail(u, "server does not offer TLS (set [upstream] tls = false to allow "
+		           "plaintext)");
 		return;
 	}
 	/* TiDB takes the client's flags from the handshake response after TLS;
@@ -226,7 +228,7 @@ int upstream_start_tls(struct upstream *u, uint32_t caps, uint32_t max_packet, u
 	struct buf req;
 	buf_init(&req);
 	int rc = proto_write_ssl_request(&req, &u->next_seq, caps | PROTO_CLIENT_SSL, max_packet,
-					 charset);
+	                                 charset);
 	if (rc == 0)
 		rc = net_write(c, req.data, req.len);
 	buf_free(&req);
@@ -280,7 +282,8 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 			refill(u->server->pool);
 		} else {
 			snprintf(msg, sizeof(msg), "closed during %s: %s",
-				 u->state == UP_TLS ? "TLS handshake" : "handshake", uv_strerror(status));
+			         u->state == UP_TLS ? "TLS handshake" : "handshake",
+			         uv_strerror(status));
 			up_fail(u, msg);
 		}
 		break;
@@ -501,8 +504,8 @@ void upstream_tls_done(struct upstream *u)
 		u->server->resumed++;
 }
 
-void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms,
-		 uint64_t connect_timeout_ms, uint64_t retry_max_ms)
+void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms, uint64_t connect_timeout_ms,
+                 uint64_t retry_max_ms)
 {
 	p->opt.spares = spares;
 	p->opt.spare_max_age_ms = spare_max_age_ms;
@@ -530,7 +533,10 @@ void pool_shutdown(struct pool *p)
 	}
 }
 
-static void maint_closed(struct net_timer *t) { free(t->data); }
+static void maint_closed(struct net_timer *t)
+{
+	free(t->data);
+}
 
 void pool_free(struct pool *p)
 {
@@ -551,16 +557,16 @@ int pool_status_json(const struct pool *p, struct buf *out)
 		if (rc == 0)
 			rc = buf_append_json_str(out, s->name);
 		if (rc == 0)
-			rc = buf_appendf(out,
-					 ",\"healthy\":%s,\"spares\":%d,\"connecting\":%d,"
-					 "\"connects\":%llu,\"connect_failures\":%llu,\"handed_out\":%llu,"
-					 "\"retired\":%llu,\"tls_resumed\":%llu,\"last_error\":",
-					 s->healthy ? "true" : "false", s->n_spares, s->n_pending,
-					 (unsigned long long)s->connects,
-					 (unsigned long long)s->connect_failures,
-					 (unsigned long long)s->handed_out,
-					 (unsigned long long)s->retired,
-					 (unsigned long long)s->resumed);
+			rc = buf_appendf(
+			        out,
+			        ",\"healthy\":%s,\"spares\":%d,\"connecting\":%d,"
+			        "\"connects\":%llu,\"connect_failures\":%llu,\"handed_out\":%llu,"
+			        "\"retired\":%llu,\"tls_resumed\":%llu,\"last_error\":",
+			        s->healthy ? "true" : "false", s->n_spares, s->n_pending,
+			        (unsigned long long)s->connects,
+			        (unsigned long long)s->connect_failures,
+			        (unsigned long long)s->handed_out, (unsigned long long)s->retired,
+			        (unsigned long long)s->resumed);
 		if (rc == 0)
 			rc = buf_append_json_str(out, s->last_error);
 		if (rc == 0)

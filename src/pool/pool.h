@@ -40,7 +40,7 @@ struct upstream {
 	bool tls_late;
 	uint64_t created_ms;
 	uint64_t ready_ms;
-	struct upstream *next, *prev;   /* the server's spare or pending list */
+	struct upstream *next, *prev; /* the server's spare or pending list */
 };
 
 /* A session waiting for an upstream connection. */
@@ -58,12 +58,12 @@ struct pool_options {
 	bool tls_verify;
 	const char *tls_server_name; /* empty: each server's host */
 	SSL_CTX *tls_ctx;
-	uint32_t client_caps;        /* capabilities vecgate declares in SSLRequest */
-	int spares;                  /* spare connections kept per server */
+	uint32_t client_caps; /* capabilities vecgate declares in SSLRequest */
+	int spares;           /* spare connections kept per server */
 	uint64_t spare_max_age_ms;
 	uint64_t connect_timeout_ms;
-	uint64_t retry_max_ms;       /* longest wait between attempts on a down server */
-	unsigned keepalive_s;        /* TCP keepalive idle time, 0 = off */
+	uint64_t retry_max_ms; /* longest wait between attempts on a down server */
+	unsigned keepalive_s;  /* TCP keepalive idle time, 0 = off */
 };
 
 /* Creates the pool and starts connecting spares. NULL with *err set. */
@@ -83,7 +83,7 @@ void pool_cancel(struct pool *p, struct pool_waiter *w);
  * and starts TLS; NET_EV_TLS_DONE reaches the owner. Data written after
  * this call is held until the handshake is over. */
 int upstream_start_tls(struct upstream *u, uint32_t caps, uint32_t max_packet,
-		       uint8_t charset) MUST_CHECK;
+                       uint8_t charset) MUST_CHECK;
 
 /* A bound upstream finished its late TLS handshake (for the counters). */
 void upstream_tls_done(struct upstream *u);
@@ -92,8 +92,8 @@ void upstream_tls_done(struct upstream *u);
 void upstream_close(struct upstream *up);
 
 /* SIGHUP: new spare count, ages and timeouts (the rest needs a restart). */
-void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms,
-		 uint64_t connect_timeout_ms, uint64_t retry_max_ms);
+void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms, uint64_t connect_timeout_ms,
+                 uint64_t retry_max_ms);
 
 /* JSON object with the servers, spares and counters, for /status. */
 int pool_status_json(const struct pool *p, struct buf *out) MUST_CHECK;

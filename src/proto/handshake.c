@@ -75,10 +75,11 @@ ssize_t proto_parse_greeting(const uint8_t *p, size_t n, struct proto_greeting *
 		return -EPROTO;
 	g->caps = (uint32_t)lo | (uint32_t)hi << 16;
 	g->mariadb_caps = (uint32_t)reserved[6] | (uint32_t)reserved[7] << 8 |
-			  (uint32_t)reserved[8] << 16 | (uint32_t)reserved[9] << 24;
+	                  (uint32_t)reserved[8] << 16 | (uint32_t)reserved[9] << 24;
 	if (g->caps & PROTO_CLIENT_SECURE_CONNECTION) {
-		size_t len2 = g->auth_data_len > SALT1_LEN + SALT2_MIN ?
-				      (size_t)g->auth_data_len - SALT1_LEN : SALT2_MIN;
+		size_t len2 = g->auth_data_len > SALT1_LEN + SALT2_MIN
+		                      ? (size_t)g->auth_data_len - SALT1_LEN
+		                      : SALT2_MIN;
 		if (!rd_bytes(&r, len2, &part))
 			return -EPROTO;
 		/* The NUL that ends part 2 is a terminator, not salt. */
@@ -147,7 +148,7 @@ ssize_t proto_parse_hs_response(const uint8_t *p, size_t n, struct proto_hs_resp
 	    !rd_bytes(&d, RESPONSE_FILLER, &filler))
 		return -EPROTO;
 	r->mariadb_caps = (uint32_t)filler[19] | (uint32_t)filler[20] << 8 |
-			  (uint32_t)filler[21] << 16 | (uint32_t)filler[22] << 24;
+	                  (uint32_t)filler[21] << 16 | (uint32_t)filler[22] << 24;
 	if (rd_left(&d) == 0) {
 		if (!(r->caps & PROTO_CLIENT_SSL))
 			return -EPROTO;
@@ -202,7 +203,7 @@ ssize_t proto_parse_hs_response(const uint8_t *p, size_t n, struct proto_hs_resp
 }
 
 static int put_head(struct buf *b, uint32_t caps, uint32_t max_packet, uint8_t charset,
-		    uint32_t mariadb_caps)
+                    uint32_t mariadb_caps)
 {
 	int rc = wr_u32(b, caps);
 	if (!rc)
@@ -258,7 +259,7 @@ int proto_write_hs_response(struct buf *b, uint8_t *seq, const struct proto_hs_r
 }
 
 int proto_write_ssl_request(struct buf *b, uint8_t *seq, uint32_t caps, uint32_t max_packet,
-			    uint8_t charset)
+                            uint8_t charset)
 {
 	ssize_t start = proto_pkt_begin(b);
 	if (start < 0)
@@ -286,7 +287,7 @@ ssize_t proto_parse_auth_switch(const uint8_t *p, size_t n, struct proto_auth_sw
 }
 
 int proto_write_auth_switch(struct buf *b, uint8_t *seq, const char *plugin, const void *data,
-			    size_t data_len)
+                            size_t data_len)
 {
 	ssize_t start = proto_pkt_begin(b);
 	if (start < 0)

@@ -18,7 +18,7 @@
 #define PROTO_SSL_REQUEST_LEN 32
 
 struct proto_greeting {
-	uint8_t protocol_version; /* 10 */
+	uint8_t protocol_version;   /* 10 */
 	const char *server_version; /* NUL-terminated in the payload */
 	size_t server_version_len;
 	uint32_t conn_id;
@@ -26,14 +26,14 @@ struct proto_greeting {
 	 * 20 bytes from MySQL, MariaDB and TiDB. */
 	uint8_t salt[PROTO_SALT_MAX];
 	size_t salt_len;
-	uint32_t caps;          /* lower and upper halves joined */
+	uint32_t caps; /* lower and upper halves joined */
 	uint8_t charset;
 	uint16_t status;
-	uint8_t auth_data_len;  /* as received; the writer derives it from salt_len */
+	uint8_t auth_data_len; /* as received; the writer derives it from salt_len */
 	/* The last 4 of the 10 reserved bytes: MariaDB's extended capabilities
 	 * when caps lacks PROTO_CLIENT_MYSQL; zero from MySQL and TiDB. */
 	uint32_t mariadb_caps;
-	const char *plugin;     /* with CLIENT_PLUGIN_AUTH; NUL-terminated in the payload */
+	const char *plugin; /* with CLIENT_PLUGIN_AUTH; NUL-terminated in the payload */
 	size_t plugin_len;
 };
 
@@ -101,11 +101,11 @@ ssize_t proto_parse_hs_response(const uint8_t *p, size_t n, struct proto_hs_resp
  * data too long for a 1-byte length, or a NUL where a NUL ends the field), or
  * -ENOMEM. */
 int proto_write_hs_response(struct buf *b, uint8_t *seq,
-			    const struct proto_hs_response *r) MUST_CHECK;
+                            const struct proto_hs_response *r) MUST_CHECK;
 
 /* Appends a 32-byte SSLRequest (CLIENT_SSL is added to caps). */
 int proto_write_ssl_request(struct buf *b, uint8_t *seq, uint32_t caps, uint32_t max_packet,
-			    uint8_t charset) MUST_CHECK;
+                            uint8_t charset) MUST_CHECK;
 
 /* AuthSwitchRequest: 0xFE, plugin name, NUL, plugin data (for the password
  * plugins MySQL and TiDB send the 20-byte salt and a NUL: data keeps it). */
@@ -119,16 +119,16 @@ struct proto_auth_switch {
 /* Returns n or -EPROTO. A lone 0xFE (the pre-4.1 "use the old password"
  * request) parses with an empty plugin and no data. */
 ssize_t proto_parse_auth_switch(const uint8_t *p, size_t n,
-				struct proto_auth_switch *sw) MUST_CHECK;
+                                struct proto_auth_switch *sw) MUST_CHECK;
 int proto_write_auth_switch(struct buf *b, uint8_t *seq, const char *plugin, const void *data,
-			    size_t data_len) MUST_CHECK;
+                            size_t data_len) MUST_CHECK;
 
 /* AuthMoreData: 0x01 and plugin data (a caching_sha2 status byte, or the
  * server's RSA public key in PEM). Returns n or -EPROTO. */
 ssize_t proto_parse_auth_more(const uint8_t *p, size_t n, const uint8_t **data,
-			      size_t *data_len) MUST_CHECK;
+                              size_t *data_len) MUST_CHECK;
 int proto_write_auth_more(struct buf *b, uint8_t *seq, const void *data,
-			  size_t data_len) MUST_CHECK;
+                          size_t data_len) MUST_CHECK;
 
 /* caching_sha2_password (and tidb_sm3_password) status bytes after 0x01. */
 #define PROTO_SHA2_REQUEST_PUBLIC_KEY 0x02 /* client to server, a bare byte */

@@ -18,7 +18,7 @@ size_t proto_read_packet(const uint8_t *p, size_t n, struct proto_pkt *out)
 }
 
 ssize_t proto_scan_logical(const uint8_t *p, size_t n, size_t max_payload,
-			   struct proto_logical *out)
+                           struct proto_logical *out)
 {
 	size_t pos = 0, payload = 0;
 	unsigned chunks = 0;
@@ -27,8 +27,8 @@ ssize_t proto_scan_logical(const uint8_t *p, size_t n, size_t max_payload,
 	for (;;) {
 		if (n - pos < PROTO_HDR)
 			return 0;
-		uint32_t len = (uint32_t)p[pos] | (uint32_t)p[pos + 1] << 8 |
-			       (uint32_t)p[pos + 2] << 16;
+		uint32_t len =
+		        (uint32_t)p[pos] | (uint32_t)p[pos + 1] << 8 | (uint32_t)p[pos + 2] << 16;
 		uint8_t seq = p[pos + 3];
 		if (chunks == 0)
 			first = seq;

@@ -28,11 +28,11 @@ size_t proto_read_packet(const uint8_t *p, size_t n, struct proto_pkt *out);
 /* A logical packet: physical packets chained while their length is
  * PROTO_MAX_CHUNK, ended by a shorter (possibly empty) one. */
 struct proto_logical {
-	size_t wire_len;     /* bytes of all its physical packets, headers included */
-	size_t payload_len;  /* payload bytes, headers excluded */
+	size_t wire_len;    /* bytes of all its physical packets, headers included */
+	size_t payload_len; /* payload bytes, headers excluded */
 	uint8_t first_seq;
 	uint8_t last_seq;
-	unsigned chunks;     /* physical packets */
+	unsigned chunks; /* physical packets */
 };
 
 /* Scans one logical packet. Returns wire_len (> 0), 0 when more bytes are
@@ -40,12 +40,12 @@ struct proto_logical {
  * peer cannot make vecgate buffer an unbounded packet), or -EPROTO when the
  * continuation packets' sequence ids do not follow one another. */
 ssize_t proto_scan_logical(const uint8_t *p, size_t n, size_t max_payload,
-			   struct proto_logical *out) MUST_CHECK;
+                           struct proto_logical *out) MUST_CHECK;
 
 /* Appends the payload of the complete logical packet at p (as scanned by
  * proto_scan_logical) to dst, without headers. 0 or -ENOMEM. */
 int proto_gather_payload(const uint8_t *p, const struct proto_logical *lp,
-			 struct buf *dst) MUST_CHECK;
+                         struct buf *dst) MUST_CHECK;
 
 /* Packet writer. proto_pkt_begin() reserves a header at the end of b and
  * returns its offset (or a negative errno); the caller appends the payload;
@@ -55,7 +55,6 @@ ssize_t proto_pkt_begin(struct buf *b) MUST_CHECK;
 int proto_pkt_end(struct buf *b, size_t start, uint8_t *seq) MUST_CHECK;
 
 /* Appends a whole packet with the given payload. */
-int proto_write_packet(struct buf *b, uint8_t *seq, const void *payload,
-		       size_t len) MUST_CHECK;
+int proto_write_packet(struct buf *b, uint8_t *seq, const void *payload, size_t len) MUST_CHECK;
 
 #endif

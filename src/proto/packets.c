@@ -27,8 +27,7 @@ ssize_t proto_parse_ok(const uint8_t *p, size_t n, uint32_t caps, struct proto_o
 {
 	struct rd r = rd_make(p, n);
 	memset(ok, 0, sizeof(*ok));
-	if (!rd_u8(&r, &ok->header) ||
-	    (ok->header != PROTO_OK && ok->header != PROTO_EOF))
+	if (!rd_u8(&r, &ok->header) || (ok->header != PROTO_OK && ok->header != PROTO_EOF))
 		return -EPROTO;
 	if (!rd_lenenc(&r, &ok->affected_rows, NULL) || !rd_lenenc(&r, &ok->last_insert_id, NULL))
 		return -EPROTO;
@@ -86,7 +85,7 @@ int proto_write_ok(struct buf *b, uint8_t *seq, uint32_t caps, const struct prot
 		rc = wr_u16(b, ok->status);
 	}
 	bool state = (caps & PROTO_CLIENT_SESSION_TRACK) &&
-		     (ok->status & PROTO_STATUS_SESSION_STATE_CHANGED);
+	             (ok->status & PROTO_STATUS_SESSION_STATE_CHANGED);
 	if (!rc && (ok->info_len > 0 || state))
 		rc = wr_lenenc_str(b, ok->info, ok->info_len);
 	if (!rc && state)
@@ -119,7 +118,7 @@ static int err_head(struct buf *b, uint32_t caps, uint16_t code, const char *sql
 	if (!rc)
 		rc = wr_u16(b, code);
 	if (!rc && (caps & PROTO_CLIENT_PROTOCOL_41)) {
-		char st[PROTO_SQLSTATE_LEN] = { 'H', 'Y', '0', '0', '0' };
+		char st[PROTO_SQLSTATE_LEN] = {'H', 'Y', '0', '0', '0'};
 		/* A short state is padded with '0' so the length never slips. */
 		if (sqlstate) {
 			size_t len = strnlen(sqlstate, PROTO_SQLSTATE_LEN);
@@ -134,7 +133,7 @@ static int err_head(struct buf *b, uint32_t caps, uint16_t code, const char *sql
 }
 
 int proto_write_err_msg(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code,
-			const char *sqlstate, const void *msg, size_t msg_len)
+                        const char *sqlstate, const void *msg, size_t msg_len)
 {
 	ssize_t start = proto_pkt_begin(b);
 	if (start < 0)
@@ -145,8 +144,8 @@ int proto_write_err_msg(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t cod
 	return finish(b, start, seq, rc);
 }
 
-int proto_write_err(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code,
-		    const char *sqlstate, const char *fmt, ...)
+int proto_write_err(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code, const char *sqlstate,
+                    const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -183,11 +182,10 @@ ssize_t proto_parse_eof(const uint8_t *p, size_t n, uint32_t caps, struct proto_
 	return used(p, &r);
 }
 
-int proto_write_eof(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t warnings,
-		    uint16_t status)
+int proto_write_eof(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t warnings, uint16_t status)
 {
-	uint8_t p[5] = { PROTO_EOF, (uint8_t)warnings, (uint8_t)(warnings >> 8),
-			 (uint8_t)status, (uint8_t)(status >> 8) };
+	uint8_t p[5] = {PROTO_EOF, (uint8_t)warnings, (uint8_t)(warnings >> 8), (uint8_t)status,
+	                (uint8_t)(status >> 8)};
 	return proto_write_packet(b, seq, p, (caps & PROTO_CLIENT_PROTOCOL_41) ? 5 : 1);
 }
 

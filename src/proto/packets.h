@@ -35,13 +35,12 @@ struct proto_ok {
  * text: MySQL and TiDB both send it as a lenenc string (although MySQL's docs
  * say string<EOF> without CLIENT_SESSION_TRACK); a tail that is not exactly
  * one lenenc string is taken as raw text. */
-ssize_t proto_parse_ok(const uint8_t *p, size_t n, uint32_t caps,
-		       struct proto_ok *ok) MUST_CHECK;
+ssize_t proto_parse_ok(const uint8_t *p, size_t n, uint32_t caps, struct proto_ok *ok) MUST_CHECK;
 /* Appends an OK packet (header ok->header) with sequence id *seq. Writes
  * info as a lenenc string when non-empty (as MySQL and TiDB do) and the
  * session state when caps has SESSION_TRACK and the status says it changed. */
 int proto_write_ok(struct buf *b, uint8_t *seq, uint32_t caps,
-		   const struct proto_ok *ok) MUST_CHECK;
+                   const struct proto_ok *ok) MUST_CHECK;
 
 struct proto_err {
 	uint16_t code;
@@ -55,14 +54,13 @@ struct proto_err {
  * CLIENT_PROTOCOL_41 and is optional even then: a server that refuses a
  * connection before the handshake sends an ERR without it. */
 ssize_t proto_parse_err(const uint8_t *p, size_t n, uint32_t caps,
-			struct proto_err *err) MUST_CHECK;
+                        struct proto_err *err) MUST_CHECK;
 /* Appends an ERR packet. sqlstate (5 characters, NULL for "HY000") is sent
  * only with CLIENT_PROTOCOL_41. The message is not truncated. */
 int proto_write_err_msg(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code,
-			const char *sqlstate, const void *msg, size_t msg_len) MUST_CHECK;
-int proto_write_err(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code,
-		    const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7))) MUST_CHECK;
+                        const char *sqlstate, const void *msg, size_t msg_len) MUST_CHECK;
+int proto_write_err(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code, const char *sqlstate,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7))) MUST_CHECK;
 
 struct proto_eof {
 	uint16_t warnings;
@@ -72,9 +70,9 @@ struct proto_eof {
 /* Parses an EOF payload: 0xFE and shorter than 9 bytes; 5 bytes (warnings,
  * status) with CLIENT_PROTOCOL_41, else 1 byte (both fields zero). */
 ssize_t proto_parse_eof(const uint8_t *p, size_t n, uint32_t caps,
-			struct proto_eof *eof) MUST_CHECK;
+                        struct proto_eof *eof) MUST_CHECK;
 int proto_write_eof(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t warnings,
-		    uint16_t status) MUST_CHECK;
+                    uint16_t status) MUST_CHECK;
 
 enum proto_kind {
 	PROTO_KIND_DATA,   /* anything else: column count, definition, row, text */

@@ -28,7 +28,7 @@ bool proto_resp_expects_reply(uint8_t command)
 }
 
 void proto_resp_start(struct proto_resp *r, uint8_t command, uint32_t caps,
-		      const uint8_t *cmd_payload, size_t cmd_len)
+                      const uint8_t *cmd_payload, size_t cmd_len)
 {
 	uint16_t status = r->status;
 	memset(r, 0, sizeof(*r));
@@ -45,9 +45,9 @@ void proto_resp_start(struct proto_resp *r, uint8_t command, uint32_t caps,
 		r->binary = true;
 		/* payload: command, statement id u32, flags */
 		r->cursor_requested = cmd_payload && cmd_len > 5 &&
-				      (cmd_payload[5] & (PROTO_CURSOR_TYPE_READ_ONLY |
-							 PROTO_CURSOR_TYPE_FOR_UPDATE |
-							 PROTO_CURSOR_TYPE_SCROLLABLE));
+		                      (cmd_payload[5] &
+		                       (PROTO_CURSOR_TYPE_READ_ONLY | PROTO_CURSOR_TYPE_FOR_UPDATE |
+		                        PROTO_CURSOR_TYPE_SCROLLABLE));
 		break;
 	case PROTO_COM_STMT_FETCH:
 		r->state = PROTO_RESP_ST_ROWS;
@@ -290,8 +290,7 @@ static int simple(struct proto_resp *r, const uint8_t *p, size_t n)
 		r->results++;
 		return done(r);
 	}
-	if (r->state == PROTO_RESP_ST_FIELD_LIST && k == PROTO_KIND_DATA &&
-	    p[0] != PROTO_EOF)
+	if (r->state == PROTO_RESP_ST_FIELD_LIST && k == PROTO_KIND_DATA && p[0] != PROTO_EOF)
 		return PROTO_RESP_MORE;
 	return fail(r);
 }

@@ -18,26 +18,26 @@ enum {
 };
 
 enum proto_resp_state {
-	PROTO_RESP_ST_IDLE,         /* nothing started; any packet is an error */
-	PROTO_RESP_ST_FIRST,        /* a result's first packet: OK, ERR, LOCAL INFILE
-				     * (COM_QUERY only) or a column count */
-	PROTO_RESP_ST_COLUMNS,      /* column definitions, cols_left more */
-	PROTO_RESP_ST_COLUMNS_EOF,  /* the EOF after the definitions (no DEPRECATE_EOF) */
-	PROTO_RESP_ST_ROWS,         /* rows until EOF / OK-as-EOF, or ERR */
-	PROTO_RESP_ST_INFILE,       /* the client is sending the file; no server packet
-				     * until proto_resp_infile_done() */
-	PROTO_RESP_ST_INFILE_REPLY, /* OK or ERR for the uploaded file */
-	PROTO_RESP_ST_PREPARE,      /* COM_STMT_PREPARE: OK-prepare or ERR */
-	PROTO_RESP_ST_PARAMS,       /* parameter definitions, cols_left more */
-	PROTO_RESP_ST_PARAMS_EOF,   /* the EOF after them (no DEPRECATE_EOF) */
-	PROTO_RESP_ST_PREP_COLUMNS, /* the prepared statement's column definitions */
+	PROTO_RESP_ST_IDLE,             /* nothing started; any packet is an error */
+	PROTO_RESP_ST_FIRST,            /* a result's first packet: OK, ERR, LOCAL INFILE
+	                                 * (COM_QUERY only) or a column count */
+	PROTO_RESP_ST_COLUMNS,          /* column definitions, cols_left more */
+	PROTO_RESP_ST_COLUMNS_EOF,      /* the EOF after the definitions (no DEPRECATE_EOF) */
+	PROTO_RESP_ST_ROWS,             /* rows until EOF / OK-as-EOF, or ERR */
+	PROTO_RESP_ST_INFILE,           /* the client is sending the file; no server packet
+	                                 * until proto_resp_infile_done() */
+	PROTO_RESP_ST_INFILE_REPLY,     /* OK or ERR for the uploaded file */
+	PROTO_RESP_ST_PREPARE,          /* COM_STMT_PREPARE: OK-prepare or ERR */
+	PROTO_RESP_ST_PARAMS,           /* parameter definitions, cols_left more */
+	PROTO_RESP_ST_PARAMS_EOF,       /* the EOF after them (no DEPRECATE_EOF) */
+	PROTO_RESP_ST_PREP_COLUMNS,     /* the prepared statement's column definitions */
 	PROTO_RESP_ST_PREP_COLUMNS_EOF, /* the EOF after them (no DEPRECATE_EOF) */
-	PROTO_RESP_ST_FIELD_LIST,   /* COM_FIELD_LIST: definitions until EOF / OK-as-EOF,
-				     * or ERR */
-	PROTO_RESP_ST_SIMPLE,       /* exactly one OK, EOF (or OK-as-EOF) or ERR */
-	PROTO_RESP_ST_STATISTICS,   /* exactly one packet of text */
-	PROTO_RESP_ST_DONE,         /* complete; any further packet is an error */
-	PROTO_RESP_ST_BROKEN,       /* a packet was impossible; stays here */
+	PROTO_RESP_ST_FIELD_LIST,       /* COM_FIELD_LIST: definitions until EOF / OK-as-EOF,
+	                                 * or ERR */
+	PROTO_RESP_ST_SIMPLE,           /* exactly one OK, EOF (or OK-as-EOF) or ERR */
+	PROTO_RESP_ST_STATISTICS,       /* exactly one packet of text */
+	PROTO_RESP_ST_DONE,             /* complete; any further packet is an error */
+	PROTO_RESP_ST_BROKEN,           /* a packet was impossible; stays here */
 };
 
 struct proto_resp {
@@ -55,15 +55,15 @@ struct proto_resp {
 	uint16_t status;
 	bool status_seen;
 	uint16_t warnings;
-	bool is_err;           /* ended with ERR (which ends every kind of response) */
+	bool is_err; /* ended with ERR (which ends every kind of response) */
 	uint16_t err_code;
-	uint64_t affected_rows;  /* from the last OK (0 after an EOF) */
+	uint64_t affected_rows; /* from the last OK (0 after an EOF) */
 	uint64_t last_insert_id;
-	unsigned results;        /* OKs and result sets */
-	unsigned result_sets;    /* results with columns */
-	uint64_t rows;           /* rows in all result sets */
-	bool cursor_open;        /* COM_STMT_EXECUTE opened a server-side cursor */
-	uint32_t stmt_id;        /* COM_STMT_PREPARE */
+	unsigned results;     /* OKs and result sets */
+	unsigned result_sets; /* results with columns */
+	uint64_t rows;        /* rows in all result sets */
+	bool cursor_open;     /* COM_STMT_EXECUTE opened a server-side cursor */
+	uint32_t stmt_id;     /* COM_STMT_PREPARE */
 	uint16_t num_columns;
 	uint16_t num_params;
 };
@@ -87,7 +87,7 @@ bool proto_resp_expects_reply(uint8_t command);
  * CLIENT_OPTIONAL_RESULTSET_METADATA and MariaDB's CACHE_METADATA are not
  * negotiated (vecgate masks them): their column count packets give -EPROTO. */
 void proto_resp_start(struct proto_resp *r, uint8_t command, uint32_t caps,
-		      const uint8_t *cmd_payload, size_t cmd_len);
+                      const uint8_t *cmd_payload, size_t cmd_len);
 
 /* Feeds one complete logical server packet (payload only, n bytes). Returns
  * PROTO_RESP_MORE, PROTO_RESP_DONE, PROTO_RESP_INFILE, or -EPROTO for a

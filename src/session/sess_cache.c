@@ -26,9 +26,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define MAX_TXN_TABLES 32
-#define MAX_STATEMENTS 16
-#define CAPTURE_MAX (8u << 20)   /* larger answers are not captured */
+#define MAX_TXN_TABLES       32
+#define MAX_STATEMENTS       16
+#define CAPTURE_MAX          (8u << 20) /* larger answers are not captured */
 #define MISMATCHES_TO_REJECT 3
 /* A user's right to read an answer was proved by TiDB answering it; privileges
  * changed directly on TiDB are not seen by vecgate, so the proof is renewed
@@ -36,8 +36,8 @@
 #define PROOF_MAX_AGE_MS (5 * 60 * 1000)
 
 /* The bits of the server status a statement leaves as it found them. */
-#define SESSION_STATUS_BITS                                                                \
-	(PROTO_STATUS_IN_TRANS | PROTO_STATUS_AUTOCOMMIT | PROTO_STATUS_IN_TRANS_READONLY |  \
+#define SESSION_STATUS_BITS                                                                        \
+	(PROTO_STATUS_IN_TRANS | PROTO_STATUS_AUTOCOMMIT | PROTO_STATUS_IN_TRANS_READONLY |        \
 	 PROTO_STATUS_NO_BACKSLASH_ESCAPES)
 
 static struct {
@@ -74,21 +74,23 @@ static void metrics_setup(void)
 	if (m.ready)
 		return;
 	m.ready = true;
-	struct metrics_family *f = metrics_family(METRICS_COUNTER, "vecgate_cache_queries_total",
-						  "Recognised kNN queries, by how they were answered.",
-						  "result", NULL);
+	struct metrics_family *f = metrics_family(
+	        METRICS_COUNTER, "vecgate_cache_queries_total",
+	        "Recognised kNN queries, by how they were answered.", "result", NULL);
 	m.hits = metrics_series(f, "hit", NULL);
 	m.result_hits = metrics_series(f, "result_cache_hit", NULL);
 	m.misses = metrics_series(f, "miss", NULL);
-	m.bypass = metrics_family(METRICS_COUNTER, "vecgate_cache_bypass_total",
-				  "Recognised kNN queries sent to TiDB, by reason.", "reason", NULL);
+	m.bypass =
+	        metrics_family(METRICS_COUNTER, "vecgate_cache_bypass_total",
+	                       "Recognised kNN queries sent to TiDB, by reason.", "reason", NULL);
 	f = metrics_family(METRICS_COUNTER, "vecgate_cache_verifications_total",
-			   "Comparisons of vecgate's answer with TiDB's first answer to a shape.",
-			   "result", NULL);
+	                   "Comparisons of vecgate's answer with TiDB's first answer to a shape.",
+	                   "result", NULL);
 	m.verified = metrics_series(f, "match", NULL);
 	m.mismatches = metrics_series(f, "mismatch", NULL);
-	m.latency = metrics_histogram("vecgate_cache_answer_seconds",
-				      "Time to answer a kNN query from the cache (scan and encoding).");
+	m.latency =
+	        metrics_histogram("vecgate_cache_answer_seconds",
+	                          "Time to answer a kNN query from the cache (scan and encoding).");
 }
 
 static uint64_t now_ns(void)
@@ -104,16 +106,16 @@ struct stmt {
 	char *sql;
 	size_t len;
 	uint16_t nparams;
-	uint16_t *types;     /* the last bound parameter types */
-	bool long_data;      /* COM_STMT_SEND_LONG_DATA since the last execute */
+	uint16_t *types; /* the last bound parameter types */
+	bool long_data;  /* COM_STMT_SEND_LONG_DATA since the last execute */
 	struct stmt *next;
 };
 
 /* TiDB's first answer to a shape, being recorded as it is relayed. */
 struct capture {
-	char *sql;           /* unused: the statement text is borrowed (src) */
+	char *sql; /* unused: the statement text is borrowed (src) */
 	size_t len;
-	const char *src;     /* the session's copy of the statement (text or prepared) */
+	const char *src; /* the session's copy of the statement (text or prepared) */
 	size_t src_len;
 	struct sql_knn k;
 	struct cache_param *params;
@@ -124,7 +126,7 @@ struct capture {
 	struct cache_table *table;
 	uint64_t schema_version;
 	uint16_t before_status;
-	int phase;           /* 0 count, 1 definitions, 2 EOF, 3 rows, 4 done */
+	int phase; /* 0 count, 1 definitions, 2 EOF, 3 rows, 4 done */
 	uint64_t ncols, seen;
 	struct buf defs, mid, rows, term;
 	bool broken;
@@ -148,19 +150,19 @@ struct sess_cache {
 	bool txn_all;
 	/* The command in flight. */
 	uint8_t cmd;
-	char *cmd_copy;          /* its payload, kept while it may be served */
+	char *cmd_copy; /* its payload, kept while it may be served */
 	size_t cmd_len;
 	struct sql_class cls[MAX_STATEMENTS];
 	size_t ncls;
 	bool cls_unknown;
-	char *text;              /* the statement text the classes point into */
+	char *text; /* the statement text the classes point into */
 	size_t text_len;
 	struct stmt *exec_stmt;
 	char pending_db[256];
 	bool pending_db_set;
 	struct capture *cap;
-	int jobs;                /* serve jobs on pool threads */
-	bool detached;           /* the session is gone; the last job frees this */
+	int jobs;      /* serve jobs on pool threads */
+	bool detached; /* the session is gone; the last job frees this */
 	struct stmt *stmts;
 };
 
@@ -254,10 +256,13 @@ void sess_cache_free(struct sess_cache *kc)
 	free(kc);
 }
 
-bool sess_cache_busy(const struct sess_cache *kc) { return kc && kc->jobs > 0; }
+bool sess_cache_busy(const struct sess_cache *kc)
+{
+	return kc && kc->jobs > 0;
+}
 
 void sess_cache_login(struct sess_cache *kc, const char *user, const char *db, size_t db_len,
-		      uint8_t charset)
+                      uint8_t charset)
 {
 	snprintf(kc->user, sizeof(kc->user), "%s", user);
 	kc->db_known = db_len < sizeof(kc->db);
@@ -313,7 +318,7 @@ static void txn_discard(struct sess_cache *kc)
 /* Applies f to every cached table a statement names. An unqualified name is
  * in the session's database; when that is not known, any database. */
 static void for_tables(struct sess_cache *kc, const char *text, const struct sql_class *c,
-		       void (*f)(struct sess_cache *, struct cache_table *, bool), bool ddl)
+                       void (*f)(struct sess_cache *, struct cache_table *, bool), bool ddl)
 {
 	struct cache *cache = kc->pc->cache;
 	if (c->flags & SQL_CF_ALL_TABLES) {
@@ -361,8 +366,8 @@ static void note_ddl(struct sess_cache *kc, struct cache_table *t, bool ddl)
 
 /* Session settings after which an answer from memory could differ from
  * TiDB's (another character set, time zone, snapshot, row limit, quoting). */
-#define SETTINGS_THAT_STOP_SERVING                                                         \
-	(SQL_SETF_SQL_MODE | SQL_SETF_CHARSET | SQL_SETF_TIME_ZONE | SQL_SETF_SNAPSHOT |     \
+#define SETTINGS_THAT_STOP_SERVING                                                                 \
+	(SQL_SETF_SQL_MODE | SQL_SETF_CHARSET | SQL_SETF_TIME_ZONE | SQL_SETF_SNAPSHOT |           \
 	 SQL_SETF_SELECT_LIMIT | SQL_SETF_UNKNOWN)
 
 /* SET NAMES utf8mb4 [COLLATE utf8mb4_...], which drivers send on connect:
@@ -393,7 +398,7 @@ static bool set_names_utf8mb4(struct sess_cache *kc, const char *p, size_t n)
 	static const char plain[] = "set names utf8mb4";
 	static const char collate[] = "set names utf8mb4 collate utf8mb4_";
 	bool ok = (j == sizeof(plain) - 1 && !memcmp(norm, plain, j)) ||
-		  (j > sizeof(collate) - 1 && !memcmp(norm, collate, sizeof(collate) - 1));
+	          (j > sizeof(collate) - 1 && !memcmp(norm, collate, sizeof(collate) - 1));
 	if (!ok)
 		return false;
 	kc->settings = XXH3_64bits_withSeed(norm, j, kc->settings);
@@ -402,8 +407,8 @@ static bool set_names_utf8mb4(struct sess_cache *kc, const char *p, size_t n)
 
 /* Walks the statements of a finished COM_QUERY (or a prepared one) in
  * order, with what each did to the transaction. */
-static void account_statements(struct sess_cache *kc, const char *text,
-			       const struct sql_class *cls, size_t n, bool unknown)
+static void account_statements(struct sess_cache *kc, const char *text, const struct sql_class *cls,
+                               size_t n, bool unknown)
 {
 	if (unknown) {
 		kc->txn_all = true;
@@ -436,7 +441,8 @@ static void account_statements(struct sess_cache *kc, const char *text,
 			txn_discard(kc);
 			break;
 		case SQL_KIND_SET:
-			if (c->set_flags == SQL_SETF_CHARSET && set_names_utf8mb4(kc, text + c->off, c->len))
+			if (c->set_flags == SQL_SETF_CHARSET &&
+			    set_names_utf8mb4(kc, text + c->off, c->len))
 				break;
 			if (c->set_flags & SETTINGS_THAT_STOP_SERVING)
 				kc->serving_ok = false;
@@ -478,11 +484,13 @@ static int status_offset(const uint8_t *p, size_t n)
 	return (int)(n - rd_left(&r));
 }
 
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
 
 /* A captured terminator with its status replaced. */
-static int put_terminator(struct buf *out, uint8_t *seq, const struct buf *term,
-			  uint16_t status)
+static int put_terminator(struct buf *out, uint8_t *seq, const struct buf *term, uint16_t status)
 {
 	int off = status_offset(term->data, term->len);
 	ssize_t start = proto_pkt_begin(out);
@@ -515,11 +523,11 @@ static int put_prefix(struct buf *out, const struct cache_shape *sh)
 struct serve_job {
 	struct sess_cache *kc;
 	struct cache_plan plan;
-	struct cache_shape *shape;  /* shape->users counts this job */
+	struct cache_shape *shape; /* shape->users counts this job */
 	bool binary;
 	uint64_t t0;
 	uint64_t rkey;
-	struct buf rows;     /* row packets */
+	struct buf rows; /* row packets */
 	size_t nrows;
 	int rc;
 };
@@ -547,8 +555,8 @@ static void serve_work(void *data)
  * them, the rows (their sequence ids already follow), the terminator, with
  * the status TiDB would have sent. False when memory ran out. */
 static bool send_answer(struct sess_cache *kc, const uint8_t *prefix, size_t prefix_len,
-			uint32_t ncols, const struct cache_meta *meta, const uint8_t *rows,
-			size_t rows_len, size_t nrows)
+                        uint32_t ncols, const struct cache_meta *meta, const uint8_t *rows,
+                        size_t rows_len, size_t nrows)
 {
 	struct session *s = kc->s;
 	uint16_t before = s->status;
@@ -558,11 +566,11 @@ static bool send_answer(struct sess_cache *kc, const uint8_t *prefix, size_t pre
 	uint8_t mid_seq = (uint8_t)(2 + ncols);
 	uint8_t seq = (uint8_t)(1 + header_packets(ncols, meta) + nrows);
 	bool ok = buf_append(&out, prefix, prefix_len) == 0 &&
-		  (!meta->mid.len ||
-		   put_terminator(&out, &mid_seq, &meta->mid,
-				  answer_status(before, meta->before, meta->mid_status)) == 0) &&
-		  buf_append(&out, rows, rows_len) == 0 &&
-		  put_terminator(&out, &seq, &meta->term, status) == 0;
+	          (!meta->mid.len ||
+	           put_terminator(&out, &mid_seq, &meta->mid,
+	                          answer_status(before, meta->before, meta->mid_status)) == 0) &&
+	          buf_append(&out, rows, rows_len) == 0 &&
+	          put_terminator(&out, &seq, &meta->term, status) == 0;
 	if (ok)
 		session_answer(s, out.data, out.len, status);
 	buf_free(&out);
@@ -590,12 +598,12 @@ static void serve_done(void *data, int status)
 		j->shape->hits++;
 		if (kc->pc->results && j->rkey)
 			rcache_put(kc->pc->results, j->rkey, j->plan.snap, j->shape, j->rows.data,
-				   j->rows.len, j->nrows);
+			           j->rows.len, j->nrows);
 		struct buf prefix;
 		buf_init(&prefix);
 		if (put_prefix(&prefix, j->shape) < 0 ||
 		    !send_answer(kc, prefix.data, prefix.len, j->shape->ncols, &j->shape->meta,
-				 j->rows.data, j->rows.len, j->nrows))
+		                 j->rows.data, j->rows.len, j->nrows))
 			session_answer_failed(kc->s);
 		buf_free(&prefix);
 		free(kc->cmd_copy);
@@ -618,9 +626,9 @@ static bool same_distance_hit(const struct vec_hit *a, const struct vec_hit *b)
 
 struct verify_job {
 	struct cache_shape *shape;
-	char sql[512];          /* the statement's start, for the log */
+	char sql[512]; /* the statement's start, for the log */
 	struct cache_plan plan;
-	struct buf tidb_rows;   /* u32-prefixed payloads */
+	struct buf tidb_rows; /* u32-prefixed payloads */
 	struct buf ours;
 	bool binary;
 	int dist_col;
@@ -653,7 +661,7 @@ static void verify_work(void *data)
 	struct vec_hit *mine = hits + (n > before ? before : n);
 	bool first_cut = outer || (before && n > 1 && same_distance_hit(&hits[0], &hits[1]));
 	bool last_cut = outer || (got > 0 && n > before + got &&
-				  same_distance_hit(&mine[got - 1], &mine[got]));
+	                          same_distance_hit(&mine[got - 1], &mine[got]));
 	struct buf packets;
 	buf_init(&packets);
 	uint8_t seq = 0;
@@ -661,7 +669,8 @@ static void verify_work(void *data)
 	/* Packets to u32-prefixed payloads, as the capture holds them. */
 	for (size_t off = 0; j->rc == 0 && off < packets.len;) {
 		struct proto_logical lp;
-		ssize_t used = proto_scan_logical(packets.data + off, packets.len - off, SIZE_MAX, &lp);
+		ssize_t used =
+		        proto_scan_logical(packets.data + off, packets.len - off, SIZE_MAX, &lp);
 		uint32_t len = (uint32_t)lp.payload_len;
 		if (used <= 0 || buf_append(&j->ours, &len, 4) < 0 ||
 		    proto_gather_payload(packets.data + off, &lp, &j->ours) < 0) {
@@ -673,7 +682,7 @@ static void verify_work(void *data)
 	buf_free(&packets);
 	if (j->rc == 0)
 		j->match = cache_rows_equivalent(&j->tidb_rows, &j->ours, mine, got,
-						 j->binary ? -1 : j->dist_col, first_cut, last_cut);
+		                                 j->binary ? -1 : j->dist_col, first_cut, last_cut);
 	free(hits);
 }
 
@@ -689,12 +698,13 @@ static void verify_done(void *data, int status)
 	} else if (status == 0 && j->rc == 0) {
 		metrics_inc(m.mismatches, 1);
 		log_debug("cache %s.%s: answer differs from TiDB's (%zu vs %zu bytes of rows): %s",
-			  sh->table->db, sh->table->table, j->tidb_rows.len, j->ours.len, j->sql);
+		          sh->table->db, sh->table->table, j->tidb_rows.len, j->ours.len, j->sql);
 		if (++sh->mismatches >= MISMATCHES_TO_REJECT) {
 			sh->state = CACHE_SHAPE_REJECTED;
-			log_warn("cache %s.%s: answers for a query shape differ from TiDB's %d times; "
-				 "that shape now always goes to TiDB",
-				 sh->table->db, sh->table->table, sh->mismatches);
+			log_warn("cache %s.%s: answers for a query shape differ from TiDB's %d "
+			         "times; "
+			         "that shape now always goes to TiDB",
+			         sh->table->db, sh->table->table, sh->mismatches);
 		}
 	}
 	cache_plan_free(&j->plan);
@@ -733,7 +743,7 @@ static void capture_finish(struct sess_cache *kc, uint16_t status)
 			return;
 		int mismatches = sh ? sh->mismatches : 0;
 		sh = cache_shapes_put(pc->shapes, c->key, t, c->schema_version, &c->defs,
-				      (uint32_t)c->ncols);
+		                      (uint32_t)c->ncols);
 		if (!sh)
 			return;
 		sh->mismatches = mismatches;
@@ -755,13 +765,14 @@ static void capture_finish(struct sess_cache *kc, uint16_t status)
 		return;
 	const char *why;
 	if (cache_plan_build(&j->plan, c->src, &c->k, kc->lexflags, t->snap, kc->db,
-			     kc->db_known ? strlen(kc->db) : 0, c->params, c->nparams, &why) != 0) {
+	                     kc->db_known ? strlen(kc->db) : 0, c->params, c->nparams, &why) != 0) {
 		cache_plan_free(&j->plan);
 		free(j);
 		return;
 	}
 	j->shape = sh;
-	snprintf(j->sql, sizeof(j->sql), "%.*s", (int)(c->src_len < 511 ? c->src_len : 511), c->src);
+	snprintf(j->sql, sizeof(j->sql), "%.*s", (int)(c->src_len < 511 ? c->src_len : 511),
+	         c->src);
 	j->binary = c->binary;
 	j->dist_col = dist_column(&j->plan);
 	j->tidb_rows = c->rows; /* moved */
@@ -806,16 +817,16 @@ static bool bypass(struct sql_knn *k, const char *reason)
 }
 
 /* Starts recording TiDB's answer to this statement. k is taken over. */
-static void start_capture(struct sess_cache *kc, const char *sql, size_t sql_len,
-			  struct sql_knn *k, struct cache_table *t, uint64_t key, bool binary,
-			  const struct cache_param *params, size_t nparams)
+static void start_capture(struct sess_cache *kc, const char *sql, size_t sql_len, struct sql_knn *k,
+                          struct cache_table *t, uint64_t key, bool binary,
+                          const struct cache_param *params, size_t nparams)
 {
 	struct capture *c = calloc(1, sizeof(*c));
 	size_t text = 0;
 	for (size_t i = 0; i < nparams; i++)
 		text += params[i].n;
 	if (!c || (nparams && (!(c->params = calloc(nparams, sizeof(*params))) ||
-			       !(c->param_text = malloc(text + 1))))) {
+	                       !(c->param_text = malloc(text + 1))))) {
 		capture_free(c);
 		return;
 	}
@@ -847,8 +858,8 @@ static void start_capture(struct sess_cache *kc, const char *sql, size_t sql_len
  * false to relay it. cmd/cmd_len: the command payload, kept to relay it if
  * the answer cannot be computed after all. */
 static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool binary,
-		      const struct cache_param *params, size_t nparams, const uint8_t *cmd,
-		      size_t cmd_len)
+                      const struct cache_param *params, size_t nparams, const uint8_t *cmd,
+                      size_t cmd_len)
 {
 	struct session *s = kc->s;
 	struct sql_knn k;
@@ -858,8 +869,9 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 		return false;
 	}
 	char db[256], table[256], column[256];
-	if (sql_name_present(&k.schema) ? sql_name_copy(sql, &k.schema, db, sizeof(db)) < 0
-					: !kc->db_known || snprintf(db, sizeof(db), "%s", kc->db) < 0)
+	if (sql_name_present(&k.schema)
+	            ? sql_name_copy(sql, &k.schema, db, sizeof(db)) < 0
+	            : !kc->db_known || snprintf(db, sizeof(db), "%s", kc->db) < 0)
 		return bypass(&k, "database");
 	if (sql_name_copy(sql, &k.table, table, sizeof(table)) < 0 ||
 	    sql_name_copy(sql, &k.vcol, column, sizeof(column)) < 0)
@@ -867,7 +879,8 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 	struct cache *cache = kc->pc->cache;
 	struct cache_table *t = cache_find(cache, db, strlen(db), table, strlen(table));
 	if (!t && cache_auto_admit(cache))
-		t = cache_admit(cache, db, strlen(db), table, strlen(table), column, strlen(column));
+		t = cache_admit(cache, db, strlen(db), table, strlen(table), column,
+		                strlen(column));
 	if (!t)
 		return bypass(&k, "not_cached");
 	if (!kc->serving_ok)
@@ -879,7 +892,7 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 		return bypass(&k, why);
 	bool deprecate_eof = s->caps & PROTO_CLIENT_DEPRECATE_EOF;
 	uint64_t key = cache_shape_key(k.shape, kc->user, kc->db_known ? kc->db : "", kc->settings,
-				       binary, deprecate_eof);
+	                               binary, deprecate_eof);
 	struct cache_shape *sh = cache_shapes_find(kc->pc->shapes, key);
 	if (sh && sh->state == CACHE_SHAPE_REJECTED)
 		return bypass(&k, "rejected_shape");
@@ -900,8 +913,8 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 		if (rcache_get(kc->pc->results, rkey, t->snap->id, t->schema_version, &hit)) {
 			sql_knn_free(&k);
 			metrics_inc(m.result_hits, 1);
-			if (send_answer(kc, hit.prefix, hit.prefix_len, sh->ncols, hit.meta, hit.rows,
-					hit.rows_len, hit.nrows))
+			if (send_answer(kc, hit.prefix, hit.prefix_len, sh->ncols, hit.meta,
+			                hit.rows, hit.rows_len, hit.nrows))
 				return true;
 			return false;
 		}
@@ -910,7 +923,7 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 	if (!j)
 		return bypass(&k, "memory");
 	int rc = cache_plan_build(&j->plan, sql, &k, kc->lexflags, t->snap, kc->db,
-				  kc->db_known ? strlen(kc->db) : 0, params, nparams, &why);
+	                          kc->db_known ? strlen(kc->db) : 0, params, nparams, &why);
 	sql_knn_free(&k);
 	if (rc != 0 || !(kc->cmd_copy = copy_bytes(cmd, cmd_len))) {
 		cache_plan_free(&j->plan);
@@ -974,7 +987,7 @@ static struct stmt *find_stmt(struct sess_cache *kc, uint32_t id, struct stmt **
  * decimal text for integers, pointing into payload or scratch). false when
  * a parameter type is not one the cache can compare exactly. */
 static bool read_params(struct stmt *st, const uint8_t *payload, size_t len,
-			struct cache_param *params, char *scratch)
+                        struct cache_param *params, char *scratch)
 {
 	struct rd r = rd_make(payload, len);
 	uint8_t cmd, flags;
@@ -1009,10 +1022,11 @@ static bool read_params(struct stmt *st, const uint8_t *payload, size_t len,
 		}
 		uint8_t type = (uint8_t)st->types[i];
 		bool is_unsigned = st->types[i] & 0x8000;
-		int width = type == PROTO_TYPE_LONGLONG ? 8 :
-			    type == PROTO_TYPE_LONG || type == PROTO_TYPE_INT24 ? 4 :
-			    type == PROTO_TYPE_SHORT || type == PROTO_TYPE_YEAR ? 2 :
-			    type == PROTO_TYPE_TINY ? 1 : 0;
+		int width = type == PROTO_TYPE_LONGLONG                           ? 8
+		            : type == PROTO_TYPE_LONG || type == PROTO_TYPE_INT24 ? 4
+		            : type == PROTO_TYPE_SHORT || type == PROTO_TYPE_YEAR ? 2
+		            : type == PROTO_TYPE_TINY                             ? 1
+		                                                                  : 0;
 		if (width) {
 			const uint8_t *v;
 			if (!rd_bytes(&r, (size_t)width, &v))
@@ -1024,9 +1038,10 @@ static bool read_params(struct stmt *st, const uint8_t *payload, size_t len,
 			if (is_unsigned) {
 				pa->n = (size_t)snprintf(out, 24, "%llu", (unsigned long long)x);
 			} else {
-				int64_t sx = width == 8 ? (int64_t)x :
-					     width == 4 ? (int32_t)(uint32_t)x :
-					     width == 2 ? (int16_t)(uint16_t)x : (int8_t)(uint8_t)x;
+				int64_t sx = width == 8   ? (int64_t)x
+				             : width == 4 ? (int32_t)(uint32_t)x
+				             : width == 2 ? (int16_t)(uint16_t)x
+				                          : (int8_t)(uint8_t)x;
 				pa->n = (size_t)snprintf(out, 24, "%lld", (long long)sx);
 			}
 			pa->p = out;
@@ -1061,7 +1076,7 @@ static bool on_execute(struct sess_cache *kc, const uint8_t *payload, size_t len
 	if (len < 5)
 		return false;
 	uint32_t id = (uint32_t)(payload[1] | payload[2] << 8 | payload[3] << 16 |
-				 (uint32_t)payload[4] << 24);
+	                         (uint32_t)payload[4] << 24);
 	struct stmt *st = find_stmt(kc, id, NULL);
 	kc->exec_stmt = st;
 	if (!st)
@@ -1107,7 +1122,7 @@ bool sess_cache_command(struct sess_cache *kc, const uint8_t *payload, size_t le
 		if (len < 5)
 			return false;
 		uint32_t id = (uint32_t)(payload[1] | payload[2] << 8 | payload[3] << 16 |
-					 (uint32_t)payload[4] << 24);
+		                         (uint32_t)payload[4] << 24);
 		struct stmt **link;
 		struct stmt *st = find_stmt(kc, id, &link);
 		if (!st)
@@ -1178,10 +1193,11 @@ void sess_cache_response_packet(struct sess_cache *kc, const uint8_t *p, size_t 
 	}
 }
 
-void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t status,
-			      uint32_t stmt_id, uint16_t num_params)
+void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t status, uint32_t stmt_id,
+                              uint16_t num_params)
 {
-	kc->lexflags = status & PROTO_STATUS_NO_BACKSLASH_ESCAPES ? SQL_LEX_NO_BACKSLASH_ESCAPES : 0;
+	kc->lexflags =
+	        status & PROTO_STATUS_NO_BACKSLASH_ESCAPES ? SQL_LEX_NO_BACKSLASH_ESCAPES : 0;
 	switch (kc->cmd) {
 	case PROTO_COM_QUERY:
 		if (kc->text)
@@ -1193,8 +1209,8 @@ void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t statu
 		struct stmt *st = kc->exec_stmt;
 		struct sql_class cls[MAX_STATEMENTS];
 		size_t count;
-		if (!st || sql_classify(st->sql, st->len, kc->lexflags, cls, MAX_STATEMENTS,
-					&count) < 0)
+		if (!st ||
+		    sql_classify(st->sql, st->len, kc->lexflags, cls, MAX_STATEMENTS, &count) < 0)
 			kc->txn_all = true;
 		else
 			account_statements(kc, st->sql, cls, count, false);
@@ -1252,8 +1268,7 @@ void sess_cache_reset(struct sess_cache *kc)
 	}
 }
 
-void sess_cache_changed_user(struct sess_cache *kc, const char *user, const char *db,
-			     size_t db_len)
+void sess_cache_changed_user(struct sess_cache *kc, const char *user, const char *db, size_t db_len)
 {
 	sess_cache_reset(kc);
 	sess_cache_login(kc, user, db, db_len, kc->charset);

@@ -20,7 +20,7 @@ struct proto_logical;
 struct proxy_cache {
 	struct cache *cache;
 	struct cache_shapes *shapes;
-	struct rcache *results;        /* NULL: no result cache */
+	struct rcache *results; /* NULL: no result cache */
 	unsigned lexflags_default;
 };
 
@@ -32,7 +32,7 @@ struct sess_cache *sess_cache_new(struct session *s);
 void sess_cache_free(struct sess_cache *kc);
 /* Login finished: the user, database and charset the client chose. */
 void sess_cache_login(struct sess_cache *kc, const char *user, const char *db, size_t db_len,
-		      uint8_t charset);
+                      uint8_t charset);
 
 /* A complete client command in SESS_IDLE, before it is relayed. Returns
  * true when the cache has taken it (an answer from memory is on its way:
@@ -43,14 +43,14 @@ bool sess_cache_command(struct sess_cache *kc, const uint8_t *payload, size_t le
  * packet of a >= 16 MiB one: n is then 0xFFFFFF). */
 void sess_cache_response_packet(struct sess_cache *kc, const uint8_t *p, size_t n);
 /* The response is complete; status is the session's status after it. */
-void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t status,
-			      uint32_t stmt_id, uint16_t num_params);
+void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t status, uint32_t stmt_id,
+                              uint16_t num_params);
 /* COM_RESET_CONNECTION succeeded: transaction, statements and settings
  * are back to a fresh session's. */
 void sess_cache_reset(struct sess_cache *kc);
 /* COM_CHANGE_USER succeeded: as a reset, with another user and database. */
 void sess_cache_changed_user(struct sess_cache *kc, const char *user, const char *db,
-			     size_t db_len);
+                             size_t db_len);
 /* Whether a job for this session is still on a pool thread. */
 bool sess_cache_busy(const struct sess_cache *kc);
 

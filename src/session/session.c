@@ -22,11 +22,11 @@
 /* Capabilities vecgate can relay: no compression (it would have to be
  * implemented end to end), no query attributes or optional metadata (they
  * change packet layouts the tracker reads). */
-#define RELAYABLE_CAPS                                                                     \
-	(~(PROTO_CLIENT_COMPRESS | PROTO_CLIENT_ZSTD_COMPRESSION_ALGORITHM |               \
-	   PROTO_CLIENT_QUERY_ATTRIBUTES | PROTO_CLIENT_OPTIONAL_RESULTSET_METADATA |      \
-	   PROTO_CLIENT_SSL | PROTO_CLIENT_MULTI_FACTOR_AUTHENTICATION |                   \
-	   PROTO_CLIENT_CAPABILITY_EXTENSION | PROTO_CLIENT_SSL_VERIFY_SERVER_CERT |         \
+#define RELAYABLE_CAPS                                                                             \
+	(~(PROTO_CLIENT_COMPRESS | PROTO_CLIENT_ZSTD_COMPRESSION_ALGORITHM |                       \
+	   PROTO_CLIENT_QUERY_ATTRIBUTES | PROTO_CLIENT_OPTIONAL_RESULTSET_METADATA |              \
+	   PROTO_CLIENT_SSL | PROTO_CLIENT_MULTI_FACTOR_AUTHENTICATION |                           \
+	   PROTO_CLIENT_CAPABILITY_EXTENSION | PROTO_CLIENT_SSL_VERIFY_SERVER_CERT |               \
 	   PROTO_CLIENT_REMEMBER_OPTIONS))
 
 /* Login packets are small; anything larger is not a login. */
@@ -45,11 +45,14 @@ static struct {
 } m;
 
 static const char *const state_names[SESS_NSTATES] = {
-	"wait_upstream", "greeted", "client_tls", "auth", "idle",
-	"query", "infile", "change_user", "cache", "closing",
+        "wait_upstream", "greeted", "client_tls",  "auth",  "idle",
+        "query",         "infile",  "change_user", "cache", "closing",
 };
 
-const char *session_state_name(enum session_state s) { return state_names[s]; }
+const char *session_state_name(enum session_state s)
+{
+	return state_names[s];
+}
 
 static void metrics_setup(void)
 {
@@ -57,24 +60,24 @@ static void metrics_setup(void)
 		return;
 	m.ready = true;
 	struct metrics_family *f = metrics_family(METRICS_GAUGE, "vecgate_client_sessions",
-						  "Client sessions by state.", "state", NULL);
+	                                          "Client sessions by state.", "state", NULL);
 	for (int i = 0; i < SESS_NSTATES; i++)
 		m.state[i] = metrics_series(f, state_names[i], NULL);
 	f = metrics_family(METRICS_COUNTER, "vecgate_client_connections_total",
-			   "Client connections accepted or rejected at the door.", "result", NULL);
+	                   "Client connections accepted or rejected at the door.", "result", NULL);
 	m.accepted = metrics_series(f, "accepted", NULL);
 	m.rejected = metrics_series(f, "rejected", NULL);
 	f = metrics_family(METRICS_COUNTER, "vecgate_client_logins_total",
-			   "Client logins relayed to TiDB, by outcome.", "result", NULL);
+	                   "Client logins relayed to TiDB, by outcome.", "result", NULL);
 	m.login_ok = metrics_series(f, "ok", NULL);
 	m.login_denied = metrics_series(f, "denied", NULL);
 	m.login_failed = metrics_series(f, "failed", NULL);
 	f = metrics_family(METRICS_COUNTER, "vecgate_tls_handshakes_total",
-			   "TLS handshakes by side and outcome.", "side", "result");
+	                   "TLS handshakes by side and outcome.", "side", "result");
 	m.tls_ok = metrics_series(f, "client", "ok");
 	m.tls_failed = metrics_series(f, "client", "failed");
 	f = metrics_family(METRICS_COUNTER, "vecgate_commands_total",
-			   "Commands received from clients, by command.", "command", NULL);
+	                   "Commands received from clients, by command.", "command", NULL);
 	for (int i = 0; i < 256; i++) {
 		const char *name = proto_command_name((uint8_t)i);
 		/* One series per name: unknown bytes share "unknown". */
@@ -86,17 +89,20 @@ static void metrics_setup(void)
 			}
 		m.command[i] = first == i ? metrics_series(f, name, NULL) : m.command[first];
 	}
-	m.latency = metrics_histogram("vecgate_passthrough_seconds",
-				      "Time from relaying a command to TiDB to the end of its response.");
-	m.cache_latency = metrics_histogram("vecgate_cache_hit_seconds",
-					    "Time from a kNN command's arrival to the end of vecgate's "
-					    "own answer.");
+	m.latency = metrics_histogram(
+	        "vecgate_passthrough_seconds",
+	        "Time from relaying a command to TiDB to the end of its response.");
+	m.cache_latency =
+	        metrics_histogram("vecgate_cache_hit_seconds",
+	                          "Time from a kNN command's arrival to the end of vecgate's "
+	                          "own answer.");
 	f = metrics_family(METRICS_COUNTER, "vecgate_client_bytes_total",
-			   "Bytes received from and sent to clients.", "direction", NULL);
+	                   "Bytes received from and sent to clients.", "direction", NULL);
 	m.bytes_client_in = metrics_series(f, "in", NULL);
 	m.bytes_client_out = metrics_series(f, "out", NULL);
 	f = metrics_family(METRICS_COUNTER, "vecgate_session_errors_total",
-			   "Sessions ended by an upstream failure or a protocol error.", "kind", NULL);
+	                   "Sessions ended by an upstream failure or a protocol error.", "kind",
+	                   NULL);
 	m.upstream_lost = metrics_series(f, "upstream_lost", NULL);
 	m.protocol_errors = metrics_series(f, "protocol", NULL);
 }
@@ -109,7 +115,7 @@ static uint64_t now_ns(void)
 }
 
 void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
-		const struct proxy_limits *lim)
+                const struct proxy_limits *lim)
 {
 	memset(px, 0, sizeof(*px));
 	px->loop = loop;
@@ -179,7 +185,7 @@ static void timer_closed(struct net_timer *t)
 
 /* Sends an ERR packet to the client and closes the session. */
 static void fail_client(struct session *s, uint8_t seq, uint16_t code, const char *sqlstate,
-			const char *msg)
+                        const char *msg)
 {
 	struct buf b;
 	buf_init(&b);
@@ -196,16 +202,17 @@ static void session_close(struct session *s, const char *why)
 	if (s->state == SESS_CLOSING)
 		return;
 	log_debug("session %llu (%s): closing in state %s: %s", (unsigned long long)s->id,
-		  s->client ? s->client->peer : "-", state_names[s->state], why);
+	          s->client ? s->client->peer : "-", state_names[s->state], why);
 	if (s->state == SESS_WAIT_UPSTREAM)
 		pool_cancel(s->px->pool, &s->waiter);
 	set_state(s, SESS_CLOSING);
 	if (s->up) {
 		/* Tell TiDB the session is over rather than leave it guessing. */
 		if (s->up->conn && s->up->conn->tls != NET_TLS_HANDSHAKE) {
-			static const uint8_t quit[] = { 1, 0, 0, 0, PROTO_COM_QUIT };
+			static const uint8_t quit[] = {1, 0, 0, 0, PROTO_COM_QUIT};
 			if (net_write(s->up->conn, quit, sizeof(quit)) < 0)
-				log_debug("session %llu: COM_QUIT not sent", (unsigned long long)s->id);
+				log_debug("session %llu: COM_QUIT not sent",
+				          (unsigned long long)s->id);
 		}
 		upstream_close(s->up);
 		s->up = NULL;
@@ -338,13 +345,14 @@ static void got_upstream_cb(struct pool_waiter *w, struct upstream *up, const ch
 
 /* The client's first packet: an SSLRequest or its handshake response. */
 static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_t wire_len,
-				   const struct proto_logical *lp)
+                                   const struct proto_logical *lp)
 {
 	struct proxy *px = s->px;
 	const uint8_t *payload = wire + PROTO_HDR;
 	uint8_t want_seq = s->client_tls ? 2 : 1;
 	if (lp->first_seq != want_seq) {
-		fail_client(s, (uint8_t)(lp->last_seq + 1), 1156, "08S01", "Got packets out of order");
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 1156, "08S01",
+		            "Got packets out of order");
 		return false;
 	}
 	struct proto_hs_response r;
@@ -373,8 +381,8 @@ static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_
 	if (px->lim.require_tls && !s->client_tls) {
 		metrics_inc(m.login_denied, 1);
 		fail_client(s, (uint8_t)(lp->last_seq + 1), 3159, "HY000",
-			    "Connections using insecure transport are prohibited while "
-			    "--require_secure_transport=ON.");
+		            "Connections using insecure transport are prohibited while "
+		            "--require_secure_transport=ON.");
 		return false;
 	}
 	snprintf(s->user, sizeof(s->user), "%.*s", (int)r.user_len, r.user);
@@ -382,8 +390,8 @@ static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_
 	s->login_db_len = r.has_db && r.db_len < sizeof(s->login_db) ? r.db_len : 0;
 	memcpy(s->login_db, r.has_db ? r.db : "", s->login_db_len);
 	log_debug("session %llu: login of '%s' (db '%.*s', caps 0x%x, plugin '%.*s')",
-		  (unsigned long long)s->id, s->user, (int)r.db_len, r.has_db ? r.db : "", r.caps,
-		  (int)r.plugin_len, r.has_plugin ? r.plugin : "");
+	          (unsigned long long)s->id, s->user, (int)r.db_len, r.has_db ? r.db : "", r.caps,
+	          (int)r.plugin_len, r.has_plugin ? r.plugin : "");
 
 	/* TiDB sees the flags the client chose, with TLS as vecgate's own link
 	 * to TiDB has it, and nothing TiDB did not offer. */
@@ -395,13 +403,15 @@ static bool on_client_login_packet(struct session *s, const uint8_t *wire, size_
 		r.caps &= ~PROTO_CLIENT_SSL;
 	r.mariadb_caps = 0;
 	s->login_seq = lp->last_seq;
-	s->sha2 = r.has_plugin && r.plugin_len == 21 && !memcmp(r.plugin, "caching_sha2_password", 21);
-	s->auth_salt_len = (uint8_t)(up->greeting.salt_len < sizeof(s->auth_salt)
-					     ? up->greeting.salt_len : sizeof(s->auth_salt));
+	s->sha2 = r.has_plugin && r.plugin_len == 21 &&
+	          !memcmp(r.plugin, "caching_sha2_password", 21);
+	s->auth_salt_len =
+	        (uint8_t)(up->greeting.salt_len < sizeof(s->auth_salt) ? up->greeting.salt_len
+	                                                               : sizeof(s->auth_salt));
 	memcpy(s->auth_salt, up->greeting.salt, s->auth_salt_len);
 	if (up->tls_late && upstream_start_tls(up, r.caps, r.max_packet, r.charset) < 0) {
 		fail_client(s, (uint8_t)(lp->last_seq + 1), 1105, "HY000",
-			    "vecgate: cannot start TLS to TiDB");
+		            "vecgate: cannot start TLS to TiDB");
 		return false;
 	}
 	/* Written now, sent once the upstream TLS handshake (if any) is over. */
@@ -434,10 +444,11 @@ static void note_auth_step(struct session *s, const uint8_t *p, size_t n)
 		size_t len = sw.data_len;
 		if (len > 0 && sw.data[len - 1] == 0)
 			len--; /* the salt's terminating NUL */
-		s->auth_salt_len = (uint8_t)(len < sizeof(s->auth_salt) ? len : sizeof(s->auth_salt));
+		s->auth_salt_len =
+		        (uint8_t)(len < sizeof(s->auth_salt) ? len : sizeof(s->auth_salt));
 		memcpy(s->auth_salt, sw.data, s->auth_salt_len);
 	} else if (s->sha2 && !s->client_tls && s->px->rsa &&
-		   proto_sha2_message(p, n) == PROTO_SHA2_MSG_FULL_AUTH) {
+	           proto_sha2_message(p, n) == PROTO_SHA2_MSG_FULL_AUTH) {
 		s->sha2_full = true;
 	}
 }
@@ -447,7 +458,7 @@ static void note_auth_step(struct session *s, const uint8_t *p, size_t n)
  * key request itself and passes the decrypted password on to TiDB, which
  * receives it over TLS as from a TLS client. */
 static bool on_client_auth_packet(struct session *s, const uint8_t *wire, size_t wire_len,
-				  const struct proto_logical *lp)
+                                  const struct proto_logical *lp)
 {
 	const uint8_t *payload = wire + PROTO_HDR;
 	bool ok = true;
@@ -459,7 +470,8 @@ static bool on_client_auth_packet(struct session *s, const uint8_t *wire, size_t
 		struct buf b;
 		buf_init(&b);
 		uint8_t seq = (uint8_t)(lp->last_seq + 1);
-		ok = proto_write_auth_more(&b, &seq, pem, pem_len) == 0 && to_client(s, b.data, b.len);
+		ok = proto_write_auth_more(&b, &seq, pem, pem_len) == 0 &&
+		     to_client(s, b.data, b.len);
 		buf_free(&b);
 		/* Two packets TiDB never sees. */
 		s->seq_delta = (int8_t)(s->seq_delta - 2);
@@ -469,7 +481,7 @@ static bool on_client_auth_packet(struct session *s, const uint8_t *wire, size_t
 		buf_init(&pw);
 		buf_init(&b);
 		if (net_rsa_decrypt_password(s->px->rsa, payload, lp->payload_len, s->auth_salt,
-					     s->auth_salt_len, &pw) == 0) {
+		                             s->auth_salt_len, &pw) == 0) {
 			uint8_t seq = (uint8_t)(lp->first_seq + s->seq_delta);
 			ok = proto_write_packet(&b, &seq, pw.data, pw.len) == 0 &&
 			     to_upstream(s, b.data, b.len);
@@ -493,7 +505,7 @@ static bool on_client_auth_packet(struct session *s, const uint8_t *wire, size_t
 /* A server packet during login or COM_CHANGE_USER: relay it, and see
  * whether it ends the exchange. */
 static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size_t wire_len,
-				    const struct proto_logical *lp)
+                                    const struct proto_logical *lp)
 {
 	const uint8_t *payload = wire + PROTO_HDR;
 	note_auth_step(s, payload, lp->payload_len);
@@ -558,11 +570,12 @@ static void note_change_user(struct session *s, const uint8_t *p, size_t n)
 /* One complete command from the client, in SESS_IDLE. Returns false when
  * the session stops taking commands for now. */
 static bool on_client_command(struct session *s, const uint8_t *wire, size_t wire_len,
-			      const struct proto_logical *lp)
+                              const struct proto_logical *lp)
 {
 	const uint8_t *payload = wire + PROTO_HDR;
 	if (lp->first_seq != 0) {
-		fail_client(s, (uint8_t)(lp->last_seq + 1), 1156, "08S01", "Got packets out of order");
+		fail_client(s, (uint8_t)(lp->last_seq + 1), 1156, "08S01",
+		            "Got packets out of order");
 		return false;
 	}
 	if (lp->payload_len == 0) {
@@ -610,7 +623,7 @@ static bool on_client_command(struct session *s, const uint8_t *wire, size_t wir
 	s->cmd = cmd;
 	s->cmd_start_ns = now_ns();
 	proto_resp_start(&s->resp, cmd, s->caps, payload,
-			 lp->chunks == 1 ? lp->payload_len : PROTO_MAX_CHUNK);
+	                 lp->chunks == 1 ? lp->payload_len : PROTO_MAX_CHUNK);
 	buf_consume(&s->client->in, wire_len);
 	net_timer_stop(&s->timer);
 	set_state(s, SESS_QUERY);
@@ -663,7 +676,7 @@ static void process_client(struct session *s)
 			break;
 		if (n == -EMSGSIZE) {
 			fail_client(s, 1, 1153, "08S01",
-				    "Got a packet bigger than 'max_allowed_packet' bytes");
+			            "Got a packet bigger than 'max_allowed_packet' bytes");
 			return;
 		}
 		if (n < 0) {
@@ -716,7 +729,7 @@ static void relay_response(struct session *s)
 		if (r < 0) {
 			metrics_inc(m.protocol_errors, 1);
 			log_warn("session %llu: unexpected packet from TiDB in the response to %s",
-				 (unsigned long long)s->id, proto_command_name(s->cmd));
+			         (unsigned long long)s->id, proto_command_name(s->cmd));
 			session_close(s, "protocol error from upstream");
 			return;
 		}
@@ -731,7 +744,7 @@ static void relay_response(struct session *s)
 			s->status = s->resp.status;
 			if (s->kc)
 				sess_cache_response_done(s->kc, s->resp.is_err, s->status,
-							 s->resp.stmt_id, s->resp.num_params);
+				                         s->resp.stmt_id, s->resp.num_params);
 			if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
 				session_close(s, "draining");
 				return;
@@ -755,7 +768,7 @@ static void process_upstream(struct session *s)
 		while ((s->state == SESS_AUTH || s->state == SESS_CHANGE_USER) && s->up) {
 			struct proto_logical lp;
 			ssize_t n = proto_scan_logical(buf_head(in), buf_unread(in),
-						       AUTH_PACKET_MAX, &lp);
+			                               AUTH_PACKET_MAX, &lp);
 			if (n == 0)
 				break;
 			if (n < 0) {
@@ -795,7 +808,7 @@ static void client_event_cb(struct net_conn *c, enum net_event ev, int status)
 		if (status < 0) {
 			metrics_inc(m.tls_failed, 1);
 			log_info("session %llu (%s): TLS handshake failed: %s",
-				 (unsigned long long)s->id, c->peer, net_tls_error());
+			         (unsigned long long)s->id, c->peer, net_tls_error());
 			session_close(s, "TLS handshake failed");
 			return;
 		}
@@ -841,8 +854,8 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 		if (s->state != SESS_CLOSING) {
 			metrics_inc(m.upstream_lost, 1);
 			log_info("session %llu (%s): TiDB closed the connection in state %s",
-				 (unsigned long long)s->id, s->client ? s->client->peer : "-",
-				 state_names[s->state]);
+			         (unsigned long long)s->id, s->client ? s->client->peer : "-",
+			         state_names[s->state]);
 		}
 		session_close(s, "upstream closed the connection");
 		break;
@@ -859,7 +872,7 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 		if (status < 0) {
 			char msg[400];
 			snprintf(msg, sizeof(msg), "vecgate: TLS handshake with TiDB failed: %s",
-				 net_tls_error());
+			         net_tls_error());
 			log_warn("session %llu: %s", (unsigned long long)s->id, msg);
 			metrics_inc(m.login_failed, 1);
 			fail_client(s, (uint8_t)(s->login_seq + 1), 1105, "HY000", msg);
@@ -879,7 +892,7 @@ void session_accept(struct proxy *px, struct net_conn *client)
 		buf_init(&b);
 		uint8_t seq = 0;
 		if (proto_write_err(&b, &seq, PROTO_CLIENT_PROTOCOL_41, 1040, "08004",
-				    "Too many connections") == 0 &&
+		                    "Too many connections") == 0 &&
 		    net_write(client, b.data, b.len) < 0)
 			log_debug("could not tell %s it was refused", client->peer);
 		buf_free(&b);
@@ -953,7 +966,8 @@ int proxy_status_json(const struct proxy *px, struct buf *out)
 {
 	int rc = buf_append(out, "{", 1);
 	for (int i = 0; i < SESS_NSTATES && rc == 0; i++)
-		rc = buf_appendf(out, "%s\"%s\":%d", i ? "," : "", state_names[i], px->n_by_state[i]);
+		rc = buf_appendf(out, "%s\"%s\":%d", i ? "," : "", state_names[i],
+		                 px->n_by_state[i]);
 	return rc ? rc : buf_append(out, "}", 1);
 }
 

@@ -29,8 +29,8 @@ enum session_state {
 
 struct proxy_limits {
 	size_t max_packet;
-	size_t write_buffer_limit;   /* back-pressure threshold */
-	unsigned keepalive_s;        /* client TCP keepalive, 0 = off */
+	size_t write_buffer_limit; /* back-pressure threshold */
+	unsigned keepalive_s;      /* client TCP keepalive, 0 = off */
 	uint64_t handshake_timeout_ms;
 	uint64_t idle_timeout_ms;
 	int max_client_conns;
@@ -43,14 +43,14 @@ struct session;
 struct proxy {
 	uv_loop_t *loop;
 	struct pool *pool;
-	SSL_CTX *client_tls;     /* NULL: clients cannot use TLS */
-	struct net_rsa *rsa;     /* for caching_sha2 over plaintext client links; may be NULL */
+	SSL_CTX *client_tls;       /* NULL: clients cannot use TLS */
+	struct net_rsa *rsa;       /* for caching_sha2 over plaintext client links; may be NULL */
 	struct proxy_cache *cache; /* the vector cache; NULL when off */
 	struct proxy_limits lim;
 	struct session *by_state[SESS_NSTATES];
 	int n_by_state[SESS_NSTATES];
 	int n_sessions;
-	bool draining;           /* SIGTERM: idle sessions close, no new ones */
+	bool draining; /* SIGTERM: idle sessions close, no new ones */
 	uint64_t next_id;
 	void (*on_drained)(struct proxy *px); /* last session gone while draining */
 };
@@ -62,29 +62,29 @@ struct session {
 	struct net_conn *client;
 	struct upstream *up;
 	struct pool_waiter waiter;
-	struct net_timer timer;      /* handshake or idle timeout */
-	struct proto_resp resp;      /* tracks the response to the command in flight */
-	uint32_t greet_caps;         /* capabilities offered to the client */
-	uint32_t caps;               /* capabilities the client asked for */
-	uint16_t status;             /* server status flags from the last OK/EOF */
-	int8_t seq_delta;            /* upstream seq - client seq during login */
-	uint8_t login_seq;           /* sequence id of the client's handshake response */
-	bool sha2;                   /* the auth exchange runs caching_sha2_password */
-	bool sha2_full;              /* TiDB asked a plaintext client for its password:
-				      * vecgate does the RSA part (TiDB takes it over TLS only) */
+	struct net_timer timer; /* handshake or idle timeout */
+	struct proto_resp resp; /* tracks the response to the command in flight */
+	uint32_t greet_caps;    /* capabilities offered to the client */
+	uint32_t caps;          /* capabilities the client asked for */
+	uint16_t status;        /* server status flags from the last OK/EOF */
+	int8_t seq_delta;       /* upstream seq - client seq during login */
+	uint8_t login_seq;      /* sequence id of the client's handshake response */
+	bool sha2;              /* the auth exchange runs caching_sha2_password */
+	bool sha2_full;         /* TiDB asked a plaintext client for its password:
+	                         * vecgate does the RSA part (TiDB takes it over TLS only) */
 	uint8_t auth_salt[PROTO_SCRAMBLE_LEN + 12];
 	uint8_t auth_salt_len;
-	uint8_t cmd;                 /* command in flight */
+	uint8_t cmd; /* command in flight */
 	bool client_tls;
-	bool up_cont;                /* relaying continuation packets of a >= 16 MiB packet */
+	bool up_cont; /* relaying continuation packets of a >= 16 MiB packet */
 	bool client_cont;
-	bool paused_client;          /* back-pressure */
+	bool paused_client; /* back-pressure */
 	bool paused_up;
-	bool timer_open;             /* the timer handle is not closed yet */
-	uint64_t counted_in;         /* client bytes already added to the metric */
+	bool timer_open;     /* the timer handle is not closed yet */
+	uint64_t counted_in; /* client bytes already added to the metric */
 	uint64_t cmd_start_ns;
 	char user[64];
-	char login_db[256];          /* the database named at login (or change user) */
+	char login_db[256]; /* the database named at login (or change user) */
 	size_t login_db_len;
 	uint8_t charset;             /* from the handshake response */
 	struct sess_cache *kc;       /* the cache's view of this session, or NULL */
@@ -92,7 +92,7 @@ struct session {
 };
 
 void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
-		const struct proxy_limits *lim);
+                const struct proxy_limits *lim);
 /* Takes an accepted client connection. */
 void session_accept(struct proxy *px, struct net_conn *client);
 /* Stops taking new commands: idle sessions close now, busy ones after their

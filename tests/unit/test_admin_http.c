@@ -20,29 +20,29 @@ struct good {
 };
 
 static const struct good goods[] = {
-	{ "GET /metrics HTTP/1.1\r\nHost: localhost:9100\r\nAccept: */*\r\n\r\n", ADMIN_GET,
-	  "/metrics", NULL, true, 1, 0 },
-	{ "HEAD /health HTTP/1.1\r\n\r\n", ADMIN_HEAD, "/health", NULL, true, 1, 0 },
-	{ "GET /status?pretty=1&x HTTP/1.1\r\nConnection: close\r\n\r\n", ADMIN_GET, "/status",
-	  "pretty=1&x", false, 1, 0 },
-	{ "GET /status? HTTP/1.1\r\n\r\n", ADMIN_GET, "/status", "", true, 1, 0 },
-	{ "GET / HTTP/1.0\r\n\r\n", ADMIN_GET, "/", NULL, false, 0, 0 },
-	{ "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", ADMIN_GET, "/x", NULL, true, 0, 0 },
-	{ "GET /metrics HTTP/1.1\nHost: x\n\n", ADMIN_GET, "/metrics", NULL, true, 1, 0 },
-	{ "POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", ADMIN_OTHER, "/metrics", NULL,
-	  true, 1, 5 },
-	{ "GET /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", ADMIN_GET, "/metrics", NULL, true,
-	  1, 0 },
-	{ "PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n",
-	  ADMIN_OTHER, "/a", NULL, true, 1, 8 },
-	{ "GET http://localhost:9100/metrics?a=b HTTP/1.1\r\n\r\n", ADMIN_GET, "/metrics", "a=b",
-	  true, 1, 0 },
-	{ "GET http://localhost:9100 HTTP/1.1\r\n\r\n", ADMIN_GET, "/", NULL, true, 1, 0 },
-	{ "OPTIONS * HTTP/1.1\r\n\r\n", ADMIN_OTHER, "*", NULL, true, 1, 0 },
-	{ "DELETE /metrics HTTP/1.1\r\n\r\n", ADMIN_OTHER, "/metrics", NULL, true, 1, 0 },
-	{ "GET /health HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", ADMIN_GET,
-	  "/health", NULL, false, 1, 0 },
-	{ "\r\nGET /health HTTP/1.1\r\n\r\n", ADMIN_GET, "/health", NULL, true, 1, 0 },
+        {"GET /metrics HTTP/1.1\r\nHost: localhost:9100\r\nAccept: */*\r\n\r\n", ADMIN_GET,
+         "/metrics", NULL, true, 1, 0},
+        {"HEAD /health HTTP/1.1\r\n\r\n", ADMIN_HEAD, "/health", NULL, true, 1, 0},
+        {"GET /status?pretty=1&x HTTP/1.1\r\nConnection: close\r\n\r\n", ADMIN_GET, "/status",
+         "pretty=1&x", false, 1, 0},
+        {"GET /status? HTTP/1.1\r\n\r\n", ADMIN_GET, "/status", "", true, 1, 0},
+        {"GET / HTTP/1.0\r\n\r\n", ADMIN_GET, "/", NULL, false, 0, 0},
+        {"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", ADMIN_GET, "/x", NULL, true, 0, 0},
+        {"GET /metrics HTTP/1.1\nHost: x\n\n", ADMIN_GET, "/metrics", NULL, true, 1, 0},
+        {"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", ADMIN_OTHER, "/metrics", NULL,
+         true, 1, 5},
+        {"GET /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", ADMIN_GET, "/metrics", NULL, true, 1,
+         0},
+        {"PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n",
+         ADMIN_OTHER, "/a", NULL, true, 1, 8},
+        {"GET http://localhost:9100/metrics?a=b HTTP/1.1\r\n\r\n", ADMIN_GET, "/metrics", "a=b",
+         true, 1, 0},
+        {"GET http://localhost:9100 HTTP/1.1\r\n\r\n", ADMIN_GET, "/", NULL, true, 1, 0},
+        {"OPTIONS * HTTP/1.1\r\n\r\n", ADMIN_OTHER, "*", NULL, true, 1, 0},
+        {"DELETE /metrics HTTP/1.1\r\n\r\n", ADMIN_OTHER, "/metrics", NULL, true, 1, 0},
+        {"GET /health HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", ADMIN_GET,
+         "/health", NULL, false, 1, 0},
+        {"\r\nGET /health HTTP/1.1\r\n\r\n", ADMIN_GET, "/health", NULL, true, 1, 0},
 };
 
 static void check_good(const struct good *g, const struct admin_req *req)
@@ -50,11 +50,11 @@ static void check_good(const struct good *g, const struct admin_req *req)
 	cr_expect_eq(req->method, g->method, "%s", g->raw);
 	cr_expect_eq(req->path_len, strlen(g->path), "%s", g->raw);
 	cr_expect(req->path && memcmp(req->path, g->path, req->path_len) == 0, "%s: path %.*s",
-		  g->raw, (int)req->path_len, req->path);
+	          g->raw, (int)req->path_len, req->path);
 	if (g->query) {
 		cr_expect(req->query && req->query_len == strlen(g->query) &&
-				  memcmp(req->query, g->query, req->query_len) == 0,
-			  "%s: query", g->raw);
+		                  memcmp(req->query, g->query, req->query_len) == 0,
+		          "%s: query", g->raw);
 	} else {
 		cr_expect_null(req->query, "%s", g->raw);
 	}
@@ -130,18 +130,18 @@ Test(admin_http, oversized)
 	struct admin_req req;
 	char *p = head_of(ADMIN_HTTP_MAX_HEAD);
 	cr_assert_eq(admin_http_parse((uint8_t *)p, ADMIN_HTTP_MAX_HEAD, &req), ADMIN_HTTP_MAX_HEAD,
-		     "a head of exactly the limit is fine");
+	             "a head of exactly the limit is fine");
 	free(p);
 	p = head_of(ADMIN_HTTP_MAX_HEAD + 1);
 	cr_assert_eq(admin_http_parse((uint8_t *)p, ADMIN_HTTP_MAX_HEAD + 1, &req), -E2BIG);
 	cr_assert_eq(admin_http_parse((uint8_t *)p, ADMIN_HTTP_MAX_HEAD, &req), -E2BIG,
-		     "the limit reached without the end of the head");
+	             "the limit reached without the end of the head");
 	cr_assert_eq(admin_http_parse((uint8_t *)p, ADMIN_HTTP_MAX_HEAD - 1, &req), 0);
 	free(p);
 
 	const char *cl = "POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n";
 	cr_assert_eq(admin_http_parse((const uint8_t *)cl, strlen(cl), &req), -EFBIG,
-		     "refused before the body arrives");
+	             "refused before the body arrives");
 	cl = "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n";
 	cr_assert_eq(admin_http_parse((const uint8_t *)cl, strlen(cl), &req), -EINVAL);
 
@@ -172,27 +172,26 @@ struct bad {
 };
 
 static const struct bad bads[] = {
-	{ "GET / HTTP/1.1\r\nHost x\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
-	  -EINVAL },
-	{ "GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, -EINVAL },
-	{ "G@T / HTTP/1.1\r\n\r\n", 0, -EINVAL },
-	{ "get / HTTP/1.1\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTX/1.1\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTP/1.1 extra\r\n\r\n", 0, -EINVAL },
-	{ " GET / HTTP/1.1\r\n\r\n", 0, -EINVAL },
-	{ "GET /\x01 HTTP/1.1\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26, -EINVAL },
-	{ "GET / HTTP/1.1\r\nX\x7f: a\r\n\r\n", 0, -EINVAL },
-	{ "GET / HTTP/1.1\r\n: a\r\n\r\n", 0, -EINVAL },
-	{ "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, -EINVAL },
-	{ "\0\0\0\0", 4, -EINVAL },
-	{ "GET / HTTP/2.0\r\n\r\n", 0, -EPROTONOSUPPORT },
-	{ "GET / HTTP/0.9\r\n\r\n", 0, -EPROTONOSUPPORT },
-	{ "GET / HTTP/1.1\rX", 0, -EINVAL },
+        {"GET / HTTP/1.1\r\nHost x\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, -EINVAL},
+        {"G@T / HTTP/1.1\r\n\r\n", 0, -EINVAL},
+        {"get / HTTP/1.1\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTX/1.1\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1 extra\r\n\r\n", 0, -EINVAL},
+        {" GET / HTTP/1.1\r\n\r\n", 0, -EINVAL},
+        {"GET /\x01 HTTP/1.1\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26, -EINVAL},
+        {"GET / HTTP/1.1\r\nX\x7f: a\r\n\r\n", 0, -EINVAL},
+        {"GET / HTTP/1.1\r\n: a\r\n\r\n", 0, -EINVAL},
+        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, -EINVAL},
+        {"\0\0\0\0", 4, -EINVAL},
+        {"GET / HTTP/2.0\r\n\r\n", 0, -EPROTONOSUPPORT},
+        {"GET / HTTP/0.9\r\n\r\n", 0, -EPROTONOSUPPORT},
+        {"GET / HTTP/1.1\rX", 0, -EINVAL},
 };
 
 Test(admin_http, malformed)
@@ -212,10 +211,10 @@ Test(admin_http, error_responses)
 		ssize_t rc;
 		const char *status;
 	} cases[] = {
-		{ -EINVAL, "HTTP/1.1 400 Bad Request\r\n" },
-		{ -E2BIG, "HTTP/1.1 431 Request Header Fields Too Large\r\n" },
-		{ -EFBIG, "HTTP/1.1 413 Content Too Large\r\n" },
-		{ -EPROTONOSUPPORT, "HTTP/1.1 505 HTTP Version Not Supported\r\n" },
+	        {-EINVAL, "HTTP/1.1 400 Bad Request\r\n"},
+	        {-E2BIG, "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+	        {-EFBIG, "HTTP/1.1 413 Content Too Large\r\n"},
+	        {-EPROTONOSUPPORT, "HTTP/1.1 505 HTTP Version Not Supported\r\n"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct buf b;
@@ -237,9 +236,9 @@ Test(admin_http, respond_exact)
 	cr_assert_eq(admin_http_respond(&b, 204, NULL, NULL, 0, false), 0);
 	cr_assert_eq(buf_append(&b, "", 1), 0);
 	cr_assert_str_eq((const char *)b.data,
-			 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-			 "Connection: keep-alive\r\n\r\nhi"
-			 "HTTP/1.1 204 Unknown\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+	                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+	                 "Connection: keep-alive\r\n\r\nhi"
+	                 "HTTP/1.1 204 Unknown\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 	buf_free(&b);
 }
 
@@ -270,8 +269,8 @@ static char *route(const char *raw, const struct admin_hooks *hooks)
 	static struct buf b;
 	struct admin_req req;
 	buf_free(&b);
-	cr_assert_eq(admin_http_parse((const uint8_t *)raw, strlen(raw), &req), (ssize_t)strlen(raw),
-		     "%s", raw);
+	cr_assert_eq(admin_http_parse((const uint8_t *)raw, strlen(raw), &req),
+	             (ssize_t)strlen(raw), "%s", raw);
 	cr_assert_eq(admin_route(&req, &b, hooks), 0);
 	cr_assert_eq(buf_append(&b, "", 1), 0);
 	return (char *)b.data;
@@ -288,78 +287,81 @@ Test(admin_route, metrics_get_and_head)
 {
 	metrics_inc(metrics_counter("vecgate_test_total", "A test counter."), 7);
 	const char *body = "# HELP vecgate_test_total A test counter.\n"
-			   "# TYPE vecgate_test_total counter\n"
-			   "vecgate_test_total 7\n";
+	                   "# TYPE vecgate_test_total counter\n"
+	                   "vecgate_test_total 7\n";
 	char want[512];
 	snprintf(want, sizeof(want),
-		 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-		 "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n%s",
-		 strlen(body), body);
+	         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+	         "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n%s",
+	         strlen(body), body);
 	cr_assert_str_eq(route("GET /metrics HTTP/1.1\r\n\r\n", NULL), want);
 	*strstr(want, "\r\n\r\n") = '\0';
 	strcat(want, "\r\n\r\n");
 	cr_assert_str_eq(route("HEAD /metrics HTTP/1.1\r\n\r\n", NULL), want,
-			 "HEAD: GET's headers, no body");
+	                 "HEAD: GET's headers, no body");
 	cr_assert(strstr(route("GET /metrics?x=1 HTTP/1.0\r\n\r\n", NULL),
-			 "Connection: close\r\n\r\n# HELP"));
+	                 "Connection: close\r\n\r\n# HELP"));
 }
 
 Test(admin_route, status)
 {
-	struct admin_hooks h = { .status_json = status_ok, .ctx = "{\"ok\":true}" };
+	struct admin_hooks h = {.status_json = status_ok, .ctx = "{\"ok\":true}"};
 	cr_assert_str_eq(route("GET /status HTTP/1.1\r\n\r\n", &h),
-			 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-			 "Content-Length: 11\r\nConnection: keep-alive\r\n\r\n{\"ok\":true}");
+	                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	                 "Content-Length: 11\r\nConnection: keep-alive\r\n\r\n{\"ok\":true}");
 	h.status_json = status_fails;
 	cr_assert(strncmp(route("GET /status HTTP/1.1\r\n\r\n", &h),
-			  "HTTP/1.1 500 Internal Server Error\r\n", 36) == 0);
+	                  "HTTP/1.1 500 Internal Server Error\r\n", 36) == 0);
 	cr_assert(strncmp(route("GET /status HTTP/1.1\r\n\r\n", NULL), "HTTP/1.1 404 ", 13) == 0,
-		  "no hook, no /status");
+	          "no hook, no /status");
 }
 
 Test(admin_route, health)
 {
-	struct admin_hooks h = { .healthy = up };
+	struct admin_hooks h = {.healthy = up};
 	const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-			 "Content-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
+	                 "Content-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
 	cr_assert_str_eq(route("GET /health HTTP/1.1\r\n\r\n", &h), ok);
 	cr_assert_str_eq(route("GET /health HTTP/1.1\r\n\r\n", NULL), ok);
 	h.healthy = down;
 	cr_assert_str_eq(route("GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", &h),
-			 "HTTP/1.1 503 Service Unavailable\r\n"
-			 "Content-Type: text/plain; charset=utf-8\r\n"
-			 "Content-Length: 42\r\nConnection: close\r\n\r\n"
-			 "unavailable: no upstream server reachable\n");
+	                 "HTTP/1.1 503 Service Unavailable\r\n"
+	                 "Content-Type: text/plain; charset=utf-8\r\n"
+	                 "Content-Length: 42\r\nConnection: close\r\n\r\n"
+	                 "unavailable: no upstream server reachable\n");
 	cr_assert_str_eq(route("HEAD /health HTTP/1.1\r\n\r\n", &h),
-			 "HTTP/1.1 503 Service Unavailable\r\n"
-			 "Content-Type: text/plain; charset=utf-8\r\n"
-			 "Content-Length: 42\r\nConnection: keep-alive\r\n\r\n");
+	                 "HTTP/1.1 503 Service Unavailable\r\n"
+	                 "Content-Type: text/plain; charset=utf-8\r\n"
+	                 "Content-Length: 42\r\nConnection: keep-alive\r\n\r\n");
 }
 
 Test(admin_route, not_found_and_not_allowed)
 {
-	static const char *const missing[] = { "/", "/metrics/", "/Metrics", "/metricsx",
-					       "/%6detrics", "/health/../metrics", NULL };
+	static const char *const missing[] = {"/",         "/metrics/",  "/Metrics",
+	                                      "/metricsx", "/%6detrics", "/health/../metrics",
+	                                      NULL};
 	for (int i = 0; missing[i]; i++) {
 		char raw[128];
 		snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\n\r\n", missing[i]);
-		cr_expect_str_eq(route(raw, NULL),
-				 "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
-				 "Content-Length: 44\r\nConnection: keep-alive\r\n\r\n"
-				 "not found: try /metrics, /status or /health\n",
-				 "%s", missing[i]);
+		cr_expect_str_eq(
+		        route(raw, NULL),
+		        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		        "Content-Length: 44\r\nConnection: keep-alive\r\n\r\n"
+		        "not found: try /metrics, /status or /health\n",
+		        "%s", missing[i]);
 	}
 	cr_assert(strstr(route("HEAD /nope HTTP/1.1\r\n\r\n", NULL), "\r\n\r\n")[4] == '\0',
-		  "HEAD 404 has no body");
-	static const char *const methods[] = { "POST", "PUT", "DELETE", "OPTIONS", "PATCH", NULL };
+	          "HEAD 404 has no body");
+	static const char *const methods[] = {"POST", "PUT", "DELETE", "OPTIONS", "PATCH", NULL};
 	for (int i = 0; methods[i]; i++) {
 		char raw[128];
 		snprintf(raw, sizeof(raw), "%s /metrics HTTP/1.1\r\n\r\n", methods[i]);
-		cr_expect_str_eq(route(raw, NULL),
-				 "HTTP/1.1 405 Method Not Allowed\r\n"
-				 "Content-Type: text/plain; charset=utf-8\r\n"
-				 "Content-Length: 36\r\nAllow: GET, HEAD\r\nConnection: keep-alive\r\n"
-				 "\r\nmethod not allowed: use GET or HEAD\n",
-				 "%s", methods[i]);
+		cr_expect_str_eq(
+		        route(raw, NULL),
+		        "HTTP/1.1 405 Method Not Allowed\r\n"
+		        "Content-Type: text/plain; charset=utf-8\r\n"
+		        "Content-Length: 36\r\nAllow: GET, HEAD\r\nConnection: keep-alive\r\n"
+		        "\r\nmethod not allowed: use GET or HEAD\n",
+		        "%s", methods[i]);
 	}
 }

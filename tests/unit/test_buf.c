@@ -48,7 +48,7 @@ Test(buf, reserve_overflow)
 
 Test(rd, fixed_ints_and_truncation)
 {
-	const uint8_t d[] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09 };
+	const uint8_t d[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09};
 	struct rd r = rd_make(d, sizeof(d));
 	uint8_t u8;
 	uint16_t u16;
@@ -81,18 +81,18 @@ struct lenenc_case {
 Test(rd, lenenc_table)
 {
 	const struct lenenc_case cases[] = {
-		{ { 0x00 }, 1, true, false, 0, false, 1 },
-		{ { 0xFA }, 1, true, false, 250, false, 1 },
-		{ { 0xFB }, 1, true, true, 0, true, 1 },
-		{ { 0xFB }, 1, false, false, 0, false, 0 },
-		{ { 0xFC, 0xFB, 0x00 }, 3, true, false, 251, false, 3 },
-		{ { 0xFC, 0xFF }, 2, false, false, 0, false, 0 },
-		{ { 0xFD, 0x01, 0x02, 0x03 }, 4, true, false, 0x030201, false, 4 },
-		{ { 0xFD, 0x01, 0x02 }, 3, false, false, 0, false, 0 },
-		{ { 0xFE, 1, 2, 3, 4, 5, 6, 7, 8 }, 9, true, false, 0x0807060504030201ull, false, 9 },
-		{ { 0xFE, 1, 2, 3, 4, 5, 6, 7 }, 8, false, false, 0, false, 0 },
-		{ { 0xFF, 0, 0 }, 3, false, true, 0, false, 0 },
-		{ { 0 }, 0, false, true, 0, false, 0 },
+	        {{0x00}, 1, true, false, 0, false, 1},
+	        {{0xFA}, 1, true, false, 250, false, 1},
+	        {{0xFB}, 1, true, true, 0, true, 1},
+	        {{0xFB}, 1, false, false, 0, false, 0},
+	        {{0xFC, 0xFB, 0x00}, 3, true, false, 251, false, 3},
+	        {{0xFC, 0xFF}, 2, false, false, 0, false, 0},
+	        {{0xFD, 0x01, 0x02, 0x03}, 4, true, false, 0x030201, false, 4},
+	        {{0xFD, 0x01, 0x02}, 3, false, false, 0, false, 0},
+	        {{0xFE, 1, 2, 3, 4, 5, 6, 7, 8}, 9, true, false, 0x0807060504030201ull, false, 9},
+	        {{0xFE, 1, 2, 3, 4, 5, 6, 7}, 8, false, false, 0, false, 0},
+	        {{0xFF, 0, 0}, 3, false, true, 0, false, 0},
+	        {{0}, 0, false, true, 0, false, 0},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct lenenc_case *c = &cases[i];
@@ -113,8 +113,7 @@ Test(rd, lenenc_table)
 
 Test(wr, lenenc_round_trip)
 {
-	const uint64_t vals[] = { 0, 1, 250, 251, 0xFFFF, 0x10000, 0xFFFFFF, 0x1000000,
-				  UINT64_MAX };
+	const uint64_t vals[] = {0, 1, 250, 251, 0xFFFF, 0x10000, 0xFFFFFF, 0x1000000, UINT64_MAX};
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		struct buf b;
 		buf_init(&b);
@@ -151,7 +150,7 @@ Test(rd, lenenc_str_and_nulstr)
 	cr_assert_eq(u, 0xDEADBEEF);
 
 	/* A length past the end and a missing NUL are errors, not overreads. */
-	const uint8_t bad[] = { 0x05, 'a', 'b' };
+	const uint8_t bad[] = {0x05, 'a', 'b'};
 	r = rd_make(bad, sizeof(bad));
 	cr_assert_not(rd_lenenc_str(&r, &p, &n));
 	cr_assert_eq(rd_left(&r), 3);

@@ -59,7 +59,7 @@ Test(config, defaults)
 
 Test(config, log_levels_match_enum)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 	for (int i = 0; i < 4; i++) {
 		char text[64];
 		snprintf(text, sizeof(text), "[server]\nlog_level = %s\n", names[i]);
@@ -81,40 +81,39 @@ struct good {
 #define OFF(f) offsetof(struct config, f)
 
 static const struct good goods[] = {
-	{ "[server]\nmax_packet_size = 1K", OFF(server.max_packet_size), K_U64, 1024 },
-	{ "[server]\nmax_packet_size = 1k", OFF(server.max_packet_size), K_U64, 1024 },
-	{ "[server]\nmax_packet_size = 2KiB", OFF(server.max_packet_size), K_U64, 2048 },
-	{ "[server]\nmax_packet_size = 64M", OFF(server.max_packet_size), K_U64, 64 << 20 },
-	{ "[server]\nmax_packet_size = 3MiB", OFF(server.max_packet_size), K_U64, 3 << 20 },
-	{ "[server]\nmax_packet_size = 1GiB", OFF(server.max_packet_size), K_U64, 1 << 30 },
-	{ "[server]\nmax_packet_size = 1g", OFF(server.max_packet_size), K_U64, 1 << 30 },
-	{ "[server]\nmax_packet_size = 4096", OFF(server.max_packet_size), K_U64, 4096 },
-	{ "[server]\nmax_packet_size = 1073741824", OFF(server.max_packet_size), K_U64, 1 << 30 },
-	{ "[server]\nhandshake_timeout = 500ms", OFF(server.handshake_timeout), K_U64, 500 },
-	{ "[server]\nhandshake_timeout = 100ms", OFF(server.handshake_timeout), K_U64, 100 },
-	{ "[server]\nhandshake_timeout = 7", OFF(server.handshake_timeout), K_U64, 7000 },
-	{ "[server]\nhandshake_timeout = 2s", OFF(server.handshake_timeout), K_U64, 2000 },
-	{ "[server]\nhandshake_timeout = 10m", OFF(server.handshake_timeout), K_U64, 600000 },
-	{ "[server]\nidle_timeout = 1h", OFF(server.idle_timeout), K_U64, 3600000 },
-	{ "[server]\nidle_timeout = 0", OFF(server.idle_timeout), K_U64, 0 },
-	{ "[server]\nidle_timeout = 0ms", OFF(server.idle_timeout), K_U64, 0 },
-	{ "[server]\nidle_timeout = 720h", OFF(server.idle_timeout), K_U64, 720ULL * 3600000 },
-	{ "[server]\nrequire_tls = true\ntls_cert = c\ntls_key = k", OFF(server.require_tls),
-	  K_BOOL, 1 },
-	{ "[upstream]\ntls = yes", OFF(upstream.tls), K_BOOL, 1 },
-	{ "[upstream]\ntls = On", OFF(upstream.tls), K_BOOL, 1 },
-	{ "[upstream]\ntls = 1", OFF(upstream.tls), K_BOOL, 1 },
-	{ "[upstream]\ntls = FALSE", OFF(upstream.tls), K_BOOL, 0 },
-	{ "[upstream]\ntls = no", OFF(upstream.tls), K_BOOL, 0 },
-	{ "[upstream]\ntls = off", OFF(upstream.tls), K_BOOL, 0 },
-	{ "[upstream]\ntls = 0", OFF(upstream.tls), K_BOOL, 0 },
-	{ "[server]\nbacklog = 65535", OFF(server.backlog), K_INT, 65535 },
-	{ "[server]\nworkers = 1", OFF(server.workers), K_INT, 1 },
-	{ "[server]\nbacklog = 007", OFF(server.backlog), K_INT, 7 },
-	{ "[upstream]\npool_spares = 0", OFF(upstream.pool_spares), K_INT, 0 },
-	{ "[server]\nlog_level = DEBUG", OFF(server.log_level), K_INT, LOG_DEBUG },
-	{ "[upstream]\ntls_min_version = 1.3", OFF(upstream.tls_min_version), K_INT,
-	  CONFIG_TLS_1_3 },
+        {"[server]\nmax_packet_size = 1K", OFF(server.max_packet_size), K_U64, 1024},
+        {"[server]\nmax_packet_size = 1k", OFF(server.max_packet_size), K_U64, 1024},
+        {"[server]\nmax_packet_size = 2KiB", OFF(server.max_packet_size), K_U64, 2048},
+        {"[server]\nmax_packet_size = 64M", OFF(server.max_packet_size), K_U64, 64 << 20},
+        {"[server]\nmax_packet_size = 3MiB", OFF(server.max_packet_size), K_U64, 3 << 20},
+        {"[server]\nmax_packet_size = 1GiB", OFF(server.max_packet_size), K_U64, 1 << 30},
+        {"[server]\nmax_packet_size = 1g", OFF(server.max_packet_size), K_U64, 1 << 30},
+        {"[server]\nmax_packet_size = 4096", OFF(server.max_packet_size), K_U64, 4096},
+        {"[server]\nmax_packet_size = 1073741824", OFF(server.max_packet_size), K_U64, 1 << 30},
+        {"[server]\nhandshake_timeout = 500ms", OFF(server.handshake_timeout), K_U64, 500},
+        {"[server]\nhandshake_timeout = 100ms", OFF(server.handshake_timeout), K_U64, 100},
+        {"[server]\nhandshake_timeout = 7", OFF(server.handshake_timeout), K_U64, 7000},
+        {"[server]\nhandshake_timeout = 2s", OFF(server.handshake_timeout), K_U64, 2000},
+        {"[server]\nhandshake_timeout = 10m", OFF(server.handshake_timeout), K_U64, 600000},
+        {"[server]\nidle_timeout = 1h", OFF(server.idle_timeout), K_U64, 3600000},
+        {"[server]\nidle_timeout = 0", OFF(server.idle_timeout), K_U64, 0},
+        {"[server]\nidle_timeout = 0ms", OFF(server.idle_timeout), K_U64, 0},
+        {"[server]\nidle_timeout = 720h", OFF(server.idle_timeout), K_U64, 720ULL * 3600000},
+        {"[server]\nrequire_tls = true\ntls_cert = c\ntls_key = k", OFF(server.require_tls), K_BOOL,
+         1},
+        {"[upstream]\ntls = yes", OFF(upstream.tls), K_BOOL, 1},
+        {"[upstream]\ntls = On", OFF(upstream.tls), K_BOOL, 1},
+        {"[upstream]\ntls = 1", OFF(upstream.tls), K_BOOL, 1},
+        {"[upstream]\ntls = FALSE", OFF(upstream.tls), K_BOOL, 0},
+        {"[upstream]\ntls = no", OFF(upstream.tls), K_BOOL, 0},
+        {"[upstream]\ntls = off", OFF(upstream.tls), K_BOOL, 0},
+        {"[upstream]\ntls = 0", OFF(upstream.tls), K_BOOL, 0},
+        {"[server]\nbacklog = 65535", OFF(server.backlog), K_INT, 65535},
+        {"[server]\nworkers = 1", OFF(server.workers), K_INT, 1},
+        {"[server]\nbacklog = 007", OFF(server.backlog), K_INT, 7},
+        {"[upstream]\npool_spares = 0", OFF(upstream.pool_spares), K_INT, 0},
+        {"[server]\nlog_level = DEBUG", OFF(server.log_level), K_INT, LOG_DEBUG},
+        {"[upstream]\ntls_min_version = 1.3", OFF(upstream.tls_min_version), K_INT, CONFIG_TLS_1_3},
 };
 
 Test(config, good_values)
@@ -124,9 +123,9 @@ Test(config, good_values)
 		int rc = parse(g->text);
 		cr_expect_eq(rc, 0, "%s: %d %s", g->text, err.line, err.msg);
 		const char *p = (const char *)&cfg + g->off;
-		uint64_t got = g->kind == K_INT ? (uint64_t)*(const int *)p :
-			       g->kind == K_U64 ? *(const uint64_t *)p :
-						  (uint64_t) * (const bool *)p;
+		uint64_t got = g->kind == K_INT   ? (uint64_t) * (const int *)p
+		               : g->kind == K_U64 ? *(const uint64_t *)p
+		                                  : (uint64_t) * (const bool *)p;
 		cr_expect_eq(got, g->want, "%s: got %llu", g->text, (unsigned long long)got);
 	}
 }
@@ -144,8 +143,8 @@ Test(config, addresses)
 	cr_assert_eq(cfg.server.listen.port, 65535);
 
 	cr_assert_eq(parse("[upstream]\nservers = tidb-0.db.example.com:4000 , 10.0.0.2:4001,"
-			   "[fe80::1]:4002,db_1:1\n"),
-		     0, "%s", err.msg);
+	                   "[fe80::1]:4002,db_1:1\n"),
+	             0, "%s", err.msg);
 	cr_assert_eq(cfg.upstream.servers.n, 4);
 	cr_assert_str_eq(cfg.upstream.servers.v[0].host, "tidb-0.db.example.com");
 	cr_assert_eq(cfg.upstream.servers.v[0].port, 4000);
@@ -166,97 +165,97 @@ struct bad {
 };
 
 static const struct bad bads[] = {
-	/* sizes */
-	{ "[server]\nmax_packet_size = 1T", 2, "expected a size" },
-	{ "[server]\nmax_packet_size = 1 G", 2, "expected a size" },
-	{ "[server]\nmax_packet_size = 1.5G", 2, "expected a size" },
-	{ "[server]\nmax_packet_size = G", 2, "expected a size" },
-	{ "[server]\nmax_packet_size = -1", 2, "expected a size" },
-	{ "[server]\nmax_packet_size = 1KB", 2, "expected a size" },
-	{ "[server]\nmax_packet_size =", 2, "expected a size" },
-	{ "[server]\nmax_packet_size = 1023", 2, "below the minimum 1K" },
-	{ "[server]\nmax_packet_size = 2G", 2, "above the maximum 1G" },
-	{ "[server]\nmax_packet_size = 1073741825", 2, "above the maximum 1G" },
-	{ "[server]\nmax_packet_size = 99999999999999999999", 2, "expected a size" },
-	{ "[server]\nmax_packet_size = 17179869184G", 2, "expected a size" },
-	/* durations */
-	{ "[server]\nhandshake_timeout = 10S", 2, "expected a duration" },
-	{ "[server]\nhandshake_timeout = 1d", 2, "expected a duration" },
-	{ "[server]\nhandshake_timeout = 1.5s", 2, "expected a duration" },
-	{ "[server]\nhandshake_timeout = s", 2, "expected a duration" },
-	{ "[server]\nhandshake_timeout = 10mss", 2, "expected a duration" },
-	{ "[server]\nhandshake_timeout = 99ms", 2, "below the minimum 100ms" },
-	{ "[server]\nhandshake_timeout = 0", 2, "below the minimum" },
-	{ "[server]\nhandshake_timeout = 11m", 2, "above the maximum 10m" },
-	{ "[server]\nidle_timeout = 721h", 2, "above the maximum 720h" },
-	{ "[server]\nidle_timeout = 18446744073709551615h", 2, "expected a duration" },
-	/* integers */
-	{ "[server]\nbacklog = 0", 2, "below the minimum 1" },
-	{ "[server]\nbacklog = 65536", 2, "above the maximum 65535" },
-	{ "[server]\nbacklog = 1e3", 2, "expected a whole number" },
-	{ "[server]\nbacklog = 0x10", 2, "expected a whole number" },
-	{ "[server]\nbacklog = +1", 2, "expected a whole number" },
-	{ "[server]\nbacklog = -1", 2, "expected a whole number" },
-	{ "[server]\nbacklog = 4294967297", 2, "expected a whole number" },
-	{ "[upstream]\npool_spares = 257", 2, "above the maximum 256" },
-	/* booleans, enums */
-	{ "[upstream]\ntls = maybe", 2, "expected true or false" },
-	{ "[upstream]\ntls =", 2, "expected true or false" },
-	{ "[upstream]\ntls = 2", 2, "expected true or false" },
-	{ "[server]\nlog_level = verbose", 2, "expected one of error, warn, info, debug" },
-	{ "[upstream]\ntls_min_version = 1.1", 2, "expected one of 1.2, 1.3" },
-	/* addresses */
-	{ "[server]\nlisten = localhost", 2, "missing :port" },
-	{ "[server]\nlisten =", 2, "empty address" },
-	{ "[server]\nlisten = ::1:4000", 2, "needs brackets" },
-	{ "[server]\nlisten = [::1]4000", 2, "expected [IPv6]:port" },
-	{ "[server]\nlisten = [::1]", 2, "expected [IPv6]:port" },
-	{ "[server]\nlisten = [::g]:1", 2, "bad IPv6 address" },
-	{ "[server]\nlisten = []:1", 2, "missing or too long host" },
-	{ "[server]\nlisten = :4000", 2, "missing or too long host" },
-	{ "[server]\nlisten = host:0", 2, "port must be 1..65535" },
-	{ "[server]\nlisten = host:65536", 2, "port must be 1..65535" },
-	{ "[server]\nlisten = host:", 2, "port must be 1..65535" },
-	{ "[server]\nlisten = host:12a", 2, "port must be 1..65535" },
-	{ "[server]\nlisten = host:-1", 2, "port must be 1..65535" },
-	{ "[server]\nlisten = -bad:1", 2, "bad host name" },
-	{ "[server]\nlisten = bad-:1", 2, "bad host name" },
-	{ "[server]\nlisten = a..b:1", 2, "bad host name" },
-	{ "[server]\nlisten = a b:1", 2, "bad host name" },
-	{ "[server]\nlisten = 1.2.3.256:1", 2, "bad host name or IPv4" },
-	{ "[server]\nlisten = a/b:1", 2, "bad host name" },
-	{ "[upstream]\nservers =", 2, "address 1: empty address" },
-	{ "[upstream]\nservers = a:1,", 2, "address 2: empty address" },
-	{ "[upstream]\nservers = a:1,,b:2", 2, "address 2: empty" },
-	{ "[upstream]\nservers = a:1, b:x", 2, "address 2: port" },
-	{ "[upstream]\nservers = a:1, b:2, a:1", 2, "address 3 repeats address 1" },
-	/* strings */
-	{ "[upstream]\n\n\ntls_server_name = "
-	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-	  4, "longer than 255 bytes" },
-	/* structure */
-	{ "[server]\nlisten = 127.0.0.1:1\nbogus = 1\n", 3, "unknown key 'bogus' in [server]" },
-	{ "# c\n\n[server]\n\n[nope]\nx = 1\n[admin]\nlisten =\n", 5, "unknown section [nope]" },
-	{ "listen = 127.0.0.1:1\n[server]\n", 1, "'listen' is outside a section" },
-	{ "[server]\nbacklog = 2\n; again\nbacklog = 3\n", 4,
-	  "[server] backlog is already set on line 2" },
-	{ "[server\nworkers = 2\n", 1, "missing ']'" },
-	{ "[server]\nworkers 2\n", 2, "expected 'key = value'" },
-	{ "[server]\n[upstream]\ntls = true\n[server]\nlisten = a:1\nlisten = a:2\n", 6,
-	  "already set on line 5" },
-	{ "[Server]\nworkers = 2\n", 1, "unknown section [Server]" },
-	{ "[server]\nWorkers = 2\n", 2, "unknown key 'Workers'" },
-	/* rules between keys: the later of the two keys' lines */
-	{ "[server]\ntls_cert = /c.pem\n", 2, "tls_cert and tls_key go together" },
-	{ "[server]\n\ntls_key = /k.pem\n", 3, "tls_cert and tls_key go together" },
-	{ "[server]\nrequire_tls = yes\n", 2, "require_tls needs tls_cert" },
-	{ "[server]\ntls_ca = /ca.pem\n", 2, "tls_ca (client certificates) needs tls_cert" },
-	{ "[upstream]\ntls_key = /k.pem\n", 2, "[upstream] tls_cert and tls_key go together" },
-	{ "[upstream]\nmax_lifetime = 5m\n", 2, "unknown key 'max_lifetime'" },
-	{ "[server]\nworkers = 2\n", 2, "above the maximum 1" },
-	{ "[admin]\nlisten = 127.0.0.1:4100\n", 2, "are the same address" },
+        /* sizes */
+        {"[server]\nmax_packet_size = 1T", 2, "expected a size"},
+        {"[server]\nmax_packet_size = 1 G", 2, "expected a size"},
+        {"[server]\nmax_packet_size = 1.5G", 2, "expected a size"},
+        {"[server]\nmax_packet_size = G", 2, "expected a size"},
+        {"[server]\nmax_packet_size = -1", 2, "expected a size"},
+        {"[server]\nmax_packet_size = 1KB", 2, "expected a size"},
+        {"[server]\nmax_packet_size =", 2, "expected a size"},
+        {"[server]\nmax_packet_size = 1023", 2, "below the minimum 1K"},
+        {"[server]\nmax_packet_size = 2G", 2, "above the maximum 1G"},
+        {"[server]\nmax_packet_size = 1073741825", 2, "above the maximum 1G"},
+        {"[server]\nmax_packet_size = 99999999999999999999", 2, "expected a size"},
+        {"[server]\nmax_packet_size = 17179869184G", 2, "expected a size"},
+        /* durations */
+        {"[server]\nhandshake_timeout = 10S", 2, "expected a duration"},
+        {"[server]\nhandshake_timeout = 1d", 2, "expected a duration"},
+        {"[server]\nhandshake_timeout = 1.5s", 2, "expected a duration"},
+        {"[server]\nhandshake_timeout = s", 2, "expected a duration"},
+        {"[server]\nhandshake_timeout = 10mss", 2, "expected a duration"},
+        {"[server]\nhandshake_timeout = 99ms", 2, "below the minimum 100ms"},
+        {"[server]\nhandshake_timeout = 0", 2, "below the minimum"},
+        {"[server]\nhandshake_timeout = 11m", 2, "above the maximum 10m"},
+        {"[server]\nidle_timeout = 721h", 2, "above the maximum 720h"},
+        {"[server]\nidle_timeout = 18446744073709551615h", 2, "expected a duration"},
+        /* integers */
+        {"[server]\nbacklog = 0", 2, "below the minimum 1"},
+        {"[server]\nbacklog = 65536", 2, "above the maximum 65535"},
+        {"[server]\nbacklog = 1e3", 2, "expected a whole number"},
+        {"[server]\nbacklog = 0x10", 2, "expected a whole number"},
+        {"[server]\nbacklog = +1", 2, "expected a whole number"},
+        {"[server]\nbacklog = -1", 2, "expected a whole number"},
+        {"[server]\nbacklog = 4294967297", 2, "expected a whole number"},
+        {"[upstream]\npool_spares = 257", 2, "above the maximum 256"},
+        /* booleans, enums */
+        {"[upstream]\ntls = maybe", 2, "expected true or false"},
+        {"[upstream]\ntls =", 2, "expected true or false"},
+        {"[upstream]\ntls = 2", 2, "expected true or false"},
+        {"[server]\nlog_level = verbose", 2, "expected one of error, warn, info, debug"},
+        {"[upstream]\ntls_min_version = 1.1", 2, "expected one of 1.2, 1.3"},
+        /* addresses */
+        {"[server]\nlisten = localhost", 2, "missing :port"},
+        {"[server]\nlisten =", 2, "empty address"},
+        {"[server]\nlisten = ::1:4000", 2, "needs brackets"},
+        {"[server]\nlisten = [::1]4000", 2, "expected [IPv6]:port"},
+        {"[server]\nlisten = [::1]", 2, "expected [IPv6]:port"},
+        {"[server]\nlisten = [::g]:1", 2, "bad IPv6 address"},
+        {"[server]\nlisten = []:1", 2, "missing or too long host"},
+        {"[server]\nlisten = :4000", 2, "missing or too long host"},
+        {"[server]\nlisten = host:0", 2, "port must be 1..65535"},
+        {"[server]\nlisten = host:65536", 2, "port must be 1..65535"},
+        {"[server]\nlisten = host:", 2, "port must be 1..65535"},
+        {"[server]\nlisten = host:12a", 2, "port must be 1..65535"},
+        {"[server]\nlisten = host:-1", 2, "port must be 1..65535"},
+        {"[server]\nlisten = -bad:1", 2, "bad host name"},
+        {"[server]\nlisten = bad-:1", 2, "bad host name"},
+        {"[server]\nlisten = a..b:1", 2, "bad host name"},
+        {"[server]\nlisten = a b:1", 2, "bad host name"},
+        {"[server]\nlisten = 1.2.3.256:1", 2, "bad host name or IPv4"},
+        {"[server]\nlisten = a/b:1", 2, "bad host name"},
+        {"[upstream]\nservers =", 2, "address 1: empty address"},
+        {"[upstream]\nservers = a:1,", 2, "address 2: empty address"},
+        {"[upstream]\nservers = a:1,,b:2", 2, "address 2: empty"},
+        {"[upstream]\nservers = a:1, b:x", 2, "address 2: port"},
+        {"[upstream]\nservers = a:1, b:2, a:1", 2, "address 3 repeats address 1"},
+        /* strings */
+        {"[upstream]\n\n\ntls_server_name = "
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         4, "longer than 255 bytes"},
+        /* structure */
+        {"[server]\nlisten = 127.0.0.1:1\nbogus = 1\n", 3, "unknown key 'bogus' in [server]"},
+        {"# c\n\n[server]\n\n[nope]\nx = 1\n[admin]\nlisten =\n", 5, "unknown section [nope]"},
+        {"listen = 127.0.0.1:1\n[server]\n", 1, "'listen' is outside a section"},
+        {"[server]\nbacklog = 2\n; again\nbacklog = 3\n", 4,
+         "[server] backlog is already set on line 2"},
+        {"[server\nworkers = 2\n", 1, "missing ']'"},
+        {"[server]\nworkers 2\n", 2, "expected 'key = value'"},
+        {"[server]\n[upstream]\ntls = true\n[server]\nlisten = a:1\nlisten = a:2\n", 6,
+         "already set on line 5"},
+        {"[Server]\nworkers = 2\n", 1, "unknown section [Server]"},
+        {"[server]\nWorkers = 2\n", 2, "unknown key 'Workers'"},
+        /* rules between keys: the later of the two keys' lines */
+        {"[server]\ntls_cert = /c.pem\n", 2, "tls_cert and tls_key go together"},
+        {"[server]\n\ntls_key = /k.pem\n", 3, "tls_cert and tls_key go together"},
+        {"[server]\nrequire_tls = yes\n", 2, "require_tls needs tls_cert"},
+        {"[server]\ntls_ca = /ca.pem\n", 2, "tls_ca (client certificates) needs tls_cert"},
+        {"[upstream]\ntls_key = /k.pem\n", 2, "[upstream] tls_cert and tls_key go together"},
+        {"[upstream]\nmax_lifetime = 5m\n", 2, "unknown key 'max_lifetime'"},
+        {"[server]\nworkers = 2\n", 2, "above the maximum 1"},
+        {"[admin]\nlisten = 127.0.0.1:4100\n", 2, "are the same address"},
 };
 
 Test(config, bad_values_and_lines)
@@ -266,9 +265,9 @@ Test(config, bad_values_and_lines)
 		int rc = parse(b->text);
 		cr_expect_eq(rc, -EINVAL, "%s: rc %d", b->text, rc);
 		cr_expect_eq(err.line, b->line, "%s: line %d, want %d (%s)", b->text, err.line,
-			     b->line, err.msg);
+		             b->line, err.msg);
 		cr_expect(strstr(err.msg, b->msg) != NULL, "%s: message '%s', want '%s'", b->text,
-			  err.msg, b->msg);
+		          err.msg, b->msg);
 		cr_expect_str_eq(err.file, "t.conf");
 		cr_expect_geq(err.count, 1);
 	}
@@ -277,7 +276,7 @@ Test(config, bad_values_and_lines)
 Test(config, every_error_is_counted_the_first_is_kept)
 {
 	cr_assert_eq(parse("[server]\nworkers = x\n[bad]\nlisten = 1\n[upstream]\ntls = 3\n"),
-		     -EINVAL);
+	             -EINVAL);
 	cr_assert_eq(err.line, 2);
 	cr_assert_eq(err.count, 3, "workers, [bad]; 'listen' inside [bad] is skipped; tls");
 	cr_assert_eq(parse("[server]\nnope = 1\nnope2 = 2\nworkers 1\n"), -EINVAL);
@@ -288,19 +287,19 @@ Test(config, every_error_is_counted_the_first_is_kept)
 Test(config, comments_blank_lines_and_layout)
 {
 	const char *text = "\xEF\xBB\xBF# a comment\n"
-			   "; another\n"
-			   "\n"
-			   "   \n"
-			   "[server]\r\n"
-			   "  listen = 10.1.1.1:5000 ; inline comment\r\n"
-			   "\tbacklog=3\n"
-			   "max_client_conns: 7\n"
-			   "tls_cert = /etc/vecgate/a;b.pem\n"
-			   "tls_key = /etc/vecgate/key.pem\n"
-			   "[upstream]\n"
-			   "\n"
-			   "# servers = 1.1.1.1:1\n"
-			   "servers = h:1";
+	                   "; another\n"
+	                   "\n"
+	                   "   \n"
+	                   "[server]\r\n"
+	                   "  listen = 10.1.1.1:5000 ; inline comment\r\n"
+	                   "\tbacklog=3\n"
+	                   "max_client_conns: 7\n"
+	                   "tls_cert = /etc/vecgate/a;b.pem\n"
+	                   "tls_key = /etc/vecgate/key.pem\n"
+	                   "[upstream]\n"
+	                   "\n"
+	                   "# servers = 1.1.1.1:1\n"
+	                   "servers = h:1";
 	cr_assert_eq(parse(text), 0, "%d: %s", err.line, err.msg);
 	cr_assert_str_eq(cfg.server.listen.host, "10.1.1.1");
 	cr_assert_eq(cfg.server.listen.port, 5000);
@@ -320,7 +319,7 @@ Test(config, long_lines)
 	size_t n = (size_t)snprintf(text, sizeof(text), "[upstream]\nservers = ");
 	for (int i = 0; i < CONFIG_ADDRS_MAX; i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "%shost-%02d.example:4000",
-				      i ? ", " : "", i);
+		                      i ? ", " : "", i);
 	cr_assert_eq(parse(text), 0, "%d: %s", err.line, err.msg);
 	cr_assert_eq(cfg.upstream.servers.n, CONFIG_ADDRS_MAX);
 	n += (size_t)snprintf(text + n, sizeof(text) - n, ", one-more:1");
@@ -330,7 +329,7 @@ Test(config, long_lines)
 	n = (size_t)snprintf(text, sizeof(text), "[server]\n\ntls_cert = ");
 	memset(text + n, 'x', CONFIG_LINE_MAX);
 	snprintf(text + n + CONFIG_LINE_MAX, sizeof(text) - n - CONFIG_LINE_MAX,
-		 "\nbacklog = 2\nbogus = 1\n");
+	         "\nbacklog = 2\nbogus = 1\n");
 	cr_assert_eq(parse(text), -EINVAL);
 	cr_assert_eq(err.line, 3, "%s", err.msg);
 	cr_assert(strstr(err.msg, "line longer than"), "%s", err.msg);
@@ -379,8 +378,8 @@ Test(config, check_files)
 	cr_assert_eq(config_check_files(&cfg, &err), -EINVAL);
 	cr_assert_str_eq(err.file, "t.conf", "kept from the parse");
 	cr_assert_eq(err.line, 0);
-	cr_assert(strstr(err.msg, "[upstream] tls_ca_file: cannot read /nonexistent/ca.pem"),
-		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "[upstream] tls_ca_file: cannot read /nonexistent/ca.pem"), "%s",
+	          err.msg);
 	cr_assert_eq(parse("[upstream]\ntls = off\ntls_ca_file = /nonexistent/ca.pem\n"), 0);
 	cr_assert_eq(config_check_files(&cfg, &err), 0, "CA is unused without TLS");
 }
@@ -390,9 +389,9 @@ Test(config, reload_applies_only_reloadable_keys)
 	struct config live, fresh;
 	cr_assert_eq(config_parse_string("[server]\nlog_level = info\n", "a", &live, &err), 0);
 	cr_assert_eq(config_parse_string("[server]\nlog_level = debug\nlisten = 127.0.0.1:5000\n"
-					 "idle_timeout = 5m\n[upstream]\nservers = a:1,b:2\n",
-					 "b", &fresh, &err),
-		     0);
+	                                 "idle_timeout = 5m\n[upstream]\nservers = a:1,b:2\n",
+	                                 "b", &fresh, &err),
+	             0);
 	struct config_change ch[8];
 	size_t n = config_apply_reload(&live, &fresh, ch, 8);
 	cr_assert_eq(n, 4);
@@ -416,13 +415,13 @@ Test(config, json)
 	struct buf b;
 	buf_init(&b);
 	cr_assert_eq(parse("[server]\ntls_cert = /a \"quoted\"\\path\ntls_key = /k\n"
-			   "[upstream]\nservers = a:1, [::1]:2\n[admin]\nlisten =\n"),
-		     0, "%s", err.msg);
+	                   "[upstream]\nservers = a:1, [::1]:2\n[admin]\nlisten =\n"),
+	             0, "%s", err.msg);
 	cr_assert_eq(config_dump_json(&cfg, &b), 0);
 	cr_assert_eq(buf_append(&b, "", 1), 0);
 	const char *j = (const char *)b.data;
 	cr_assert(strncmp(j, "{\"server\":{\"listen\":\"127.0.0.1:4100\",\"workers\":1,", 48) == 0,
-		  "%s", j);
+	          "%s", j);
 	cr_assert(strstr(j, "\"tls_cert\":\"/a \\\"quoted\\\"\\\\path\""), "%s", j);
 	cr_assert(strstr(j, "\"max_packet_size\":1073741824"), "%s", j);
 	cr_assert(strstr(j, "\"handshake_timeout\":10000"), "%s", j);
@@ -443,10 +442,11 @@ Test(config, annotated_round_trip)
 	struct config defaults;
 	config_init_defaults(&defaults);
 	cr_assert_eq(parse(text), 0, "%d: %s", err.line, err.msg);
-	cr_assert_eq(memcmp(&cfg, &defaults, sizeof(cfg)), 0, "parsing the file gives the defaults");
+	cr_assert_eq(memcmp(&cfg, &defaults, sizeof(cfg)), 0,
+	             "parsing the file gives the defaults");
 	cr_assert(strstr(text, "\n[server]\n"));
 	cr_assert(strstr(text, "# Type: size, 1K..1G. Default: 1G. Restart needed.\n"
-			       "max_packet_size = 1G\n"));
+	                       "max_packet_size = 1G\n"));
 	cr_assert(strstr(text, "SIGHUP reloads it.\nlog_level = info\n"));
 	cr_assert(strstr(text, "\ntls_cert =\n"));
 	for (const char *p = text; *p;) {
@@ -511,7 +511,7 @@ Test(config, committed_files_are_current)
 	buf_init(&b);
 	cr_assert_eq(config_write_annotated(&b), 0);
 	cr_assert(n == b.len && memcmp(text, b.data, n) == 0,
-		  "%s is out of date: regenerate it from config_write_annotated()", path);
+	          "%s is out of date: regenerate it from config_write_annotated()", path);
 	free(text);
 	buf_free(&b);
 
@@ -542,18 +542,18 @@ struct tables_case {
 Test(config, cache_tables)
 {
 	const struct tables_case cases[] = {
-		{ "", 0, 0, NULL, NULL, NULL, NULL },
-		{ "auto", 0, 0, NULL, NULL, NULL, NULL },
-		{ "test.documents(embedding)", 0, 1, "test", "documents", "embedding", NULL },
-		{ " a.b(c) , `my db`.`t``x`(`v e`) ", 0, 2, "a", "b", "c", NULL },
-		{ "db.t$1(v_2)", 0, 1, "db", "t$1", "v_2", NULL },
-		{ "t(c)", -EINVAL, 0, NULL, NULL, NULL, "table 1: expected db.table(column)" },
-		{ "a.b", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)" },
-		{ "a.b(c) d.e(f)", -EINVAL, 0, NULL, NULL, NULL, "table 1: expected ','" },
-		{ "a.b(c),", -EINVAL, 0, NULL, NULL, NULL, "table 2: expected db.table(column)" },
-		{ "a.b(c), a.b(c)", -EINVAL, 0, NULL, NULL, NULL, "table 2 repeats table 1" },
-		{ "`a.b(c)", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)" },
-		{ "a.`b`(c", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)" },
+	        {"", 0, 0, NULL, NULL, NULL, NULL},
+	        {"auto", 0, 0, NULL, NULL, NULL, NULL},
+	        {"test.documents(embedding)", 0, 1, "test", "documents", "embedding", NULL},
+	        {" a.b(c) , `my db`.`t``x`(`v e`) ", 0, 2, "a", "b", "c", NULL},
+	        {"db.t$1(v_2)", 0, 1, "db", "t$1", "v_2", NULL},
+	        {"t(c)", -EINVAL, 0, NULL, NULL, NULL, "table 1: expected db.table(column)"},
+	        {"a.b", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)"},
+	        {"a.b(c) d.e(f)", -EINVAL, 0, NULL, NULL, NULL, "table 1: expected ','"},
+	        {"a.b(c),", -EINVAL, 0, NULL, NULL, NULL, "table 2: expected db.table(column)"},
+	        {"a.b(c), a.b(c)", -EINVAL, 0, NULL, NULL, NULL, "table 2 repeats table 1"},
+	        {"`a.b(c)", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)"},
+	        {"a.`b`(c", -EINVAL, 0, NULL, NULL, NULL, "expected db.table(column)"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct tables_case *c = &cases[i];
@@ -576,7 +576,8 @@ Test(config, cache_tables)
 	/* The backticked names of case 3 keep their spaces and doubled backtick. */
 	struct config_table_list tl;
 	char msg[256];
-	cr_assert_eq(config_parse_tables("a.b(c), `my db`.`t``x`(`v e`)", &tl, msg, sizeof(msg)), 0);
+	cr_assert_eq(config_parse_tables("a.b(c), `my db`.`t``x`(`v e`)", &tl, msg, sizeof(msg)),
+	             0);
 	cr_assert_str_eq(tl.v[1].db, "my db");
 	cr_assert_str_eq(tl.v[1].table, "t`x");
 	cr_assert_str_eq(tl.v[1].column, "v e");

@@ -47,8 +47,9 @@ static void assert_matches(const char *text, const char *pattern)
 Test(log, line_format)
 {
 	log_info("listening on %s:%d", "127.0.0.1", 4100);
-	assert_matches(drain(), "^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
-				"\\.[0-9]{3}Z INFO \\[unit\\] listening on 127\\.0\\.0\\.1:4100\n$");
+	assert_matches(drain(),
+	               "^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
+	               "\\.[0-9]{3}Z INFO \\[unit\\] listening on 127\\.0\\.0\\.1:4100\n$");
 	log_error("x");
 	assert_matches(drain(), "Z ERROR \\[unit\\] x\n$");
 	log_write(LOG_WARN, "src/pool/pool.c", "from %s", "a path");
@@ -88,24 +89,27 @@ Test(log, level_names)
 		const char *name;
 		int want;
 	} cases[] = {
-		{ "error", LOG_ERROR }, { "WARN", LOG_WARN },   { "Info", LOG_INFO },
-		{ "debug", LOG_DEBUG }, { "warning", -EINVAL }, { "", -EINVAL },
-		{ "trace", -EINVAL },   { "info ", -EINVAL },   { NULL, -EINVAL },
+	        {"error", LOG_ERROR}, {"WARN", LOG_WARN},   {"Info", LOG_INFO},
+	        {"debug", LOG_DEBUG}, {"warning", -EINVAL}, {"", -EINVAL},
+	        {"trace", -EINVAL},   {"info ", -EINVAL},   {NULL, -EINVAL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		cr_expect_eq(log_level_from_name(cases[i].name), cases[i].want, "%s",
-			     cases[i].name ? cases[i].name : "NULL");
+		             cases[i].name ? cases[i].name : "NULL");
 	cr_assert_str_eq(log_level_name(LOG_WARN), "warn");
 	cr_assert_str_eq(log_level_name((enum log_level)9), "?");
 }
 
 Test(log, one_line_per_event)
 {
-	log_info("user %s said \"%s\"", "bob\n2026-01-01T00:00:00.000Z ERROR [fake] x", "a\r\tb\x7f");
+	log_info("user %s said \"%s\"", "bob\n2026-01-01T00:00:00.000Z ERROR [fake] x",
+	         "a\r\tb\x7f");
 	const char *t = drain();
 	cr_assert_eq(strchr(t, '\n'), t + strlen(t) - 1, "a single line: %s", t);
-	cr_assert(strstr(t, "bob\\x0a2026-01-01T00:00:00.000Z ERROR [fake] x said \"a\\x0d\tb\\x7f\"\n"),
-		  "%s", t);
+	cr_assert(
+	        strstr(t,
+	               "bob\\x0a2026-01-01T00:00:00.000Z ERROR [fake] x said \"a\\x0d\tb\\x7f\"\n"),
+	        "%s", t);
 }
 
 Test(log, long_messages_are_cut)

@@ -25,18 +25,18 @@ Test(metrics, exposition_text)
 {
 	struct metric *conns = metrics_counter("vecgate_connections_total", "Client connections.");
 	struct metrics_family *st = metrics_family(METRICS_COUNTER, "vecgate_statements_total",
-						   "Statements by kind.", "kind", NULL);
+	                                           "Statements by kind.", "kind", NULL);
 	struct metric *rd = metrics_series(st, "read", NULL);
 	struct metric *odd = metrics_series(st, "a\"b\\c\nd", NULL);
-	struct metrics_family *g = metrics_family(METRICS_GAUGE, "vecgate_pool_conns",
-						  "Upstream connections\nby \"state\" \\ server.",
-						  "server", "state");
+	struct metrics_family *g =
+	        metrics_family(METRICS_GAUGE, "vecgate_pool_conns",
+	                       "Upstream connections\nby \"state\" \\ server.", "server", "state");
 	struct metric *idle = metrics_series(g, "10.0.0.1:4000", "idle");
-	struct metrics_family *empty = metrics_family(METRICS_GAUGE, "vecgate_unused",
-						      "No series yet.", "x", NULL);
+	struct metrics_family *empty =
+	        metrics_family(METRICS_GAUGE, "vecgate_unused", "No series yet.", "x", NULL);
 	struct metric *lat = metrics_histogram("vecgate_query_seconds", "Latency.");
-	struct metrics_family *hf = metrics_family(METRICS_HISTOGRAM, "vecgate_kind_seconds",
-						   "By kind.", "kind", NULL);
+	struct metrics_family *hf =
+	        metrics_family(METRICS_HISTOGRAM, "vecgate_kind_seconds", "By kind.", "kind", NULL);
 	struct metric *hw = metrics_series(hf, "write", NULL);
 	cr_assert(conns && st && rd && odd && g && idle && empty && lat && hf && hw);
 
@@ -45,71 +45,71 @@ Test(metrics, exposition_text)
 	metrics_inc(rd, 41);
 	metrics_gauge_set(idle, 5);
 	metrics_gauge_add(idle, -7);
-	metrics_observe_ns(lat, 50000);         /* exactly 50us: le is inclusive */
-	metrics_observe_ns(lat, 50001);         /* the 100us bucket */
-	metrics_observe_ns(lat, 1500000000);    /* 2.5s */
+	metrics_observe_ns(lat, 50000);          /* exactly 50us: le is inclusive */
+	metrics_observe_ns(lat, 50001);          /* the 100us bucket */
+	metrics_observe_ns(lat, 1500000000);     /* 2.5s */
 	metrics_observe_ns(lat, 60000000000ULL); /* +Inf */
 	metrics_observe_ns(hw, 0);
 
 	struct buf b;
 	buf_init(&b);
 	const char *want =
-		"# HELP vecgate_connections_total Client connections.\n"
-		"# TYPE vecgate_connections_total counter\n"
-		"vecgate_connections_total 3\n"
-		"# HELP vecgate_statements_total Statements by kind.\n"
-		"# TYPE vecgate_statements_total counter\n"
-		"vecgate_statements_total{kind=\"read\"} 42\n"
-		"vecgate_statements_total{kind=\"a\\\"b\\\\c\\nd\"} 0\n"
-		"# HELP vecgate_pool_conns Upstream connections\\nby \"state\" \\\\ server.\n"
-		"# TYPE vecgate_pool_conns gauge\n"
-		"vecgate_pool_conns{server=\"10.0.0.1:4000\",state=\"idle\"} -2\n"
-		"# HELP vecgate_unused No series yet.\n"
-		"# TYPE vecgate_unused gauge\n"
-		"# HELP vecgate_query_seconds Latency.\n"
-		"# TYPE vecgate_query_seconds histogram\n"
-		"vecgate_query_seconds_bucket{le=\"0.00005\"} 1\n"
-		"vecgate_query_seconds_bucket{le=\"0.0001\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.00025\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.0005\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.001\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.0025\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.005\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.01\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.025\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.05\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.1\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.25\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"0.5\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"1\"} 2\n"
-		"vecgate_query_seconds_bucket{le=\"2.5\"} 3\n"
-		"vecgate_query_seconds_bucket{le=\"5\"} 3\n"
-		"vecgate_query_seconds_bucket{le=\"10\"} 3\n"
-		"vecgate_query_seconds_bucket{le=\"+Inf\"} 4\n"
-		"vecgate_query_seconds_sum 61.500100001\n"
-		"vecgate_query_seconds_count 4\n"
-		"# HELP vecgate_kind_seconds By kind.\n"
-		"# TYPE vecgate_kind_seconds histogram\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.00005\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.0001\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.00025\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.0005\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.001\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.0025\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.005\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.01\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.025\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.05\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.1\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.25\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.5\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"1\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"2.5\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"5\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"10\"} 1\n"
-		"vecgate_kind_seconds_bucket{kind=\"write\",le=\"+Inf\"} 1\n"
-		"vecgate_kind_seconds_sum{kind=\"write\"} 0\n"
-		"vecgate_kind_seconds_count{kind=\"write\"} 1\n";
+	        "# HELP vecgate_connections_total Client connections.\n"
+	        "# TYPE vecgate_connections_total counter\n"
+	        "vecgate_connections_total 3\n"
+	        "# HELP vecgate_statements_total Statements by kind.\n"
+	        "# TYPE vecgate_statements_total counter\n"
+	        "vecgate_statements_total{kind=\"read\"} 42\n"
+	        "vecgate_statements_total{kind=\"a\\\"b\\\\c\\nd\"} 0\n"
+	        "# HELP vecgate_pool_conns Upstream connections\\nby \"state\" \\\\ server.\n"
+	        "# TYPE vecgate_pool_conns gauge\n"
+	        "vecgate_pool_conns{server=\"10.0.0.1:4000\",state=\"idle\"} -2\n"
+	        "# HELP vecgate_unused No series yet.\n"
+	        "# TYPE vecgate_unused gauge\n"
+	        "# HELP vecgate_query_seconds Latency.\n"
+	        "# TYPE vecgate_query_seconds histogram\n"
+	        "vecgate_query_seconds_bucket{le=\"0.00005\"} 1\n"
+	        "vecgate_query_seconds_bucket{le=\"0.0001\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.00025\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.0005\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.001\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.0025\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.005\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.01\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.025\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.05\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.1\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.25\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"0.5\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"1\"} 2\n"
+	        "vecgate_query_seconds_bucket{le=\"2.5\"} 3\n"
+	        "vecgate_query_seconds_bucket{le=\"5\"} 3\n"
+	        "vecgate_query_seconds_bucket{le=\"10\"} 3\n"
+	        "vecgate_query_seconds_bucket{le=\"+Inf\"} 4\n"
+	        "vecgate_query_seconds_sum 61.500100001\n"
+	        "vecgate_query_seconds_count 4\n"
+	        "# HELP vecgate_kind_seconds By kind.\n"
+	        "# TYPE vecgate_kind_seconds histogram\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.00005\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.0001\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.00025\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.0005\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.001\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.0025\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.005\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.01\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.025\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.05\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.1\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.25\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"0.5\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"1\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"2.5\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"5\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"10\"} 1\n"
+	        "vecgate_kind_seconds_bucket{kind=\"write\",le=\"+Inf\"} 1\n"
+	        "vecgate_kind_seconds_sum{kind=\"write\"} 0\n"
+	        "vecgate_kind_seconds_count{kind=\"write\"} 1\n";
 	cr_assert_str_eq(render(&b), want);
 	cr_assert_eq(metrics_value(rd), 42);
 	cr_assert_eq(metrics_value(idle), -2);
@@ -121,7 +121,8 @@ Test(metrics, registration_rules)
 {
 	struct metrics_family *f = metrics_family(METRICS_COUNTER, "a_total", "h", "kind", NULL);
 	cr_assert_not_null(f);
-	cr_assert_eq(metrics_family(METRICS_COUNTER, "a_total", "h", "kind", NULL), f, "same again");
+	cr_assert_eq(metrics_family(METRICS_COUNTER, "a_total", "h", "kind", NULL), f,
+	             "same again");
 	cr_assert_null(metrics_family(METRICS_GAUGE, "a_total", "h", "kind", NULL), "other type");
 	cr_assert_null(metrics_family(METRICS_COUNTER, "a_total", "other", "kind", NULL));
 	cr_assert_null(metrics_family(METRICS_COUNTER, "a_total", "h", NULL, NULL));
@@ -136,7 +137,7 @@ Test(metrics, registration_rules)
 	cr_assert_null(metrics_series(NULL, NULL, NULL), "failed registration propagates");
 	cr_assert_not_null(metrics_series(f, "", NULL), "an empty value is a value");
 
-	static const char *const bad_names[] = { "", "0abc", "a-b", "a b", "é", "a.b", NULL };
+	static const char *const bad_names[] = {"", "0abc", "a-b", "a b", "é", "a.b", NULL};
 	for (int i = 0; bad_names[i]; i++)
 		cr_expect_null(metrics_counter(bad_names[i], "h"), "%s", bad_names[i]);
 	cr_expect_not_null(metrics_counter("ns:sub_total", "colons are allowed in names"));
@@ -144,15 +145,15 @@ Test(metrics, registration_rules)
 	cr_expect_null(metrics_counter(NULL, "h"));
 	cr_expect_null(metrics_counter("no_help", NULL));
 
-	static const char *const bad_labels[] = { "", "0a", "a:b", "__reserved", "a-b", NULL };
+	static const char *const bad_labels[] = {"", "0a", "a:b", "__reserved", "a-b", NULL};
 	for (int i = 0; bad_labels[i]; i++)
 		cr_expect_null(metrics_family(METRICS_GAUGE, "g", "h", bad_labels[i], NULL), "%s",
-			       bad_labels[i]);
+		               bad_labels[i]);
 	cr_expect_null(metrics_family(METRICS_GAUGE, "g", "h", NULL, "b"), "label2 needs label1");
 	cr_expect_null(metrics_family(METRICS_GAUGE, "g", "h", "a", "a"), "twice the same label");
 	cr_expect_null(metrics_family(METRICS_HISTOGRAM, "hh", "h", "le", NULL), "le is taken");
 	cr_expect_not_null(metrics_family(METRICS_GAUGE, "g", "h", "le", NULL),
-			   "le is fine on a gauge");
+	                   "le is fine on a gauge");
 }
 
 Test(metrics, seconds_are_exact)
@@ -211,7 +212,7 @@ Test(metrics, concurrent_updates_sum_exactly)
 	struct metric *gauge = metrics_gauge("level", "h");
 	struct metric *hist = metrics_histogram("lat_seconds", "h");
 	for (int i = 0; i < THREADS; i++) {
-		w[i] = (struct worker){ shared, gauge, hist, i };
+		w[i] = (struct worker){shared, gauge, hist, i};
 		cr_assert_eq(pthread_create(&th[i], NULL, work, &w[i]), 0);
 	}
 	cr_assert_eq(pthread_create(&th[THREADS], NULL, render_loop, NULL), 0);

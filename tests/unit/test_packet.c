@@ -8,7 +8,7 @@
 
 Test(packet, read_physical)
 {
-	const uint8_t d[] = { 0x03, 0x00, 0x00, 0x07, 'a', 'b', 'c', 0xFF };
+	const uint8_t d[] = {0x03, 0x00, 0x00, 0x07, 'a', 'b', 'c', 0xFF};
 	struct proto_pkt pk;
 	for (size_t n = 0; n < 7; n++)
 		cr_assert_eq(proto_read_packet(d, n, &pk), 0, "truncated at %zu", n);
@@ -20,7 +20,7 @@ Test(packet, read_physical)
 
 Test(packet, empty_payload)
 {
-	const uint8_t d[] = { 0, 0, 0, 2 };
+	const uint8_t d[] = {0, 0, 0, 2};
 	struct proto_pkt pk;
 	cr_assert_eq(proto_read_packet(d, sizeof(d), &pk), 4);
 	cr_assert_eq(pk.len, 0);
@@ -48,7 +48,7 @@ Test(packet, writer_small)
 	uint8_t seq = 5;
 	cr_assert_eq(proto_write_packet(&b, &seq, "\x0e", 1), 0);
 	cr_assert_eq(seq, 6);
-	const uint8_t want[] = { 1, 0, 0, 5, 0x0e };
+	const uint8_t want[] = {1, 0, 0, 5, 0x0e};
 	cr_assert_eq(b.len, sizeof(want));
 	cr_assert_eq(memcmp(b.data, want, sizeof(want)), 0);
 	buf_free(&b);
@@ -62,12 +62,12 @@ struct split_case {
 Test(packet, split_round_trip, .timeout = 30)
 {
 	const struct split_case cases[] = {
-		{ 0, 1 },
-		{ PROTO_MAX_CHUNK - 1, 1 },
-		{ PROTO_MAX_CHUNK, 2 },     /* exactly 16 MiB - 1: an empty packet follows */
-		{ PROTO_MAX_CHUNK + 1, 2 },
-		{ 2 * PROTO_MAX_CHUNK, 3 },
-		{ 20u << 20, 2 },
+	        {0, 1},
+	        {PROTO_MAX_CHUNK - 1, 1},
+	        {PROTO_MAX_CHUNK, 2}, /* exactly 16 MiB - 1: an empty packet follows */
+	        {PROTO_MAX_CHUNK + 1, 2},
+	        {2 * PROTO_MAX_CHUNK, 3},
+	        {20u << 20, 2},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct split_case *c = &cases[i];
@@ -76,11 +76,11 @@ Test(packet, split_round_trip, .timeout = 30)
 
 		struct proto_logical lp;
 		/* Every strict prefix needs more bytes. Probe at chunk edges. */
-		size_t probes[] = { 0, 3, 4, b.len / 2, b.len - 1 };
+		size_t probes[] = {0, 3, 4, b.len / 2, b.len - 1};
 		for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++)
 			if (probes[k] < b.len)
-				cr_assert_eq(proto_scan_logical(b.data, probes[k], SIZE_MAX, &lp), 0,
-					     "case %zu prefix %zu", i, probes[k]);
+				cr_assert_eq(proto_scan_logical(b.data, probes[k], SIZE_MAX, &lp),
+				             0, "case %zu prefix %zu", i, probes[k]);
 		cr_assert_eq(proto_scan_logical(b.data, b.len, SIZE_MAX, &lp), (ssize_t)b.len);
 		cr_assert_eq(lp.payload_len, c->payload);
 		cr_assert_eq(lp.chunks, c->chunks);
@@ -103,7 +103,7 @@ Test(packet, split_round_trip, .timeout = 30)
 Test(packet, oversize_rejected_from_header)
 {
 	/* Header claims 1000 bytes; only the header has arrived. */
-	const uint8_t d[] = { 0xE8, 0x03, 0x00, 0x00 };
+	const uint8_t d[] = {0xE8, 0x03, 0x00, 0x00};
 	struct proto_logical lp;
 	cr_assert_eq(proto_scan_logical(d, sizeof(d), 999, &lp), -EMSGSIZE);
 	cr_assert_eq(proto_scan_logical(d, sizeof(d), 1000, &lp), 0);
@@ -127,7 +127,7 @@ Test(packet, consecutive_packets)
 	cr_assert_eq(proto_write_packet(&b, &seq, "", 0), 0);
 	cr_assert_eq(proto_write_packet(&b, &seq, "three", 5), 0);
 	size_t pos = 0;
-	const char *want[] = { "one", "", "three" };
+	const char *want[] = {"one", "", "three"};
 	for (int i = 0; i < 3; i++) {
 		struct proto_logical lp;
 		ssize_t used = proto_scan_logical(b.data + pos, b.len - pos, 1 << 20, &lp);

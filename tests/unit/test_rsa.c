@@ -12,7 +12,7 @@
 
 /* What a client does with the PEM it was given. */
 static size_t client_encrypt(const char *pem, size_t pem_len, const char *password,
-			     const uint8_t *salt, size_t salt_len, uint8_t *out, size_t cap)
+                             const uint8_t *salt, size_t salt_len, uint8_t *out, size_t cap)
 {
 	BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
 	EVP_PKEY *pub = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
@@ -40,9 +40,9 @@ Test(rsa, password_round_trip)
 	size_t pem_len;
 	const char *pem = net_rsa_public_pem(k, &pem_len);
 	cr_assert(strncmp(pem, "-----BEGIN PUBLIC KEY-----", 26) == 0);
-	const uint8_t salt[20] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-				   19, 20 };
-	const char *passwords[] = { "", "x", "secret", "a password longer than the salt!", "ü€" };
+	const uint8_t salt[20] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
+	                          11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
+	const char *passwords[] = {"", "x", "secret", "a password longer than the salt!", "ü€"};
 	for (size_t i = 0; i < sizeof(passwords) / sizeof(passwords[0]); i++) {
 		uint8_t ct[512];
 		size_t n = client_encrypt(pem, pem_len, passwords[i], salt, 20, ct, sizeof(ct));
@@ -61,7 +61,7 @@ Test(rsa, garbage_is_refused)
 	char err[256];
 	struct net_rsa *k = net_rsa_generate(2048, err, sizeof(err));
 	cr_assert_not_null(k);
-	const uint8_t salt[20] = { 0 };
+	const uint8_t salt[20] = {0};
 	uint8_t junk[256];
 	memset(junk, 0x5A, sizeof(junk));
 	struct buf out;
