@@ -11,15 +11,6 @@
 #define SALT1_LEN         8
 #define SALT2_MIN         13 /* part 2 is at least 12 bytes and a NUL */
 
-static int finish(struct buf *b, ssize_t start, uint8_t *seq, int rc)
-{
-	if (!rc)
-		rc = proto_pkt_end(b, (size_t)start, seq);
-	if (rc)
-		b->len = (size_t)start;
-	return rc;
-}
-
 /* Appends s[0, n) and a NUL; a NUL inside would end the field early. */
 static int put_nulstr(struct buf *b, const char *s, size_t n)
 {
@@ -132,7 +123,7 @@ int proto_write_greeting(struct buf *b, uint8_t *seq, const struct proto_greetin
 	}
 	if (!rc && plugin)
 		rc = put_nulstr(b, g->plugin, g->plugin_len);
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 ssize_t proto_parse_hs_response(const uint8_t *p, size_t n, struct proto_hs_response *r)
@@ -235,7 +226,7 @@ int proto_write_hs_response(struct buf *b, uint8_t *seq, const struct proto_hs_r
 		return (int)start;
 	int rc = put_head(b, r->caps, r->max_packet, r->charset, r->mariadb_caps);
 	if (rc || r->ssl_request)
-		return finish(b, start, seq, rc);
+		return proto_pkt_finish(b, start, seq, rc);
 
 	/* A field the flags announce must be on the wire if a later one is. */
 	uint32_t c = r->caps;
@@ -255,7 +246,7 @@ int proto_write_hs_response(struct buf *b, uint8_t *seq, const struct proto_hs_r
 		rc = wr_lenenc_str(b, r->attrs, r->has_attrs ? r->attrs_len : 0);
 	if (!rc && zstd)
 		rc = wr_u8(b, r->zstd_level);
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 int proto_write_ssl_request(struct buf *b, uint8_t *seq, uint32_t caps, uint32_t max_packet,
@@ -265,7 +256,7 @@ int proto_write_ssl_request(struct buf *b, uint8_t *seq, uint32_t caps, uint32_t
 	if (start < 0)
 		return (int)start;
 	int rc = put_head(b, caps | PROTO_CLIENT_SSL, max_packet, charset, 0);
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 ssize_t proto_parse_auth_switch(const uint8_t *p, size_t n, struct proto_auth_switch *sw)
@@ -297,7 +288,7 @@ int proto_write_auth_switch(struct buf *b, uint8_t *seq, const char *plugin, con
 		rc = put_nulstr(b, plugin, strlen(plugin));
 	if (!rc)
 		rc = buf_append(b, data, data_len);
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 ssize_t proto_parse_auth_more(const uint8_t *p, size_t n, const uint8_t **data, size_t *data_len)
@@ -317,7 +308,7 @@ int proto_write_auth_more(struct buf *b, uint8_t *seq, const void *data, size_t 
 	int rc = wr_u8(b, PROTO_AUTH_MORE_DATA);
 	if (!rc)
 		rc = buf_append(b, data, data_len);
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 enum proto_sha2_msg proto_sha2_message(const uint8_t *p, size_t n)

@@ -128,3 +128,12 @@ int proto_write_packet(struct buf *b, uint8_t *seq, const void *payload, size_t 
 	int rc = buf_append(b, payload, len);
 	return rc < 0 ? rc : proto_pkt_end(b, (size_t)start, seq);
 }
+
+int proto_pkt_finish(struct buf *b, ssize_t start, uint8_t *seq, int rc)
+{
+	if (!rc)
+		rc = proto_pkt_end(b, (size_t)start, seq);
+	if (rc)
+		b->len = (size_t)start;
+	return rc;
+}

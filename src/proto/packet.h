@@ -54,6 +54,10 @@ int proto_gather_payload(const uint8_t *p, const struct proto_logical *lp,
 ssize_t proto_pkt_begin(struct buf *b) MUST_CHECK;
 int proto_pkt_end(struct buf *b, size_t start, uint8_t *seq) MUST_CHECK;
 
+/* Ends a packet begun at start when rc is 0 (proto_pkt_end's result is
+ * returned), or else drops its partial bytes and returns rc. */
+int proto_pkt_finish(struct buf *b, ssize_t start, uint8_t *seq, int rc) MUST_CHECK;
+
 /* Appends a whole packet with the given payload. */
 int proto_write_packet(struct buf *b, uint8_t *seq, const void *payload, size_t len) MUST_CHECK;
 

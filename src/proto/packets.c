@@ -13,16 +13,6 @@ static ssize_t used(const uint8_t *p, const struct rd *r)
 	return (ssize_t)(r->p - p);
 }
 
-/* Ends a packet begun at start, or on failure drops its partial bytes. */
-static int finish(struct buf *b, ssize_t start, uint8_t *seq, int rc)
-{
-	if (!rc)
-		rc = proto_pkt_end(b, (size_t)start, seq);
-	if (rc)
-		b->len = (size_t)start;
-	return rc;
-}
-
 ssize_t proto_parse_ok(const uint8_t *p, size_t n, uint32_t caps, struct proto_ok *ok)
 {
 	struct rd r = rd_make(p, n);
@@ -90,7 +80,7 @@ int proto_write_ok(struct buf *b, uint8_t *seq, uint32_t caps, const struct prot
 		rc = wr_lenenc_str(b, ok->info, ok->info_len);
 	if (!rc && state)
 		rc = wr_lenenc_str(b, ok->session_state, ok->session_state_len);
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 ssize_t proto_parse_err(const uint8_t *p, size_t n, uint32_t caps, struct proto_err *err)
@@ -141,7 +131,7 @@ int proto_write_err_msg(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t cod
 	int rc = err_head(b, caps, code, sqlstate);
 	if (!rc)
 		rc = buf_append(b, msg, msg_len);
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 int proto_write_err(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code, const char *sqlstate,
@@ -166,7 +156,7 @@ int proto_write_err(struct buf *b, uint8_t *seq, uint32_t caps, uint16_t code, c
 		va_end(ap);
 		b->len += (size_t)len;
 	}
-	return finish(b, start, seq, rc);
+	return proto_pkt_finish(b, start, seq, rc);
 }
 
 ssize_t proto_parse_eof(const uint8_t *p, size_t n, uint32_t caps, struct proto_eof *eof)
