@@ -440,7 +440,7 @@ static void usage(FILE *f)
 	        "  --timeout SECONDS    connect/read/write timeout per statement (10)\n"
 	        "\n"
 	        "Load:\n"
-	        "  --workload NAME      point (default), connect, sql\n"
+	        "  --workload NAME      point (default), connect, sql, knn, mixed\n"
 	        "  --workload-sql SQL   run SQL (implies --workload sql)\n"
 	        "  --prepared           prepared statements (binary protocol) instead of text "
 	        "queries\n"
@@ -449,6 +449,10 @@ static void usage(FILE *f)
 	        "  --rows N             point: rows of vecgate_bench.sbtest when it is created "
 	        "(10000)\n"
 	        "  --param KEY=VALUE    a workload parameter (repeatable)\n"
+	        "  --table DB.T --column C --metric cosine|l2|l1|negip --k N --dim D\n"
+	        "  --queries FILE.npy|FILE.fvecs --write-share P\n"
+	        "                       knn and mixed: see bench/README.md (same as --param "
+	        "KEY=VALUE)\n"
 	        "  --threads N[,N...]   client threads; a list runs each (1)\n"
 	        "  --duration SECONDS   measured time per target per round (10)\n"
 	        "  --requests N         measure N statements instead of a duration\n"
@@ -546,7 +550,13 @@ enum {
 	OPT_SEED,
 	OPT_MULTI,
 	OPT_HELP,
+	OPT_WL_PARAM = 1024, /* + index in wl_opt_names */
 };
+
+/* Workload options kept as --param NAME=VALUE (workloads read them with bench_param). */
+static const char *const wl_opt_names[] = {"table", "column",  "metric",     "k",
+                                           "dim",   "queries", "write-share"};
+#define WL_OPT_COUNT (int)(sizeof(wl_opt_names) / sizeof(wl_opt_names[0]))
 
 static const struct option long_opts[] = {
         {"targets", required_argument, NULL, OPT_TARGETS},
@@ -576,6 +586,13 @@ static const struct option long_opts[] = {
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"seed", required_argument, NULL, OPT_SEED},
         {"help", no_argument, NULL, OPT_HELP},
+        {"table", required_argument, NULL, OPT_WL_PARAM + 0},
+        {"column", required_argument, NULL, OPT_WL_PARAM + 1},
+        {"metric", required_argument, NULL, OPT_WL_PARAM + 2},
+        {"k", required_argument, NULL, OPT_WL_PARAM + 3},
+        {"dim", required_argument, NULL, OPT_WL_PARAM + 4},
+        {"queries", required_argument, NULL, OPT_WL_PARAM + 5},
+        {"write-share", required_argument, NULL, OPT_WL_PARAM + 6},
         {NULL, 0, NULL, 0},
 };
 
@@ -739,6 +756,17 @@ static bool parse_opts(int argc, char **argv, struct bench_cfg *cfg, struct arg_
 			usage(stdout);
 			exit(0);
 		default:
+			if (opt >= OPT_WL_PARAM && opt < OPT_WL_PARAM + WL_OPT_COUNT) {
+				static char kv[BENCH_MAX_PARAMS][1024];
+				if (cfg->nparams == BENCH_MAX_PARAMS ||
+				    snprintf(kv[cfg->nparams], sizeof(kv[0]), "%s=%s",
+				             wl_opt_names[opt - OPT_WL_PARAM],
+				             optarg) >= (int)sizeof(kv[0]))
+					BAD("too many workload options, or too long: '%s'", optarg);
+				cfg->params[cfg->nparams] = kv[cfg->nparams];
+				cfg->nparams++;
+				break;
+			}
 			return false;
 		}
 	}

@@ -4,10 +4,7 @@
 #include <string.h>
 
 const struct workload *const bench_workloads[] = {
-        &wl_point,
-        &wl_connect,
-        &wl_sql,
-        NULL,
+        &wl_point, &wl_connect, &wl_sql, &wl_knn, &wl_mixed, NULL,
 };
 
 const struct workload *workload_find(const char *name)

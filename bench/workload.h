@@ -48,6 +48,8 @@ struct workload {
 extern const struct workload wl_point;
 extern const struct workload wl_connect;
 extern const struct workload wl_sql;
+extern const struct workload wl_knn;
+extern const struct workload wl_mixed;
 
 /* Every workload, NULL-terminated; new ones (kNN) are added here. */
 extern const struct workload *const bench_workloads[];

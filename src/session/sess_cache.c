@@ -583,6 +583,7 @@ static void serve_done(void *data, int status)
 	struct sess_cache *kc = j->kc;
 	kc->jobs--;
 	if (kc->detached) {
+		/* The session closed while the scan ran: nobody to answer. */
 		if (kc->jobs == 0) {
 			kc->detached = false;
 			sess_cache_free(kc);
@@ -609,8 +610,6 @@ static void serve_done(void *data, int status)
 		free(kc->cmd_copy);
 		kc->cmd_copy = NULL;
 	}
-	if (kc->s && !kc->detached)
-		session_job_finished(kc->s);
 	j->shape->users--;
 	cache_plan_free(&j->plan);
 	buf_free(&j->rows);

@@ -1012,8 +1012,3 @@ void session_relay_command(struct session *s, const uint8_t *payload, size_t len
 	if (buf_unread(&s->up->conn->in))
 		process_upstream(s);
 }
-
-void session_job_finished(struct session *s)
-{
-	(void)s; /* the session outlives its jobs' results: nothing to release */
-}

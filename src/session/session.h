@@ -104,11 +104,10 @@ const char *session_state_name(enum session_state s);
 
 /* For sess_cache.c: an answer computed by vecgate goes to the client as if
  * TiDB had sent it (status becomes the session's); a command the cache took
- * goes to TiDB after all; a cache job of the session returned. */
+ * goes to TiDB after all. */
 void session_answer(struct session *s, const uint8_t *bytes, size_t len, uint16_t status);
 void session_answer_failed(struct session *s);
 void session_relay_command(struct session *s, const uint8_t *payload, size_t len);
-void session_job_finished(struct session *s);
 /* JSON counts by state, for /status. */
 int proxy_status_json(const struct proxy *px, struct buf *out) MUST_CHECK;
 

@@ -128,7 +128,9 @@ class Vecgate:
     def start(self):
         import time
         import urllib.request
-        self.proc = subprocess.Popen([str(TOP / "build" / "vecgate"), "--config", str(self.conf)],
+        # VECGATE_BINARY runs the suite against another build (the ASan one).
+        binary = os.environ.get("VECGATE_BINARY", str(TOP / "build" / "vecgate"))
+        self.proc = subprocess.Popen([binary, "--config", str(self.conf)],
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:

@@ -390,3 +390,35 @@ def test_quickstart_through_vecgate_is_served_from_memory(db, tmp_path):
         assert served >= 1, vg.admin("/metrics")
     finally:
         assert vg.stop() == 0
+
+
+def test_client_leaving_during_a_scan(cached, db):
+    """A session that closes while its answer is computed on the thread pool
+    is cleaned up when the scan returns; vecgate and other sessions go on."""
+    direct, proxied = connect_pair(db, cached)
+    dim = 64
+    rng = random.Random(11)
+    with direct.cursor() as cur:
+        cur.execute(f"CREATE TABLE gone (id INT PRIMARY KEY, embedding {db.vector_type(dim)})")
+        cur.executemany("INSERT INTO gone VALUES (%s, VEC_FROM_TEXT(%s))",
+                        [(i, vec_text([rng.gauss(0, 1) for _ in range(dim)]))
+                         for i in range(3000)])
+
+    def sql():
+        return ("SELECT id, VEC_L2_DISTANCE(embedding, '" +
+                vec_text([rng.gauss(0, 1) for _ in range(dim)]) +
+                "') AS distance FROM gone ORDER BY distance LIMIT 5")
+    raw_query(proxied, sql())
+    wait_servable(cached, "gone")
+    for _ in range(3):
+        raw_query(proxied, sql())
+    hits0 = cached.metric("vecgate_cache_queries_total", result="hit")
+    for _ in range(20):
+        c = cached.connect("cachetest", autocommit=True)
+        c._execute_command(COMMAND.COM_QUERY, sql())
+        c._sock.close()
+    time.sleep(0.5)
+    assert cached.admin("/health").strip() == "ok"
+    got = raw_query(proxied, sql())
+    assert len(got[1]) == 5
+    assert cached.metric("vecgate_cache_queries_total", result="hit") > hits0
