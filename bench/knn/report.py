@@ -309,7 +309,8 @@ def summary(meta, results, args, plots):
     L.append("")
 
     L.append("## Load on the machine\n")
-    L.append("Other benchmarks (`pgrep -af 'vecgate-bench|haproxy|vec_scan_bench'`) were checked "
+    L.append("Other benchmarks (`pgrep -af 'vecgate-bench|haproxy|vec_scan_bench|knn-compare'`, "
+             "other runs of this script included) were checked "
              "before each measurement and waited for (up to --max-wait), then up to --quiet-wait for the "
              "machine to drop below 0.5 busy cores. 1-minute load average and busy cores just "
              "before each, and the machine's busy cores during it (this benchmark's own work "
