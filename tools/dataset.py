@@ -246,7 +246,7 @@ def load_source(args):
         x = read_fashion_mnist(args.rows)
         desc = "fashion-mnist train"
     elif args.sentences:
-        x = read_sentences(args.sentences)
+        x = read_sentences(args.sentences)[:args.rows]
         desc = f"all-MiniLM-L6-v2 sentences {args.sentences}"
     else:
         x = generate(args.rows or 100000, args.dim, args.seed)

@@ -311,8 +311,9 @@ def summary(meta, results, args, plots):
     L.append("## Load on the machine\n")
     L.append("Other benchmarks (`pgrep -af 'vecgate-bench|haproxy|vec_scan_bench|knn-compare'`, "
              "other runs of this script included) were checked "
-             "before each measurement and waited for (up to --max-wait), then up to --quiet-wait for the "
-             "machine to drop below 0.5 busy cores. 1-minute load average and busy cores just "
+             "before each measurement and waited for (up to --max-wait), then up to --quiet-wait "
+             "(and --quiet-budget in all) for the machine to drop below 0.5 busy cores. 1-minute "
+             "load average and busy cores just "
              "before each, and the machine's busy cores during it (this benchmark's own work "
              "included; a single-threaded measurement alone shows about 1):\n")
     L.append("| measurement | load avg before | busy cores just before | busy cores during "
