@@ -90,6 +90,22 @@ static void load_done(void *data, int status)
 		         j->snap->version, j->snap->version == t->version ? "" : ", already stale");
 		if (old)
 			cache_snapshot_unref(old);
+		/* A snapshot is as old as its read's start: a table that takes
+		 * longer than max_staleness to load can never be served. Say so,
+		 * and do not reload it back to back for nothing. */
+		if (j->snap->load_ms >= c->opt.max_staleness_ms) {
+			if (!t->too_slow)
+				log_warn("cache %s.%s: loading takes %" PRIu64 " ms, longer than "
+				         "max_staleness (%" PRIu64
+				         " ms): it cannot be answered from "
+				         "memory; raise [cache] max_staleness above the load time",
+				         t->db, t->table, j->snap->load_ms,
+				         c->opt.max_staleness_ms);
+			t->too_slow = true;
+			t->retry_at_ms = cache_now_ms() + j->snap->load_ms;
+		} else {
+			t->too_slow = false;
+		}
 		if (snapshot_bytes(c) > c->opt.memory_limit) {
 			log_warn("cache %s.%s: snapshots exceed memory_limit; dropping this one",
 			         t->db, t->table);
@@ -169,7 +185,7 @@ const char *cache_table_unservable(const struct cache_table *t, uint64_t now_ms)
 	if (t->snap->version != t->version)
 		return "stale_write";
 	if (now_ms - t->snap->loaded_ms >= t->cache->opt.max_staleness_ms)
-		return "stale_age";
+		return t->too_slow ? "load_slower_than_max_staleness" : "stale_age";
 	return NULL;
 }
 

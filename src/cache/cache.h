@@ -35,7 +35,8 @@ struct cache_table {
 	struct cache_snapshot *snap;
 	bool loading;
 	bool reload_again;    /* a write arrived during the load in flight */
-	uint64_t retry_at_ms; /* after a failed load */
+	uint64_t retry_at_ms; /* after a failed or a too slow load */
+	bool too_slow;        /* its load takes longer than max_staleness */
 	char last_error[600];
 	uint64_t loads, load_failures;
 	struct cache_table *next;

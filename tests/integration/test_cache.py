@@ -422,3 +422,40 @@ def test_client_leaving_during_a_scan(cached, db):
     got = raw_query(proxied, sql())
     assert len(got[1]) == 5
     assert cached.metric("vecgate_cache_queries_total", result="hit") > hits0
+
+
+def test_table_loading_slower_than_max_staleness_is_reported(db, tmp_path):
+    """A snapshot is as old as the start of its read, so a table that loads
+    more slowly than max_staleness can never be answered from memory: vecgate
+    says so (log and /status) instead of reloading it back to back."""
+    vg = Vecgate(db, tmp_path, cache__tables="slowload.t(embedding)", cache__user=db.user,
+                 cache__max_staleness="100ms").start()
+    try:
+        rng = random.Random(3)
+        with db.connect() as c, c.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS slowload")
+            cur.execute("CREATE DATABASE slowload")
+            cur.execute(f"CREATE TABLE slowload.t (id INT PRIMARY KEY, embedding "
+                        f"{db.vector_type(1536)})")
+            cur.executemany("INSERT INTO slowload.t VALUES (%s, %s)",
+                            [(i, vec_text([rng.gauss(0, 1) for _ in range(1536)]))
+                             for i in range(1500)])
+            c.commit()
+        deadline = time.time() + 30
+        while True:
+            t = json.loads(vg.admin("/status"))["cache"][0]
+            if t["reason"] == "load_slower_than_max_staleness":
+                break
+            assert time.time() < deadline, t
+            time.sleep(0.1)
+        loads = t["loads"]
+        time.sleep(1.0)
+        t = json.loads(vg.admin("/status"))["cache"][0]
+        assert t["loads"] - loads <= 4, "reloads are paced by the load time"
+        assert "longer than max_staleness" in vg.log.read_text()
+        with vg.connect("slowload") as conn, conn.cursor() as cur:
+            cur.execute("SELECT id FROM t ORDER BY VEC_L2_DISTANCE(embedding, %s) LIMIT 1",
+                        (vec_text([0.0] * 1536),))
+            assert len(cur.fetchall()) == 1
+    finally:
+        assert vg.stop() == 0
