@@ -127,14 +127,10 @@ void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *c
 
 /* ---- state ---- */
 
-static void set_state(struct session *s, enum session_state st)
+/* The per-state lists and their counts (what /metrics and /status show). */
+static void state_list_remove(struct session *s)
 {
 	struct proxy *px = s->px;
-	if (s->state == st)
-		return;
-	/* Closing is final; nothing leaves it. */
-	if (s->state == SESS_CLOSING)
-		return;
 	if (s->next)
 		s->next->prev = s->prev;
 	if (s->prev)
@@ -143,7 +139,11 @@ static void set_state(struct session *s, enum session_state st)
 		px->by_state[s->state] = s->next;
 	px->n_by_state[s->state]--;
 	metrics_gauge_add(m.state[s->state], -1);
+}
 
+static void state_list_add(struct session *s, enum session_state st)
+{
+	struct proxy *px = s->px;
 	s->state = st;
 	s->prev = NULL;
 	s->next = px->by_state[st];
@@ -154,6 +154,15 @@ static void set_state(struct session *s, enum session_state st)
 	metrics_gauge_add(m.state[st], 1);
 }
 
+static void set_state(struct session *s, enum session_state st)
+{
+	/* Closing is final; nothing leaves it. */
+	if (s->state == st || s->state == SESS_CLOSING)
+		return;
+	state_list_remove(s);
+	state_list_add(s, st);
+}
+
 static void session_close(struct session *s, const char *why);
 
 static void maybe_free(struct session *s)
@@ -161,14 +170,7 @@ static void maybe_free(struct session *s)
 	if (s->client || s->timer_open)
 		return;
 	struct proxy *px = s->px;
-	if (s->next)
-		s->next->prev = s->prev;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		px->by_state[s->state] = s->next;
-	px->n_by_state[s->state]--;
-	metrics_gauge_add(m.state[s->state], -1);
+	state_list_remove(s);
 	px->n_sessions--;
 	sess_cache_free(s->kc);
 	free(s);
@@ -913,14 +915,7 @@ void session_accept(struct proxy *px, struct net_conn *client)
 	client->cb = client_event_cb;
 	client->data = s;
 	px->n_sessions++;
-	/* Enter the first state's list by hand: set_state() moves between lists. */
-	s->state = SESS_WAIT_UPSTREAM;
-	s->next = px->by_state[SESS_WAIT_UPSTREAM];
-	if (s->next)
-		s->next->prev = s;
-	px->by_state[SESS_WAIT_UPSTREAM] = s;
-	px->n_by_state[SESS_WAIT_UPSTREAM]++;
-	metrics_gauge_add(m.state[SESS_WAIT_UPSTREAM], 1);
+	state_list_add(s, SESS_WAIT_UPSTREAM);
 
 	net_timer_init(px->loop, &s->timer, timeout_cb, s);
 	s->timer_open = true;
