@@ -70,6 +70,11 @@ long bench_drain(MYSQL *c, char *err, size_t errlen);
 /* Copies c's last error as "ERRNO (SQLSTATE): message" into err. */
 void bench_conn_error(MYSQL *c, char *err, size_t errlen);
 
+/* Copies st's last error as "[what: ]ERRNO (SQLSTATE): message" into err
+ * (what may be NULL) and returns whether it was a client-side error
+ * (2000-2999) that leaves the connection unusable. */
+bool bench_stmt_error(MYSQL_STMT *st, const char *what, char *err, size_t errlen);
+
 /* True when the error on c means the connection is unusable (lost, timed out,
  * never open), so the thread must reconnect. */
 bool bench_conn_broken(MYSQL *c);

@@ -41,6 +41,14 @@ void bench_conn_error(MYSQL *c, char *err, size_t errlen)
 	snprintf(err, errlen, "%u (%s): %s", mysql_errno(c), mysql_sqlstate(c), mysql_error(c));
 }
 
+bool bench_stmt_error(MYSQL_STMT *st, const char *what, char *err, size_t errlen)
+{
+	unsigned e = mysql_stmt_errno(st);
+	snprintf(err, errlen, "%s%s%u (%s): %s", what ? what : "", what ? ": " : "", e,
+	         mysql_stmt_sqlstate(st), mysql_stmt_error(st));
+	return e >= 2000 && e < 3000;
+}
+
 bool bench_conn_broken(MYSQL *c)
 {
 	unsigned e = mysql_errno(c);

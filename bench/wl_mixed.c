@@ -235,10 +235,8 @@ static int mixed_write(struct wl_thread *th, struct mixed_shared *s, struct mixe
 		ib->buffer_type = MYSQL_TYPE_LONGLONG;
 		ib->buffer = &p->id;
 		if (mysql_stmt_bind_param(st, p->bind) != 0 || mysql_stmt_execute(st) != 0) {
-			unsigned e = mysql_stmt_errno(st);
-			snprintf(err, errlen, "%s: %u (%s): %s", update ? "update" : "insert", e,
-			         mysql_stmt_sqlstate(st), mysql_stmt_error(st));
-			th->broken = e >= 2000 && e < 3000;
+			th->broken =
+			        bench_stmt_error(st, update ? "update" : "insert", err, errlen);
 			return -1;
 		}
 	} else {

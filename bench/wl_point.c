@@ -170,10 +170,7 @@ static int point_run(struct wl_thread *th, char *err, size_t errlen)
 	if (p->stmt) {
 		p->id = (long long)id;
 		if (mysql_stmt_execute(p->stmt) != 0 || mysql_stmt_store_result(p->stmt) != 0) {
-			unsigned e = mysql_stmt_errno(p->stmt);
-			snprintf(err, errlen, "%u (%s): %s", e, mysql_stmt_sqlstate(p->stmt),
-			         mysql_stmt_error(p->stmt));
-			th->broken = e >= 2000 && e < 3000;
+			th->broken = bench_stmt_error(p->stmt, NULL, err, errlen);
 			return -1;
 		}
 		rows = (long)mysql_stmt_num_rows(p->stmt);

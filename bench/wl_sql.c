@@ -51,10 +51,8 @@ static int sql_run(struct wl_thread *th, char *err, size_t errlen)
 			break;
 	}
 	return 0;
-failed:;
-	unsigned e = mysql_stmt_errno(st);
-	snprintf(err, errlen, "%u (%s): %s", e, mysql_stmt_sqlstate(st), mysql_stmt_error(st));
-	th->broken = e >= 2000 && e < 3000;
+failed:
+	th->broken = bench_stmt_error(st, NULL, err, errlen);
 	return -1;
 }
 
