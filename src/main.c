@@ -190,6 +190,7 @@ static void apply_limits(struct app *a)
 	a->px.lim.handshake_timeout_ms = c->server.handshake_timeout;
 	a->px.lim.idle_timeout_ms = c->server.idle_timeout;
 	a->px.lim.max_client_conns = c->server.max_client_conns;
+	a->px.lim.max_pending_logins = c->server.max_pending_logins;
 	a->px.lim.require_tls = c->server.require_tls;
 	a->px.lim.write_buffer_limit = c->server.write_buffer_limit;
 	a->px.lim.keepalive_s = (unsigned)(c->server.tcp_keepalive / 1000);
@@ -199,6 +200,8 @@ static void apply_limits(struct app *a)
 	if (a->pool)
 		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age,
 		            c->upstream.connect_timeout, c->upstream.health_check_interval);
+	/* A raised max_pending_logins lets queued logins start now. */
+	proxy_admit_queued(&a->px);
 }
 
 static void sighup_cb(uv_signal_t *h, int signum)
@@ -295,6 +298,7 @@ static int setup_cache(struct app *a, char *err, size_t errlen)
 	        .memory_limit = c->cache.memory_limit,
 	        .max_staleness_ms = c->cache.max_staleness,
 	        .load_timeout_ms = c->cache.load_timeout,
+	        .max_tables = c->cache.max_tables,
 	};
 	if (!(a->cache = cache_new(&opt, err, errlen)))
 		return -EINVAL;

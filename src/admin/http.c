@@ -9,7 +9,7 @@
 
 #include <http_parser.h>
 
-#include "admin/metrics.h"
+#include "core/metrics.h"
 
 struct parse {
 	struct admin_req *req;

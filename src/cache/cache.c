@@ -9,11 +9,21 @@
 #include <strings.h>
 #include <time.h>
 
-#include "admin/metrics.h"
+#include "core/metrics.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "net/net.h"
 
+/* A failed load is retried after RETRY_AFTER_FAILURE_MS, doubled with each
+ * failure in a row up to RETRY_MAX_MS: a table that cannot load costs the
+ * database a few connections an hour, not a stream of them. */
 #define RETRY_AFTER_FAILURE_MS 5000
+#define RETRY_MAX_MS           (10 * 60 * 1000)
+/* An auto-admitted table is forgotten when its first load fails, or after
+ * this many failures in a row once it has loaded. */
+#define AUTO_FORGET_FAILURES 3
+/* Names forgotten recently, refused by admission until their back-off ends. */
+#define FORGOTTEN_MEMORY 256
 
 struct cache {
 	struct cache_options opt;
@@ -25,6 +35,12 @@ struct cache {
 	int loads_in_flight;
 	struct metric *m_loads_ok, *m_loads_failed, *m_load_seconds, *m_rows, *m_bytes;
 	struct metric *m_memory, *m_tables, *m_oldest_ms;
+	int n_auto; /* auto-admitted tables not forgotten */
+	struct forgotten {
+		uint64_t name; /* hash of lower-case db.table; 0 = free */
+		uint64_t until_ms;
+		unsigned times;
+	} forgotten[FORGOTTEN_MEMORY];
 };
 
 /* What a load on a pool thread needs and produces. */
@@ -37,12 +53,19 @@ struct load_job {
 
 uint64_t cache_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return core_now_ms();
 }
 
 static void start_load(struct cache_table *t);
+static void forget(struct cache_table *t);
+
+static uint64_t retry_delay_ms(unsigned failures)
+{
+	uint64_t d = RETRY_AFTER_FAILURE_MS;
+	for (unsigned i = 1; i < failures && d < RETRY_MAX_MS; i++)
+		d *= 2;
+	return d < RETRY_MAX_MS ? d : RETRY_MAX_MS;
+}
 
 static uint64_t snapshot_bytes(const struct cache *c)
 {
@@ -70,15 +93,24 @@ static void load_done(void *data, int status)
 		metrics_inc(c->m_loads_failed, 1);
 		snprintf(t->last_error, sizeof(t->last_error), "%s",
 		         status ? "load cancelled" : j->err);
-		log_warn("cache %s.%s: load failed: %s", t->db, t->table, t->last_error);
+		t->fail_streak++;
+		log_warn("cache %s.%s: load failed (%u in a row): %s", t->db, t->table,
+		         t->fail_streak, t->last_error);
 		if (!t->snap)
 			t->state = CACHE_FAILED;
-		t->retry_at_ms = cache_now_ms() + RETRY_AFTER_FAILURE_MS;
+		t->retry_at_ms = cache_now_ms() + retry_delay_ms(t->fail_streak);
+		if (t->auto_admitted && !c->closing &&
+		    (!t->snap || t->fail_streak >= AUTO_FORGET_FAILURES)) {
+			free(j);
+			forget(t);
+			return;
+		}
 	} else {
 		struct cache_snapshot *old = t->snap;
 		t->snap = j->snap;
 		t->state = CACHE_READY;
 		t->loads++;
+		t->fail_streak = 0;
 		t->last_error[0] = 0;
 		metrics_inc(c->m_loads_ok, 1);
 		metrics_observe_ns(c->m_load_seconds, j->snap->load_ms * 1000000u);
@@ -113,7 +145,7 @@ static void load_done(void *data, int status)
 			t->snap = NULL;
 			t->state = CACHE_FAILED;
 			snprintf(t->last_error, sizeof(t->last_error), "memory_limit reached");
-			t->retry_at_ms = cache_now_ms() + RETRY_AFTER_FAILURE_MS;
+			t->retry_at_ms = cache_now_ms() + retry_delay_ms(++t->fail_streak);
 		}
 	}
 	free(j);
@@ -163,6 +195,8 @@ static void start_load(struct cache_table *t)
 
 void cache_table_changed(struct cache_table *t, bool ddl)
 {
+	if (t->state == CACHE_FORGOTTEN)
+		return; /* a session's stale pointer: nothing is cached there now */
 	t->version++;
 	if (ddl)
 		t->schema_version++;
@@ -175,7 +209,8 @@ void cache_table_changed(struct cache_table *t, bool ddl)
 void cache_all_changed(struct cache *c)
 {
 	for (struct cache_table *t = c->tables; t; t = t->next)
-		cache_table_changed(t, true);
+		if (t->state != CACHE_FORGOTTEN)
+			cache_table_changed(t, true);
 }
 
 const char *cache_table_unservable(const struct cache_table *t, uint64_t now_ms)
@@ -196,7 +231,7 @@ static void timer_cb(struct net_timer *tm)
 	struct cache *c = tm->data;
 	uint64_t now = cache_now_ms();
 	for (struct cache_table *t = c->tables; t; t = t->next) {
-		if (t->loading)
+		if (t->loading || t->state == CACHE_FORGOTTEN)
 			continue;
 		if (!t->snap) {
 			if (now >= t->retry_at_ms)
@@ -230,38 +265,132 @@ struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, c
                                size_t table_len)
 {
 	for (struct cache_table *t = c->tables; t; t = t->next)
-		if (same_name(t->db, db, db_len) && same_name(t->table, table, table_len))
+		if (t->state != CACHE_FORGOTTEN && same_name(t->db, db, db_len) &&
+		    same_name(t->table, table, table_len))
 			return t;
 	return NULL;
 }
 
+/* Hash of the lower-case name db.table: names compare case-insensitively. */
+static uint64_t name_hash(const char *db, size_t db_len, const char *table, size_t table_len)
+{
+	uint64_t h = 1469598103934665603u; /* FNV-1a */
+	for (size_t i = 0; i < db_len + 1 + table_len; i++) {
+		char ch = i < db_len ? db[i] : i == db_len ? '.' : table[i - db_len - 1];
+		h = (h ^ (uint8_t)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch)) * 1099511628211u;
+	}
+	return h ? h : 1;
+}
+
+static struct forgotten *forgotten_find(const struct cache *c, uint64_t name)
+{
+	for (size_t i = 0; i < FORGOTTEN_MEMORY; i++)
+		if (c->forgotten[i].name == name)
+			return (struct forgotten *)&c->forgotten[i];
+	return NULL;
+}
+
+/* An auto-admitted table that cannot load leaves the cache: its snapshot and
+ * its place under max_tables go, and its name is refused by admission for a
+ * back-off that doubles each time it is forgotten again. */
+static void forget(struct cache_table *t)
+{
+	struct cache *c = t->cache;
+	uint64_t now = cache_now_ms();
+	uint64_t name = name_hash(t->db, strlen(t->db), t->table, strlen(t->table));
+	struct forgotten *f = forgotten_find(c, name);
+	if (!f) {
+		/* The slot whose back-off ends first. */
+		f = &c->forgotten[0];
+		for (size_t i = 1; i < FORGOTTEN_MEMORY; i++)
+			if (c->forgotten[i].until_ms < f->until_ms)
+				f = &c->forgotten[i];
+		if (f->until_ms > now)
+			log_info("cache: forgetting more failed tables than it remembers (%d); "
+			         "the oldest back-off is cut short",
+			         FORGOTTEN_MEMORY);
+		*f = (struct forgotten){.name = name};
+	}
+	f->times++;
+	f->until_ms = now + retry_delay_ms(f->times > t->fail_streak ? f->times : t->fail_streak);
+	log_warn("cache %s.%s: not cached (load failed: %s); not admitted again for %llu s", t->db,
+	         t->table, t->last_error, (unsigned long long)((f->until_ms - now + 999) / 1000));
+	if (t->snap)
+		cache_snapshot_unref(t->snap);
+	t->snap = NULL;
+	t->state = CACHE_FORGOTTEN;
+	/* Column definitions captured for it are void, whatever it becomes. */
+	t->version++;
+	t->schema_version++;
+	c->n_auto--;
+}
+
+static bool system_schema(const char *db, size_t n)
+{
+	static const char *const names[] = {"mysql", "information_schema", "performance_schema",
+	                                    "metrics_schema", "sys"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (same_name(names[i], db, n))
+			return true;
+	return false;
+}
+
 static struct cache_table *add_table(struct cache *c, const char *db, size_t dbn, const char *table,
-                                     size_t tn, const char *col, size_t cn)
+                                     size_t tn, const char *col, size_t cn, bool auto_admitted)
 {
 	if (dbn >= 256 || tn >= 256 || cn >= 256)
 		return NULL;
-	struct cache_table *t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
+	struct cache_table *t = NULL;
+	if (auto_admitted)
+		for (struct cache_table *x = c->tables; x && !t; x = x->next)
+			if (x->state == CACHE_FORGOTTEN)
+				t = x;
+	if (t) {
+		/* Reused: versions go on from the forgotten table's, so nothing
+		 * captured for it can match the new one. */
+		uint64_t version = t->version + 1, schema_version = t->schema_version + 1;
+		struct cache_table *next = t->next;
+		memset(t, 0, sizeof(*t));
+		t->next = next;
+		t->version = version;
+		t->schema_version = schema_version;
+	} else {
+		if (!(t = calloc(1, sizeof(*t))))
+			return NULL;
+		t->version = 1;
+		t->next = c->tables;
+		c->tables = t;
+		c->n_tables++;
+	}
 	t->cache = c;
 	memcpy(t->db, db, dbn);
 	memcpy(t->table, table, tn);
 	memcpy(t->column, col, cn);
-	t->version = 1;
-	t->next = c->tables;
-	c->tables = t;
-	c->n_tables++;
+	t->auto_admitted = auto_admitted;
+	if (auto_admitted)
+		c->n_auto++;
 	start_load(t);
 	return t;
+}
+
+bool cache_may_admit(const struct cache *c, const char *db, size_t db_len, const char *table,
+                     size_t table_len)
+{
+	if (!c->opt.tables->auto_admit || c->closing || c->n_auto >= c->opt.max_tables ||
+	    snapshot_bytes(c) >= c->opt.memory_limit || system_schema(db, db_len) || !db_len ||
+	    !table_len || db_len >= 256 || table_len >= 256)
+		return false;
+	const struct forgotten *f = forgotten_find(c, name_hash(db, db_len, table, table_len));
+	return !f || cache_now_ms() >= f->until_ms;
 }
 
 struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, const char *table,
                                 size_t table_len, const char *column, size_t column_len)
 {
 	struct cache_table *t = cache_find(c, db, db_len, table, table_len);
-	if (t || !c->opt.tables->auto_admit || snapshot_bytes(c) >= c->opt.memory_limit)
+	if (t || !cache_may_admit(c, db, db_len, table, table_len))
 		return t;
-	t = add_table(c, db, db_len, table, table_len, column, column_len);
+	t = add_table(c, db, db_len, table, table_len, column, column_len, true);
 	if (t)
 		log_info("cache: admitting %s.%s(%s)", t->db, t->table, t->column);
 	return t;
@@ -315,7 +444,7 @@ struct cache *cache_new(const struct cache_options *opt, char *err, size_t errle
 	for (size_t i = 0; i < opt->tables->n; i++) {
 		const struct config_table *ct = &opt->tables->v[i];
 		add_table(c, ct->db, strlen(ct->db), ct->table, strlen(ct->table), ct->column,
-		          strlen(ct->column));
+		          strlen(ct->column), false);
 	}
 	net_timer_init(opt->loop, &c->timer, timer_cb, c);
 	net_timer_start(&c->timer, 100);
@@ -352,12 +481,15 @@ int cache_status_json(const struct cache *c, struct buf *out)
 {
 	int rc = buf_append(out, "[", 1);
 	uint64_t now = cache_now_ms();
+	bool first = true;
 	for (const struct cache_table *t = c->tables; t && rc == 0; t = t->next) {
+		if (t->state == CACHE_FORGOTTEN)
+			continue;
 		char name[600];
 		snprintf(name, sizeof(name), "%s.%s", t->db, t->table);
 		const char *why = cache_table_unservable(t, now);
-		rc = buf_append(out, t == c->tables ? "{\"table\":" : ",{\"table\":",
-		                t == c->tables ? 9 : 10);
+		rc = buf_append(out, first ? "{\"table\":" : ",{\"table\":", first ? 9 : 10);
+		first = false;
 		if (rc == 0)
 			rc = buf_append_json_str(out, name);
 		if (rc == 0)

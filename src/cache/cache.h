@@ -20,7 +20,11 @@ struct cache;
 enum cache_table_state {
 	CACHE_EMPTY,  /* admitted, first load not finished */
 	CACHE_READY,  /* holds a snapshot (possibly stale) */
-	CACHE_FAILED, /* the last load failed; retried after a pause */
+	CACHE_FAILED, /* the last load failed; retried after a back-off */
+	/* An auto-admitted table whose loads failed: invisible to cache_find,
+	 * its struct kept (sessions may still point at it) and reused by the
+	 * next admission. */
+	CACHE_FORGOTTEN,
 };
 
 struct cache_table {
@@ -36,6 +40,8 @@ struct cache_table {
 	bool loading;
 	bool reload_again;    /* a write arrived during the load in flight */
 	uint64_t retry_at_ms; /* after a failed or a too slow load */
+	unsigned fail_streak; /* loads failed in a row: the back-off doubles with each */
+	bool auto_admitted;   /* admitted by a query (tables = auto), not by config */
 	bool too_slow;        /* its load takes longer than max_staleness */
 	char last_error[600];
 	uint64_t loads, load_failures;
@@ -53,6 +59,7 @@ struct cache_options {
 	uint64_t memory_limit;
 	uint64_t max_staleness_ms;
 	uint64_t load_timeout_ms;
+	int max_tables; /* auto admission: most tables admitted at once */
 };
 
 /* Creates the cache and starts loading its tables. NULL when the options
@@ -66,6 +73,13 @@ void cache_set_max_staleness(struct cache *c, uint64_t ms);
  * or NULL. With auto admission, cache_admit() adds one. */
 struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, const char *table,
                                size_t table_len);
+/* Whether auto admission would take db.table now: on, not a system schema,
+ * not in the back-off of a failed load, room under max_tables and
+ * memory_limit. Admission itself must wait until the database has answered
+ * a kNN query on the table for some client (docs/design.md, "Admission"):
+ * the caller checks that, then calls cache_admit(). */
+bool cache_may_admit(const struct cache *c, const char *db, size_t db_len, const char *table,
+                     size_t table_len);
 struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, const char *table,
                                 size_t table_len, const char *column, size_t column_len);
 

@@ -2,6 +2,7 @@
  * comparison of TiDB's rows with vecgate's. */
 #include "cache/shape.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "core/clock.h"
 #include "proto/mysql.h"
 #include "vec/topk.h"
 
@@ -32,13 +34,6 @@ uint64_t cache_shape_key(uint64_t shape, const char *user, const char *db, uint6
 	uint8_t tail[2] = {binary, deprecate_eof};
 	XXH3_64bits_update(&st, tail, sizeof(tail));
 	return XXH3_64bits_digest(&st);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 struct cache_shapes *cache_shapes_new(size_t max)
@@ -107,7 +102,7 @@ struct cache_shape *cache_shapes_find(struct cache_shapes *s, uint64_t key)
 {
 	for (struct cache_shape *sh = s->slots[key % s->nslots]; sh; sh = sh->next)
 		if (sh->key == key) {
-			sh->last_used_ms = now_ms();
+			sh->last_used_ms = core_now_ms();
 			return sh;
 		}
 	return NULL;
@@ -163,7 +158,7 @@ struct cache_shape *cache_shapes_put(struct cache_shapes *s, uint64_t key, struc
 	sh->table = t;
 	sh->schema_version = schema_version;
 	sh->ncols = ncols;
-	sh->last_used_ms = now_ms();
+	sh->last_used_ms = core_now_ms();
 	/* A column definition: catalog, schema, table, org_table, name,
 	 * org_name (lenenc strings), then 0x0C, charset u16, length u32, type. */
 	for (uint32_t i = 0; i < ncols; i++) {
@@ -323,4 +318,31 @@ bool cache_rows_equivalent(const struct buf *tidb, const struct buf *ours,
 	free(a);
 	free(b);
 	return ok;
+}
+
+void cache_shape_verify_start(struct cache_shape *sh)
+{
+	assert(!sh->verifying && sh->state != CACHE_SHAPE_REJECTED);
+	sh->verifying = true;
+}
+
+void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, uint64_t now_ms)
+{
+	assert(sh->verifying);
+	sh->verifying = false;
+	if (!ok)
+		return;
+	if (match) {
+		assert(sh->state != CACHE_SHAPE_REJECTED);
+		sh->state = CACHE_SHAPE_VERIFIED;
+		sh->verified_ms = now_ms;
+	} else if (++sh->mismatches >= CACHE_SHAPE_MISMATCHES_TO_REJECT) {
+		sh->state = CACHE_SHAPE_REJECTED;
+	}
+}
+
+void cache_shape_renew(struct cache_shape *sh, uint64_t now_ms)
+{
+	assert(sh->state == CACHE_SHAPE_VERIFIED);
+	sh->verified_ms = now_ms;
 }

@@ -25,11 +25,17 @@ struct cache_meta {
 void cache_meta_free(struct cache_meta *m);
 int cache_meta_copy(struct cache_meta *dst, const struct cache_meta *src) MUST_CHECK;
 
+/* Changed only by the cache_shape_* functions below, which assert the
+ * transitions: PENDING -> VERIFIED (a comparison matched) or REJECTED (the
+ * third mismatch); VERIFIED stays VERIFIED (renewals); REJECTED is final. */
 enum cache_shape_state {
 	CACHE_SHAPE_PENDING,  /* captured, comparison not done yet */
 	CACHE_SHAPE_VERIFIED, /* vecgate's answer matched TiDB's: served from the cache */
 	CACHE_SHAPE_REJECTED, /* repeated mismatches: always sent to TiDB */
 };
+
+/* Answers that differ from TiDB's before a shape is rejected for good. */
+#define CACHE_SHAPE_MISMATCHES_TO_REJECT 3
 
 struct cache_shape {
 	uint64_t key;
@@ -68,12 +74,20 @@ struct cache_shape *cache_shapes_put(struct cache_shapes *s, uint64_t key, struc
 void cache_shapes_drop_table(struct cache_shapes *s, const struct cache_table *t);
 size_t cache_shapes_count(const struct cache_shapes *s);
 
+/* A comparison of vecgate's answer with TiDB's starts (one at a time). */
+void cache_shape_verify_start(struct cache_shape *sh);
+/* It ended: match makes the shape VERIFIED as of now_ms; a mismatch counts
+ * towards REJECTED. ok false: nothing was compared (out of memory). */
+void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, uint64_t now_ms);
+/* TiDB answered a VERIFIED shape's user again: the proof is renewed. */
+void cache_shape_renew(struct cache_shape *sh, uint64_t now_ms);
+
 /* The nth definition payload of a shape. */
 const uint8_t *cache_shape_def(const struct cache_shape *sh, uint32_t nth, uint32_t *len);
 
 struct vec_hit;
 
-/* Compares TiDB's rows with vecgate's, tie-aware (TIDB-FACTS 5). Each buffer
+/* Compares TiDB's rows with vecgate's, tie-aware (docs/tidb.md §5). Each buffer
  * holds row payloads, each prefixed by its u32 length; hits are vecgate's
  * rows with their distances. Rows form groups of equal distance (by hits):
  * a group must hold the same rows in any order (TiDB's order among exact

@@ -11,14 +11,8 @@
 
 #include <mysql.h>
 
+#include "core/clock.h"
 #include "vec/vec.h"
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void snapshot_free(struct cache_snapshot *s)
 {
@@ -208,7 +202,7 @@ static char *quote_ident(const char *name, char *out, size_t n)
 struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, char *err,
                                            size_t errlen)
 {
-	uint64_t t0 = mono_ms();
+	uint64_t t0 = core_now_ms();
 	struct cache_snapshot *s = calloc(1, sizeof(*s));
 	struct buf rows;
 	struct buf offs;
@@ -245,7 +239,7 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 	char q[1600], qd[520], qt[520];
 	snprintf(q, sizeof(q), "SELECT * FROM %s.%s", quote_ident(spec->db, qd, sizeof(qd)),
 	         quote_ident(spec->table, qt, sizeof(qt)));
-	s->loaded_ms = mono_ms();
+	s->loaded_ms = core_now_ms();
 	if (mysql_query(my, q) != 0 || !(res = mysql_use_result(my))) {
 		seterr(err, errlen, "%s: %s", q, mysql_error(my));
 		goto failed;
@@ -311,7 +305,7 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 	s->row_off = (size_t *)offs.data;
 	s->bytes = sizeof(*s) + s->n_cols * sizeof(*s->cols) + rows.len + offs.len +
 	           vec_table_bytes(s->vecs);
-	s->load_ms = mono_ms() - t0;
+	s->load_ms = core_now_ms() - t0;
 	return s;
 nomem:
 	seterr(err, errlen, "out of memory");

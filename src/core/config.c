@@ -70,6 +70,14 @@ static const struct key keys[] = {
          F(server.max_client_conns),
          "Most client connections at once, over all workers. Further clients get MySQL error "
          "1040 (Too many connections)."},
+        {"server", "max_pending_logins", T_INT, "64", "1", "100000", NULL, RELOAD, false,
+         F(server.max_pending_logins),
+         "Most clients at once between connecting and the end of their login that hold a "
+         "TiDB connection (each login needs one: the greeting carries its salt). Further "
+         "clients wait for a slot, oldest first, holding none; handshake_timeout still "
+         "applies to them. Logged-in sessions do not count. Keep it well under the "
+         "server's connection limit (max_connections, 151 by default on MySQL and "
+         "MariaDB)."},
         {"server", "max_packet_size", T_SIZE, "1G", "1K", "1G", NULL, RESTART, false,
          F(server.max_packet_size),
          "Largest MySQL payload (a statement, after joining split packets) accepted from a "
@@ -79,7 +87,10 @@ static const struct key keys[] = {
          F(server.write_buffer_limit),
          "Bytes waiting to be sent to a slow reader (client or TiDB) before vecgate stops "
          "reading from the other side, so a slow client never makes vecgate hold a whole "
-         "result set in memory."},
+         "result set in memory. It also bounds what a client sends ahead of the session "
+         "(pipelined commands while a statement runs): past it, vecgate stops reading from "
+         "that client until the session has consumed them. One statement still being "
+         "received may grow up to max_packet_size."},
         {"server", "handshake_timeout", T_DURATION, "10s", "100ms", "10m", NULL, RELOAD, false,
          F(server.handshake_timeout),
          "Time a client has from connecting to the end of its login, TLS included."},
@@ -180,6 +191,12 @@ static const struct key keys[] = {
          "their table changes. 0 turns the result cache off."},
         {"cache", "load_timeout", T_DURATION, "10m", "1s", "24h", NULL, RELOAD, false,
          F(cache.load_timeout), "Longest time one snapshot load may take before it is abandoned."},
+        {"cache", "max_tables", T_INT, "32", "1", "100000", NULL, RESTART, false,
+         F(cache.max_tables),
+         "With tables = auto: most tables admitted at once. A table is admitted only after "
+         "the database answered a kNN query on it, never from a system schema (mysql, "
+         "information_schema, performance_schema, metrics_schema, sys); one whose load fails "
+         "is forgotten and not admitted again for a back-off that doubles with each failure."},
 
         {"admin", "listen", T_ADDR, "127.0.0.1:9100", NULL, NULL, NULL, RESTART, true,
          F(admin.listen),

@@ -58,6 +58,7 @@ struct config {
 		int workers;
 		int backlog;
 		int max_client_conns;
+		int max_pending_logins;
 		uint64_t max_packet_size;
 		uint64_t write_buffer_limit;
 		uint64_t handshake_timeout;
@@ -94,6 +95,7 @@ struct config {
 		uint64_t max_staleness;
 		uint64_t result_cache_size;
 		uint64_t load_timeout;
+		int max_tables;
 	} cache;
 	struct {
 		struct config_addr listen;

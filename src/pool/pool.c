@@ -4,9 +4,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <assert.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "proto/mysql.h"
 #include "proto/packet.h"
@@ -20,8 +21,8 @@ struct pool_server {
 	char host[256];
 	int port;
 	char name[300];
-	struct upstream *spares;  /* UP_SPARE, newest first */
-	struct upstream *pending; /* connecting, greeting or TLS */
+	struct list_node spares;  /* UP_SPARE, newest first */
+	struct list_node pending; /* connecting, greeting or TLS */
 	int n_spares;
 	int n_pending;
 	bool healthy;
@@ -38,7 +39,7 @@ struct pool {
 	struct pool_server *servers;
 	int n_servers;
 	int rr;
-	struct pool_waiter *waiters_head, *waiters_tail;
+	struct list_node waiters; /* oldest first */
 	int n_waiters;
 	struct net_timer maint;
 	bool shutting_down;
@@ -49,42 +50,46 @@ static void dispatch(struct pool *p);
 
 uint64_t pool_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return core_now_ms();
 }
 
-static void list_add(struct upstream **head, struct upstream *u)
+static bool pending_state(enum upstream_state st)
 {
-	u->prev = NULL;
-	u->next = *head;
-	if (*head)
-		(*head)->prev = u;
-	*head = u;
+	return st == UP_CONNECTING || st == UP_GREETING || st == UP_TLS;
 }
 
-static void list_del(struct upstream **head, struct upstream *u)
-{
-	if (u->prev)
-		u->prev->next = u->next;
-	else
-		*head = u->next;
-	if (u->next)
-		u->next->prev = u->prev;
-	u->next = u->prev = NULL;
-}
-
-/* Takes u off whatever list its state puts it on. */
-static void detach(struct upstream *u)
+/* The only place an upstream changes state: asserts the transition is one
+ * the lifecycle allows and keeps the server's lists and counts in step. */
+static void set_state(struct upstream *u, enum upstream_state st)
 {
 	struct pool_server *s = u->server;
-	if (u->state == UP_SPARE) {
-		list_del(&s->spares, u);
+	enum upstream_state from = u->state;
+	assert(st == UP_CLOSING || (from == UP_CONNECTING && st == UP_GREETING) ||
+	       (from == UP_GREETING && (st == UP_TLS || st == UP_SPARE)) ||
+	       (from == UP_TLS && st == UP_SPARE) || (from == UP_SPARE && st == UP_BOUND));
+	assert(from != UP_CLOSING);
+	if (from == UP_SPARE) {
+		list_remove(&u->link);
 		s->n_spares--;
-	} else if (u->state == UP_CONNECTING || u->state == UP_GREETING || u->state == UP_TLS) {
-		list_del(&s->pending, u);
+	} else if (pending_state(from) && !pending_state(st)) {
+		list_remove(&u->link);
 		s->n_pending--;
 	}
+	u->state = st;
+	if (st == UP_SPARE) {
+		list_push_front(&s->spares, &u->link);
+		s->n_spares++;
+	}
+}
+
+static struct upstream *first_upstream(const struct list_node *head)
+{
+	return list_entry(list_first(head), struct upstream, link);
+}
+
+static struct pool_waiter *first_waiter(const struct pool *p)
+{
+	return list_entry(list_first(&p->waiters), struct pool_waiter, link);
 }
 
 static void upstream_free(struct upstream *u)
@@ -99,8 +104,7 @@ void upstream_close(struct upstream *u)
 {
 	if (u->state == UP_CLOSING)
 		return;
-	detach(u);
-	u->state = UP_CLOSING;
+	set_state(u, UP_CLOSING);
 	if (u->conn) {
 		u->conn->cb = up_event_cb;
 		u->conn->data = u;
@@ -132,8 +136,8 @@ static void server_failed(struct pool_server *s, const char *what)
 		return;
 	char msg[400];
 	snprintf(msg, sizeof(msg), "upstream %s: %s", s->name, what);
-	while (p->waiters_head) {
-		struct pool_waiter *w = p->waiters_head;
+	struct pool_waiter *w;
+	while ((w = first_waiter(p))) {
 		pool_cancel(p, w);
 		w->cb(w, NULL, msg);
 	}
@@ -150,12 +154,8 @@ static void up_fail(struct upstream *u, const char *what)
 static void became_ready(struct upstream *u)
 {
 	struct pool_server *s = u->server;
-	list_del(&s->pending, u);
-	s->n_pending--;
-	u->state = UP_SPARE;
+	set_state(u, UP_SPARE);
 	u->ready_ms = pool_now_ms();
-	list_add(&s->spares, u);
-	s->n_spares++;
 	if (!s->healthy)
 		log_info("upstream %s: reachable again", s->name);
 	s->healthy = true;
@@ -218,7 +218,7 @@ static void on_greeting(struct upstream *u)
 		up_fail(u, "could not start TLS");
 		return;
 	}
-	u->state = UP_TLS;
+	set_state(u, UP_TLS);
 }
 
 int upstream_start_tls(struct upstream *u, uint32_t caps, uint32_t max_packet, uint8_t charset)
@@ -252,7 +252,7 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 			up_fail(u, msg);
 			return;
 		}
-		u->state = UP_GREETING;
+		set_state(u, UP_GREETING);
 		u->server->connects++;
 		net_keepalive(c, u->server->pool->opt.keepalive_s);
 		break;
@@ -303,6 +303,7 @@ static void open_one(struct pool_server *s)
 		return;
 	u->server = s;
 	u->state = UP_CONNECTING;
+	list_init(&u->link);
 	u->created_ms = pool_now_ms();
 	buf_init(&u->greeting_raw);
 	u->conn = net_connect(p->loop, s->host, s->port, up_event_cb, u);
@@ -310,7 +311,7 @@ static void open_one(struct pool_server *s)
 		upstream_free(u);
 		return;
 	}
-	list_add(&s->pending, u);
+	list_push_front(&s->pending, &u->link);
 	s->n_pending++;
 }
 
@@ -348,12 +349,11 @@ static struct upstream *take_spare(struct pool *p)
 {
 	for (int k = 0; k < p->n_servers; k++) {
 		struct pool_server *s = &p->servers[(p->rr + k) % p->n_servers];
-		if (!s->spares)
+		struct upstream *u = first_upstream(&s->spares);
+		if (!u)
 			continue;
 		p->rr = (p->rr + k + 1) % p->n_servers;
-		struct upstream *u = s->spares;
-		detach(u);
-		u->state = UP_BOUND;
+		set_state(u, UP_BOUND);
 		s->handed_out++;
 		return u;
 	}
@@ -362,11 +362,11 @@ static struct upstream *take_spare(struct pool *p)
 
 static void dispatch(struct pool *p)
 {
-	while (p->waiters_head) {
+	while (!list_empty(&p->waiters)) {
 		struct upstream *u = take_spare(p);
 		if (!u)
 			break;
-		struct pool_waiter *w = p->waiters_head;
+		struct pool_waiter *w = first_waiter(p);
 		pool_cancel(p, w);
 		w->cb(w, u, NULL);
 	}
@@ -376,19 +376,13 @@ static void dispatch(struct pool *p)
 void pool_acquire(struct pool *p, struct pool_waiter *w)
 {
 	w->since_ms = pool_now_ms();
-	struct upstream *u = p->waiters_head ? NULL : take_spare(p);
+	struct upstream *u = list_empty(&p->waiters) ? take_spare(p) : NULL;
 	if (u) {
 		refill(p);
 		w->cb(w, u, NULL);
 		return;
 	}
-	w->next = NULL;
-	w->prev = p->waiters_tail;
-	if (p->waiters_tail)
-		p->waiters_tail->next = w;
-	else
-		p->waiters_head = w;
-	p->waiters_tail = w;
+	list_push_back(&p->waiters, &w->link);
 	w->queued = true;
 	p->n_waiters++;
 	refill(p);
@@ -398,15 +392,7 @@ void pool_cancel(struct pool *p, struct pool_waiter *w)
 {
 	if (!w->queued)
 		return;
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		p->waiters_head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		p->waiters_tail = w->prev;
-	w->next = w->prev = NULL;
+	list_remove(&w->link);
 	w->queued = false;
 	p->n_waiters--;
 }
@@ -419,22 +405,34 @@ static void maint_cb(struct net_timer *t)
 		struct pool_server *s = &p->servers[i];
 		/* Retire spares before the server would give up on their
 		 * unanswered greeting; refill() replaces them. */
-		struct upstream *u = s->spares, *next;
-		for (; u; u = next) {
-			next = u->next;
+		struct list_node *pos, *tmp;
+		list_for_each_safe(pos, tmp, &s->spares)
+		{
+			struct upstream *u = container_of(pos, struct upstream, link);
 			if (now - u->ready_ms >= p->opt.spare_max_age_ms) {
 				s->retired++;
 				upstream_close(u);
 			}
 		}
-		for (u = s->pending; u; u = next) {
-			next = u->next;
-			if (now - u->created_ms >= p->opt.connect_timeout_ms)
-				up_fail(u, "connect timeout");
+		/* up_fail() refills, which may add connections to this list:
+		 * walk it afresh after each failure (new ones are not due). */
+		bool again = true;
+		while (again) {
+			again = false;
+			list_for_each_safe(pos, tmp, &s->pending)
+			{
+				struct upstream *u = container_of(pos, struct upstream, link);
+				if (u->created_ms <= now &&
+				    now - u->created_ms >= p->opt.connect_timeout_ms) {
+					up_fail(u, "connect timeout");
+					again = true;
+					break;
+				}
+			}
 		}
 	}
-	while (p->waiters_head && now - p->waiters_head->since_ms >= p->opt.connect_timeout_ms) {
-		struct pool_waiter *w = p->waiters_head;
+	struct pool_waiter *w;
+	while ((w = first_waiter(p)) && now - w->since_ms >= p->opt.connect_timeout_ms) {
 		pool_cancel(p, w);
 		w->cb(w, NULL, "timed out waiting for an upstream connection");
 	}
@@ -479,11 +477,14 @@ struct pool *pool_new(uv_loop_t *loop, const struct pool_options *opt, char *err
 	}
 	p->loop = loop;
 	p->opt = *opt;
+	list_init(&p->waiters);
 	p->n_servers = opt->n_servers;
 	for (int i = 0; i < p->n_servers; i++) {
 		struct pool_server *s = &p->servers[i];
 		s->pool = p;
 		s->healthy = true;
+		list_init(&s->spares);
+		list_init(&s->pending);
 		if (!split_host_port(opt->servers[i], s->host, sizeof(s->host), &s->port)) {
 			snprintf(err, errlen, "bad upstream address '%s'", opt->servers[i]);
 			free(p->servers);
@@ -521,13 +522,14 @@ void pool_shutdown(struct pool *p)
 	net_timer_stop(&p->maint);
 	for (int i = 0; i < p->n_servers; i++) {
 		struct pool_server *s = &p->servers[i];
-		while (s->spares)
-			upstream_close(s->spares);
-		while (s->pending)
-			upstream_close(s->pending);
+		struct upstream *u;
+		while ((u = first_upstream(&s->spares)))
+			upstream_close(u);
+		while ((u = first_upstream(&s->pending)))
+			upstream_close(u);
 	}
-	while (p->waiters_head) {
-		struct pool_waiter *w = p->waiters_head;
+	struct pool_waiter *w;
+	while ((w = first_waiter(p))) {
 		pool_cancel(p, w);
 		w->cb(w, NULL, "vecgate is shutting down");
 	}

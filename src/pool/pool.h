@@ -10,12 +10,16 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/list.h"
 #include "net/net.h"
 #include "proto/handshake.h"
 
 struct pool;
 struct pool_server;
 
+/* Every change goes through one setter in pool.c, which checks that the
+ * transition is legal and moves the connection between its server's lists
+ * (pending: CONNECTING, GREETING, TLS; spares: SPARE; none otherwise). */
 enum upstream_state {
 	UP_CONNECTING, /* TCP connect in flight */
 	UP_GREETING,   /* waiting for the server's greeting */
@@ -40,13 +44,13 @@ struct upstream {
 	bool tls_late;
 	uint64_t created_ms;
 	uint64_t ready_ms;
-	struct upstream *next, *prev; /* the server's spare or pending list */
+	struct list_node link; /* on the server's spare or pending list */
 };
 
 /* A session waiting for an upstream connection. */
 struct pool_waiter {
 	void (*cb)(struct pool_waiter *w, struct upstream *up, const char *err);
-	struct pool_waiter *next, *prev;
+	struct list_node link; /* on the pool's waiters while queued */
 	uint64_t since_ms;
 	bool queued;
 };

@@ -92,6 +92,10 @@ static int on_err(struct proto_resp *r, const uint8_t *p, size_t n)
 		return fail(r);
 	r->is_err = true;
 	r->err_code = e.code;
+	/* An ERR inside a result set ends that result, which then failed. */
+	bool in_set = r->state == PROTO_RESP_ST_COLUMNS || r->state == PROTO_RESP_ST_COLUMNS_EOF ||
+	              r->state == PROTO_RESP_ST_ROWS;
+	r->results_before_err = r->results - (in_set && r->results ? 1u : 0u);
 	r->cursor_open = false;
 	/* An ERR ends every response: no further result follows. */
 	r->status &= (uint16_t)~PROTO_STATUS_MORE_RESULTS_EXISTS;
@@ -295,7 +299,7 @@ static int simple(struct proto_resp *r, const uint8_t *p, size_t n)
 	return fail(r);
 }
 
-int proto_resp_feed(struct proto_resp *r, const uint8_t *p, size_t n)
+static int feed(struct proto_resp *r, const uint8_t *p, size_t n)
 {
 	if (n == 0 && r->state != PROTO_RESP_ST_STATISTICS)
 		return fail(r);
@@ -338,6 +342,41 @@ int proto_resp_feed(struct proto_resp *r, const uint8_t *p, size_t n)
 		/* IDLE, INFILE (the client's turn), DONE, BROKEN */
 		return fail(r);
 	}
+}
+
+/* What the packet just fed was, from the state it arrived in and the state
+ * it left: one result-set reader for every consumer (the relay, capture). */
+static enum proto_pkt_role role_of(const struct proto_resp *r, enum proto_resp_state before, int rc)
+{
+	if (rc < 0)
+		return PROTO_ROLE_NONE;
+	if (r->is_err && r->state == PROTO_RESP_ST_DONE)
+		return PROTO_ROLE_ERR;
+	switch (before) {
+	case PROTO_RESP_ST_FIRST:
+		if (r->state == PROTO_RESP_ST_COLUMNS)
+			return PROTO_ROLE_COLUMN_COUNT;
+		return rc == PROTO_RESP_INFILE ? PROTO_ROLE_OTHER : PROTO_ROLE_OK;
+	case PROTO_RESP_ST_COLUMNS:
+		return PROTO_ROLE_COLUMN_DEF;
+	case PROTO_RESP_ST_COLUMNS_EOF:
+		return r->state == PROTO_RESP_ST_ROWS ? PROTO_ROLE_COLUMNS_END
+		                                      : PROTO_ROLE_RESULT_END;
+	case PROTO_RESP_ST_ROWS:
+		return r->state == PROTO_RESP_ST_ROWS ? PROTO_ROLE_ROW : PROTO_ROLE_RESULT_END;
+	case PROTO_RESP_ST_INFILE_REPLY:
+		return PROTO_ROLE_OK;
+	default:
+		return PROTO_ROLE_OTHER;
+	}
+}
+
+int proto_resp_feed(struct proto_resp *r, const uint8_t *p, size_t n)
+{
+	enum proto_resp_state before = r->state;
+	int rc = feed(r, p, n);
+	r->role = role_of(r, before, rc);
+	return rc;
 }
 
 int proto_resp_infile_done(struct proto_resp *r)

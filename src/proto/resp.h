@@ -17,6 +17,20 @@ enum {
 	PROTO_RESP_INFILE = 2, /* LOCAL INFILE: relay the client's file packets */
 };
 
+/* What the last packet fed was (proto_resp.role). */
+enum proto_pkt_role {
+	PROTO_ROLE_NONE,         /* nothing fed yet, or the packet was impossible */
+	PROTO_ROLE_OK,           /* an OK that is a whole result (or the infile reply) */
+	PROTO_ROLE_ERR,          /* the ERR that ends the response */
+	PROTO_ROLE_COLUMN_COUNT, /* a result set's first packet */
+	PROTO_ROLE_COLUMN_DEF,   /* one of its column definitions */
+	PROTO_ROLE_COLUMNS_END,  /* the EOF after them (without DEPRECATE_EOF) */
+	PROTO_ROLE_ROW,          /* a row, text or binary */
+	PROTO_ROLE_RESULT_END,   /* the EOF or OK-as-EOF that ends a result set (or an
+	                          * opened cursor's EOF after the definitions) */
+	PROTO_ROLE_OTHER,        /* anything else: prepare, field list, statistics, infile */
+};
+
 enum proto_resp_state {
 	PROTO_RESP_ST_IDLE,             /* nothing started; any packet is an error */
 	PROTO_RESP_ST_FIRST,            /* a result's first packet: OK, ERR, LOCAL INFILE
@@ -47,6 +61,7 @@ struct proto_resp {
 	bool binary;           /* rows are binary protocol rows (always start 0x00) */
 	bool cursor_requested; /* COM_STMT_EXECUTE asked for a cursor */
 	uint64_t cols_left;
+	enum proto_pkt_role role; /* of the packet fed last */
 
 	/* Results, complete after PROTO_RESP_DONE. status is the last status
 	 * seen by any response (an ERR, COM_STATISTICS or a prepare under
@@ -59,7 +74,11 @@ struct proto_resp {
 	uint16_t err_code;
 	uint64_t affected_rows; /* from the last OK (0 after an EOF) */
 	uint64_t last_insert_id;
-	unsigned results;     /* OKs and result sets */
+	unsigned results; /* OKs and result sets */
+	/* With is_err: the results that ended well before the ERR. A
+	 * multi-statement COM_QUERY stops at its first failing statement, so
+	 * with one result per statement this is that statement's index. */
+	unsigned results_before_err;
 	unsigned result_sets; /* results with columns */
 	uint64_t rows;        /* rows in all result sets */
 	bool cursor_open;     /* COM_STMT_EXECUTE opened a server-side cursor */

@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "admin/metrics.h"
+#include "core/metrics.h"
 #include "cache/cache.h"
 #include "cache/rcache.h"
 #include "cache/serve.h"
@@ -19,6 +19,7 @@
 #include "proto/mysql.h"
 #include "proto/packet.h"
 #include "proto/packets.h"
+#include "proto/resp.h"
 #include "session/session.h"
 #include "sql/classify.h"
 #include "sql/knn.h"
@@ -143,6 +144,12 @@ struct sess_cache {
 	 * answers are captured and served per value (TiDB's definitions carry
 	 * the connection's collation). */
 	uint64_t settings;
+	/* The session's active roles: 0 for the ones a login gets, else a hash
+	 * of the SET ROLE statement the server last accepted (each replaces the
+	 * whole set). Part of every proof's key: a proof made under one role
+	 * never answers a session without it. When vecgate cannot be sure who
+	 * the session is (see identity_private), a value no other session has. */
+	uint64_t roles;
 	bool serving_ok;
 	unsigned lexflags;
 	struct cache_table *txn[MAX_TXN_TABLES];
@@ -161,6 +168,10 @@ struct sess_cache {
 	char pending_db[256];
 	bool pending_db_set;
 	struct capture *cap;
+	/* A kNN query on a table not cached yet: admitted (tables = auto) only
+	 * if the database answers it. */
+	bool admit_pending;
+	char admit_db[256], admit_table[256], admit_column[256];
 	int jobs;      /* serve jobs on pool threads */
 	bool detached; /* the session is gone; the last job frees this */
 	struct stmt *stmts;
@@ -234,6 +245,7 @@ static void clear_command(struct sess_cache *kc)
 	kc->cls_unknown = false;
 	kc->exec_stmt = NULL;
 	kc->pending_db_set = false;
+	kc->admit_pending = false;
 	capture_free(kc->cap);
 	kc->cap = NULL;
 }
@@ -272,6 +284,7 @@ void sess_cache_login(struct sess_cache *kc, const char *user, const char *db, s
 	}
 	kc->charset = charset;
 	kc->settings = charset;
+	kc->roles = 0;
 }
 
 /* ---- transactions and writes ---- */
@@ -405,59 +418,150 @@ static bool set_names_utf8mb4(struct sess_cache *kc, const char *p, size_t n)
 	return true;
 }
 
+/* vecgate cannot be sure who the session is any more (a refused change of
+ * user, a SET ROLE whose outcome is unknown, a statement it does not
+ * understand, such as EXECUTE of a prepared USE or SET ROLE): from now on its
+ * proofs are its own, made again by the database, and shared with no other
+ * session, until it logs in again or resets. */
+static void identity_private(struct sess_cache *kc)
+{
+	static uint64_t seq;
+	seq++;
+	kc->roles = XXH3_64bits_withSeed(&seq, sizeof(seq), 0x707269766174u) | 1u;
+}
+
+/* What a statement the server refused, or never ran, may still have done:
+ * only effects that make vecgate answer less from memory are applied (a
+ * write or DDL marks its tables stale, settings stop answers, grants void
+ * proofs). The session's database and roles stay as the server kept them. */
+static void account_failed(struct sess_cache *kc, const char *text, const struct sql_class *c)
+{
+	switch (c->kind) {
+	case SQL_KIND_UNKNOWN:
+		/* It may have done part of its work before failing (CALL). */
+		kc->txn_all = true;
+		kc->db_known = false;
+		identity_private(kc);
+		break;
+	case SQL_KIND_WRITE:
+		for_tables(kc, text, c, note_write, false);
+		break;
+	case SQL_KIND_DDL:
+		if (c->flags & SQL_CF_TEMPORARY)
+			kc->serving_ok = false;
+		else
+			for_tables(kc, text, c, note_ddl, true);
+		break;
+	case SQL_KIND_SET:
+		if (c->set_flags & (SETTINGS_THAT_STOP_SERVING | SQL_SETF_CHARSET))
+			kc->serving_ok = false;
+		break;
+	case SQL_KIND_ACL:
+		cache_shapes_drop_table(kc->pc->shapes, NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+/* A statement the server accepted. */
+static void account_ok(struct sess_cache *kc, const char *text, const struct sql_class *c)
+{
+	switch (c->kind) {
+	case SQL_KIND_UNKNOWN:
+		/* It may have written anything, changed the database or the
+		 * roles (MariaDB and TiDB can EXECUTE a prepared USE). */
+		kc->txn_all = true;
+		kc->db_known = false;
+		identity_private(kc);
+		break;
+	case SQL_KIND_WRITE:
+		for_tables(kc, text, c, note_write, false);
+		break;
+	case SQL_KIND_DDL:
+		/* DDL commits what came before it, then changes tables. A
+		 * session's TEMPORARY table hides a cached table of its name
+		 * from this session. */
+		txn_commit(kc);
+		if (c->flags & SQL_CF_TEMPORARY)
+			kc->serving_ok = false;
+		else
+			for_tables(kc, text, c, note_ddl, true);
+		break;
+	case SQL_KIND_BEGIN:
+	case SQL_KIND_COMMIT:
+		txn_commit(kc);
+		break;
+	case SQL_KIND_ROLLBACK:
+		txn_discard(kc);
+		break;
+	case SQL_KIND_SET:
+		if (c->set_flags == SQL_SETF_CHARSET &&
+		    set_names_utf8mb4(kc, text + c->off, c->len))
+			break;
+		if (c->set_flags & SETTINGS_THAT_STOP_SERVING)
+			kc->serving_ok = false;
+		break;
+	case SQL_KIND_USE:
+		kc->db_known = sql_name_copy(text, &c->db, kc->db, sizeof(kc->db)) == 0;
+		break;
+	case SQL_KIND_ROLE:
+		kc->roles = XXH3_64bits_withSeed(text + c->off, c->len, 0x726f6c6573u) | 1u;
+		break;
+	case SQL_KIND_ACL:
+		/* Who may read what changed: every proof is void. */
+		cache_shapes_drop_table(kc->pc->shapes, NULL);
+		break;
+	default:
+		break;
+	}
+}
+
 /* Walks the statements of a finished COM_QUERY (or a prepared one) in
- * order, with what each did to the transaction. */
+ * order, with what the server did with each: with no error every statement
+ * ran; a multi-statement packet stops at its first error, so with one
+ * result per statement the statement at index `results` failed and the
+ * ones after it never ran (docs/design.md, "Who may see cached rows"). A
+ * statement that may give several results (CALL, anything not understood)
+ * before the failure hides which one failed: then USE and SET ROLE leave the
+ * session's database and identity unknown. */
 static void account_statements(struct sess_cache *kc, const char *text, const struct sql_class *cls,
-                               size_t n, bool unknown)
+                               size_t n, bool unknown, bool is_err, unsigned results)
 {
 	if (unknown) {
 		kc->txn_all = true;
+		kc->db_known = false;
+		identity_private(kc);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct sql_class *c = &cls[i];
-		switch (c->kind) {
-		case SQL_KIND_UNKNOWN:
-			kc->txn_all = true;
-			break;
-		case SQL_KIND_WRITE:
-			for_tables(kc, text, c, note_write, false);
-			break;
-		case SQL_KIND_DDL:
-			/* DDL commits what came before it, then changes tables. A
-			 * session's TEMPORARY table hides a cached table of its
-			 * name from this session. */
-			txn_commit(kc);
-			if (c->flags & SQL_CF_TEMPORARY)
-				kc->serving_ok = false;
-			else
-				for_tables(kc, text, c, note_ddl, true);
-			break;
-		case SQL_KIND_BEGIN:
-		case SQL_KIND_COMMIT:
-			txn_commit(kc);
-			break;
-		case SQL_KIND_ROLLBACK:
-			txn_discard(kc);
-			break;
-		case SQL_KIND_SET:
-			if (c->set_flags == SQL_SETF_CHARSET &&
-			    set_names_utf8mb4(kc, text + c->off, c->len))
-				break;
-			if (c->set_flags & SETTINGS_THAT_STOP_SERVING)
-				kc->serving_ok = false;
-			break;
-		case SQL_KIND_USE:
-			kc->db_known = sql_name_copy(text, &c->db, kc->db, sizeof(kc->db)) == 0;
-			break;
-		case SQL_KIND_ACL:
-			/* Who may read what changed: every proof is void. */
-			cache_shapes_drop_table(kc->pc->shapes, NULL);
-			break;
-		default:
-			break;
-		}
+	size_t ok = n;
+	bool sure = true;
+	if (is_err) {
+		ok = results < n ? results : 0;
+		sure = results < n;
+		for (size_t i = 0; i < ok && sure; i++)
+			sure = cls[i].kind != SQL_KIND_UNKNOWN;
+		if (!sure)
+			ok = 0;
 	}
+	for (size_t i = 0; i < n; i++) {
+		if (i < ok) {
+			account_ok(kc, text, &cls[i]);
+			continue;
+		}
+		account_failed(kc, text, &cls[i]);
+		if (!sure && cls[i].kind == SQL_KIND_USE)
+			kc->db_known = false;
+		if (!sure && cls[i].kind == SQL_KIND_ROLE)
+			identity_private(kc);
+	}
+}
+
+/* The session's settings and active roles, for the key of a proof. */
+static uint64_t identity_settings(const struct sess_cache *kc)
+{
+	return kc->roles ? XXH3_64bits_withSeed(&kc->roles, sizeof(kc->roles), kc->settings)
+	                 : kc->settings;
 }
 
 /* ---- answers ---- */
@@ -737,7 +841,10 @@ static void capture_finish(struct sess_cache *kc, uint16_t status)
 		sh->verified_ms = cache_now_ms();
 		return;
 	}
-	if (!sh || sh->state == CACHE_SHAPE_PENDING) {
+	/* A shape captured before the table's definition may have changed
+	 * (DDL, or a statement vecgate could not attribute) is captured and
+	 * compared again, like a new one. */
+	if (!sh || sh->state == CACHE_SHAPE_PENDING || sh->schema_version != c->schema_version) {
 		if (sh && sh->verifying)
 			return;
 		int mismatches = sh ? sh->mismatches : 0;
@@ -832,7 +939,9 @@ static void start_capture(struct sess_cache *kc, const char *sql, size_t sql_len
 	size_t off = 0;
 	for (size_t i = 0; i < nparams; i++) {
 		c->params[i] = params[i];
-		memcpy(c->param_text + off, params[i].p, params[i].n);
+		/* A NULL parameter has no text (p is NULL, n is 0). */
+		if (params[i].n)
+			memcpy(c->param_text + off, params[i].p, params[i].n);
 		c->params[i].p = c->param_text + off;
 		off += params[i].n;
 	}
@@ -877,11 +986,17 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 		return bypass(&k, "name");
 	struct cache *cache = kc->pc->cache;
 	struct cache_table *t = cache_find(cache, db, strlen(db), table, strlen(table));
-	if (!t && cache_auto_admit(cache))
-		t = cache_admit(cache, db, strlen(db), table, strlen(table), column,
-		                strlen(column));
-	if (!t)
+	if (!t) {
+		/* Admitted only once the database has answered this query for
+		 * this client: a name nobody may read is never loaded. */
+		if (cache_may_admit(cache, db, strlen(db), table, strlen(table))) {
+			kc->admit_pending = true;
+			snprintf(kc->admit_db, sizeof(kc->admit_db), "%s", db);
+			snprintf(kc->admit_table, sizeof(kc->admit_table), "%s", table);
+			snprintf(kc->admit_column, sizeof(kc->admit_column), "%s", column);
+		}
 		return bypass(&k, "not_cached");
+	}
 	if (!kc->serving_ok)
 		return bypass(&k, "session_settings");
 	if (txn_has(kc, t))
@@ -890,8 +1005,8 @@ static bool try_serve(struct sess_cache *kc, const char *sql, size_t n, bool bin
 	if (why)
 		return bypass(&k, why);
 	bool deprecate_eof = s->caps & PROTO_CLIENT_DEPRECATE_EOF;
-	uint64_t key = cache_shape_key(k.shape, kc->user, kc->db_known ? kc->db : "", kc->settings,
-	                               binary, deprecate_eof);
+	uint64_t key = cache_shape_key(k.shape, kc->user, kc->db_known ? kc->db : "",
+	                               identity_settings(kc), binary, deprecate_eof);
 	struct cache_shape *sh = cache_shapes_find(kc->pc->shapes, key);
 	if (sh && sh->state == CACHE_SHAPE_REJECTED)
 		return bypass(&k, "rejected_shape");
@@ -1192,27 +1307,26 @@ void sess_cache_response_packet(struct sess_cache *kc, const uint8_t *p, size_t 
 	}
 }
 
-void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t status, uint32_t stmt_id,
-                              uint16_t num_params)
+void sess_cache_response_done(struct sess_cache *kc, const struct proto_resp *r, uint16_t status)
 {
+	bool is_err = r->is_err;
+	uint32_t stmt_id = r->stmt_id;
+	uint16_t num_params = r->num_params;
 	kc->lexflags =
 	        status & PROTO_STATUS_NO_BACKSLASH_ESCAPES ? SQL_LEX_NO_BACKSLASH_ESCAPES : 0;
 	switch (kc->cmd) {
 	case PROTO_COM_QUERY:
-		if (kc->text)
-			account_statements(kc, kc->text, kc->cls, kc->ncls, kc->cls_unknown);
-		else
-			kc->txn_all = true;
+		account_statements(kc, kc->text, kc->cls, kc->ncls, kc->cls_unknown || !kc->text,
+		                   is_err, r->results_before_err);
 		break;
 	case PROTO_COM_STMT_EXECUTE: {
 		struct stmt *st = kc->exec_stmt;
 		struct sql_class cls[MAX_STATEMENTS];
-		size_t count;
-		if (!st ||
-		    sql_classify(st->sql, st->len, kc->lexflags, cls, MAX_STATEMENTS, &count) < 0)
-			kc->txn_all = true;
-		else
-			account_statements(kc, st->sql, cls, count, false);
+		size_t count = 0;
+		bool unknown = !st || sql_classify(st->sql, st->len, kc->lexflags, cls,
+		                                   MAX_STATEMENTS, &count) < 0;
+		account_statements(kc, st ? st->sql : NULL, cls, count, unknown, is_err,
+		                   r->results_before_err);
 		break;
 	}
 	case PROTO_COM_STMT_PREPARE:
@@ -1245,6 +1359,11 @@ void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t statu
 	/* Outside a transaction now: what the session wrote is committed. */
 	if (!(status & PROTO_STATUS_IN_TRANS))
 		txn_commit(kc);
+	/* The database answered a kNN query on a table not cached yet. */
+	if (kc->admit_pending && !is_err && r->result_sets > 0)
+		cache_admit(kc->pc->cache, kc->admit_db, strlen(kc->admit_db), kc->admit_table,
+		            strlen(kc->admit_table), kc->admit_column, strlen(kc->admit_column));
+	kc->admit_pending = false;
 	if (kc->cap) {
 		if (!is_err && kc->cap->phase == 4)
 			capture_finish(kc, status);
@@ -1260,6 +1379,7 @@ void sess_cache_reset(struct sess_cache *kc)
 	txn_discard(kc);
 	kc->serving_ok = true;
 	kc->settings = kc->charset;
+	kc->roles = 0;
 	while (kc->stmts) {
 		struct stmt *st = kc->stmts;
 		kc->stmts = st->next;
@@ -1271,4 +1391,11 @@ void sess_cache_changed_user(struct sess_cache *kc, const char *user, const char
 {
 	sess_cache_reset(kc);
 	sess_cache_login(kc, user, db, db_len, kc->charset);
+}
+
+void sess_cache_change_user_failed(struct sess_cache *kc)
+{
+	/* Servers differ on who the session is after a refused change of user
+	 * (MariaDB keeps the old one): vecgate does not guess. */
+	identity_private(kc);
 }

@@ -15,6 +15,7 @@ struct proxy;
 struct cache;
 struct cache_shapes;
 struct proto_logical;
+struct proto_resp;
 
 /* What every session of a proxy shares for the cache. */
 struct proxy_cache {
@@ -42,15 +43,19 @@ bool sess_cache_command(struct sess_cache *kc, const uint8_t *payload, size_t le
 /* Each server packet of the response being relayed (the first physical
  * packet of a >= 16 MiB one: n is then 0xFFFFFF). */
 void sess_cache_response_packet(struct sess_cache *kc, const uint8_t *p, size_t n);
-/* The response is complete; status is the session's status after it. */
-void sess_cache_response_done(struct sess_cache *kc, bool is_err, uint16_t status, uint32_t stmt_id,
-                              uint16_t num_params);
+/* The response is complete: r is its tracker (error, results, prepared
+ * statement id), status the session's status after it. What the command did
+ * to the session is taken from the server's answer, never from the request
+ * alone. */
+void sess_cache_response_done(struct sess_cache *kc, const struct proto_resp *r, uint16_t status);
 /* COM_RESET_CONNECTION succeeded: transaction, statements and settings
  * are back to a fresh session's. */
 void sess_cache_reset(struct sess_cache *kc);
 /* COM_CHANGE_USER succeeded: as a reset, with another user and database. */
 void sess_cache_changed_user(struct sess_cache *kc, const char *user, const char *db,
                              size_t db_len);
+/* COM_CHANGE_USER was refused: who the session is now is not certain. */
+void sess_cache_change_user_failed(struct sess_cache *kc);
 /* Whether a job for this session is still on a pool thread. */
 bool sess_cache_busy(const struct sess_cache *kc);
 

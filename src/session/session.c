@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "admin/metrics.h"
+#include "core/metrics.h"
 #include "core/log.h"
 #include "proto/handshake.h"
 #include "proto/mysql.h"
@@ -45,8 +45,8 @@ static struct {
 } m;
 
 static const char *const state_names[SESS_NSTATES] = {
-        "wait_upstream", "greeted", "client_tls",  "auth",  "idle",
-        "query",         "infile",  "change_user", "cache", "closing",
+        "queued", "wait_upstream", "greeted",     "client_tls", "auth",    "idle",
+        "query",  "infile",        "change_user", "cache",      "closing",
 };
 
 const char *session_state_name(enum session_state s)
@@ -127,12 +127,15 @@ void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *c
 
 /* ---- state ---- */
 
-/* The per-state lists and their counts (what /metrics and /status show). */
+/* The per-state lists and their counts (what /metrics and /status show).
+ * Oldest first: the queue of sessions waiting for a login slot is FIFO. */
 static void state_list_remove(struct session *s)
 {
 	struct proxy *px = s->px;
 	if (s->next)
 		s->next->prev = s->prev;
+	else
+		px->by_state_last[s->state] = s->prev;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -145,22 +148,37 @@ static void state_list_add(struct session *s, enum session_state st)
 {
 	struct proxy *px = s->px;
 	s->state = st;
-	s->prev = NULL;
-	s->next = px->by_state[st];
-	if (s->next)
-		s->next->prev = s;
-	px->by_state[st] = s;
+	s->next = NULL;
+	s->prev = px->by_state_last[st];
+	if (s->prev)
+		s->prev->next = s;
+	else
+		px->by_state[st] = s;
+	px->by_state_last[st] = s;
 	px->n_by_state[st]++;
 	metrics_gauge_add(m.state[st], 1);
 }
+
+/* A login in progress holds a TiDB connection: from waiting for one (the
+ * greeting carries the salt the client must answer) to the end of its
+ * auth exchange. */
+static bool holds_login_slot(enum session_state st)
+{
+	return st >= SESS_WAIT_UPSTREAM && st <= SESS_AUTH;
+}
+
+static void admit_queued(struct proxy *px);
 
 static void set_state(struct session *s, enum session_state st)
 {
 	/* Closing is final; nothing leaves it. */
 	if (s->state == st || s->state == SESS_CLOSING)
 		return;
+	bool slot_freed = holds_login_slot(s->state) && !holds_login_slot(st);
 	state_list_remove(s);
 	state_list_add(s, st);
+	if (slot_freed)
+		admit_queued(s->px);
 }
 
 static void session_close(struct session *s, const char *why);
@@ -275,6 +293,29 @@ static bool relay_packet(struct session *s, bool to_up, const uint8_t *wire, siz
 	return send(s, hdr, PROTO_HDR) && send(s, wire + PROTO_HDR, len - PROTO_HDR);
 }
 
+/* Pipelined bytes wait in c->in while the session cannot take them (a
+ * statement runs, the login waits for a slot or a greeting): past
+ * write_buffer_limit, reading stops until the session consumes them, or a
+ * client could make vecgate buffer without bound. A packet still arriving
+ * (want_more) is not held back: the scan already bounds it by
+ * max_packet_size, or the login packet limit. Upstream back-pressure
+ * (paused_client) pauses the same connection: it reads again only when
+ * neither holds. */
+static void limit_client_input(struct session *s, bool want_more)
+{
+	struct net_conn *c = s->client;
+	if (!c)
+		return;
+	bool over = !want_more && buf_unread(&c->in) > s->px->lim.write_buffer_limit;
+	if (over == s->paused_input)
+		return;
+	s->paused_input = over;
+	if (over)
+		net_pause(c);
+	else if (!s->paused_client)
+		net_resume(c); /* may deliver decrypted bytes at once: the caller's last step */
+}
+
 static void check_backpressure(struct session *s)
 {
 	if (!s->up || !s->client)
@@ -343,6 +384,10 @@ static void got_upstream_cb(struct pool_waiter *w, struct upstream *up, const ch
 	up->conn->cb = up_event_cb;
 	up->conn->data = s;
 	send_greeting(s);
+	/* Bytes the client sent before its greeting were kept, and may have
+	 * paused its reading: they are read as login packets now. */
+	if (s->state == SESS_GREETED && s->client && buf_unread(&s->client->in))
+		process_client(s);
 }
 
 /* The client's first packet: an SSLRequest or its handshake response. */
@@ -538,6 +583,8 @@ static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size
 			/* TiDB closes the connection after a failed login. */
 			session_close(s, "login refused by TiDB");
 		} else {
+			if (s->kc)
+				sess_cache_change_user_failed(s->kc);
 			set_state(s, SESS_IDLE);
 			arm_idle_timer(s);
 		}
@@ -661,21 +708,25 @@ static void relay_infile(struct session *s)
 static void process_client(struct session *s)
 {
 	struct net_conn *c = s->client;
+	bool want_more = false; /* stopped inside a packet, not for the state */
 	while (s->state != SESS_CLOSING) {
 		if (s->state == SESS_INFILE) {
 			relay_infile(s);
+			want_more = s->state == SESS_INFILE;
 			if (s->state == SESS_INFILE || s->state == SESS_CLOSING)
 				break;
 			continue;
 		}
-		if (s->state == SESS_WAIT_UPSTREAM || s->state == SESS_CLIENT_TLS ||
-		    s->state == SESS_QUERY || s->state == SESS_CACHE)
+		if (s->state == SESS_QUEUED || s->state == SESS_WAIT_UPSTREAM ||
+		    s->state == SESS_CLIENT_TLS || s->state == SESS_QUERY || s->state == SESS_CACHE)
 			break; /* kept until the session can take it */
 		size_t max = s->state == SESS_IDLE ? s->px->lim.max_packet : AUTH_PACKET_MAX;
 		struct proto_logical lp;
 		ssize_t n = proto_scan_logical(buf_head(&c->in), buf_unread(&c->in), max, &lp);
-		if (n == 0)
+		if (n == 0) {
+			want_more = true;
 			break;
+		}
 		if (n == -EMSGSIZE) {
 			fail_client(s, 1, 1153, "08S01",
 			            "Got a packet bigger than 'max_allowed_packet' bytes");
@@ -704,8 +755,10 @@ static void process_client(struct session *s)
 		if (!go_on)
 			break;
 	}
-	if (s->state != SESS_CLOSING)
+	if (s->state != SESS_CLOSING) {
 		check_backpressure(s);
+		limit_client_input(s, want_more);
+	}
 }
 
 /* The response to the command in flight: each physical packet is fed to
@@ -745,8 +798,7 @@ static void relay_response(struct session *s)
 			metrics_observe_ns(m.latency, now_ns() - s->cmd_start_ns);
 			s->status = s->resp.status;
 			if (s->kc)
-				sess_cache_response_done(s->kc, s->resp.is_err, s->status,
-				                         s->resp.stmt_id, s->resp.num_params);
+				sess_cache_response_done(s->kc, &s->resp, s->status);
 			if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
 				session_close(s, "draining");
 				return;
@@ -864,7 +916,8 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 	case NET_EV_DRAINED:
 		if (s->paused_client && s->client) {
 			s->paused_client = false;
-			net_resume(s->client);
+			if (!s->paused_input)
+				net_resume(s->client);
 		}
 		break;
 	case NET_EV_TLS_DONE:
@@ -915,7 +968,7 @@ void session_accept(struct proxy *px, struct net_conn *client)
 	client->cb = client_event_cb;
 	client->data = s;
 	px->n_sessions++;
-	state_list_add(s, SESS_WAIT_UPSTREAM);
+	state_list_add(s, SESS_QUEUED);
 
 	net_timer_init(px->loop, &s->timer, timeout_cb, s);
 	s->timer_open = true;
@@ -923,7 +976,37 @@ void session_accept(struct proxy *px, struct net_conn *client)
 	if (px->cache)
 		s->kc = sess_cache_new(s);
 	s->waiter.cb = got_upstream_cb;
-	pool_acquire(px->pool, &s->waiter);
+	admit_queued(px);
+	if (s->state == SESS_QUEUED)
+		log_debug("session %llu (%s): waits for a login slot (max_pending_logins %d)",
+		          (unsigned long long)s->id, client->peer, px->lim.max_pending_logins);
+}
+
+static int pending_logins(const struct proxy *px)
+{
+	int n = 0;
+	for (int st = SESS_WAIT_UPSTREAM; st <= SESS_AUTH; st++)
+		n += px->n_by_state[st];
+	return n;
+}
+
+/* Every login in progress holds a TiDB connection, so clients that connect
+ * and never finish their login would hold as many as TiDB allows. Beyond
+ * max_pending_logins they wait in SESS_QUEUED, oldest first, holding none;
+ * their handshake timeout runs meanwhile. */
+static void admit_queued(struct proxy *px)
+{
+	while (!px->draining && px->by_state[SESS_QUEUED] &&
+	       pending_logins(px) < px->lim.max_pending_logins) {
+		struct session *s = px->by_state[SESS_QUEUED];
+		set_state(s, SESS_WAIT_UPSTREAM);
+		pool_acquire(px->pool, &s->waiter);
+	}
+}
+
+void proxy_admit_queued(struct proxy *px)
+{
+	admit_queued(px);
 }
 
 void proxy_drain(struct proxy *px)
@@ -937,7 +1020,7 @@ void proxy_drain(struct proxy *px)
 		if (!(s->status & PROTO_STATUS_IN_TRANS))
 			session_close(s, "draining");
 	}
-	for (int st = SESS_WAIT_UPSTREAM; st < SESS_IDLE; st++)
+	for (int st = SESS_QUEUED; st < SESS_IDLE; st++)
 		for (s = px->by_state[st]; s; s = next) {
 			next = s->next;
 			session_close(s, "draining");

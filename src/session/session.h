@@ -14,7 +14,8 @@
 #include "proto/resp.h"
 
 enum session_state {
-	SESS_WAIT_UPSTREAM, /* accepted; waiting for a spare upstream (its greeting) */
+	SESS_QUEUED,        /* accepted; waiting for a login slot (max_pending_logins) */
+	SESS_WAIT_UPSTREAM, /* waiting for a spare upstream (its greeting) */
 	SESS_GREETED,       /* greeting sent; waiting for SSLRequest or handshake response */
 	SESS_CLIENT_TLS,    /* TLS handshake with the client in flight */
 	SESS_AUTH,          /* handshake response relayed; relaying auth rounds */
@@ -34,6 +35,7 @@ struct proxy_limits {
 	uint64_t handshake_timeout_ms;
 	uint64_t idle_timeout_ms;
 	int max_client_conns;
+	int max_pending_logins; /* sessions from SESS_WAIT_UPSTREAM to SESS_AUTH */
 	bool require_tls;
 };
 
@@ -47,7 +49,8 @@ struct proxy {
 	struct net_rsa *rsa;       /* for caching_sha2 over plaintext client links; may be NULL */
 	struct proxy_cache *cache; /* the vector cache; NULL when off */
 	struct proxy_limits lim;
-	struct session *by_state[SESS_NSTATES];
+	struct session *by_state[SESS_NSTATES]; /* oldest first */
+	struct session *by_state_last[SESS_NSTATES];
 	int n_by_state[SESS_NSTATES];
 	int n_sessions;
 	bool draining; /* SIGTERM: idle sessions close, no new ones */
@@ -80,6 +83,7 @@ struct session {
 	bool client_cont;
 	bool paused_client; /* back-pressure */
 	bool paused_up;
+	bool paused_input;   /* too many client bytes wait unconsumed */
 	bool timer_open;     /* the timer handle is not closed yet */
 	uint64_t counted_in; /* client bytes already added to the metric */
 	uint64_t cmd_start_ns;
@@ -100,6 +104,9 @@ void session_accept(struct proxy *px, struct net_conn *client);
 void proxy_drain(struct proxy *px);
 /* Closes every session at once. */
 void proxy_close_all(struct proxy *px);
+/* Starts the logins of queued sessions that px->lim now leaves room for
+ * (after a reload raised max_pending_logins). */
+void proxy_admit_queued(struct proxy *px);
 const char *session_state_name(enum session_state s);
 
 /* For sess_cache.c: an answer computed by vecgate goes to the client as if

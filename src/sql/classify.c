@@ -508,7 +508,11 @@ static void set_stmt(struct cur *c, struct sql_class *k)
 {
 	next(c);
 	k->kind = SQL_KIND_SET;
-	if (kw(c, "PASSWORD") || kw(c, "ROLE") || kw(c, "DEFAULT")) {
+	if (kw(c, "ROLE")) {
+		k->kind = SQL_KIND_ROLE;
+		return;
+	}
+	if (kw(c, "PASSWORD") || kw(c, "DEFAULT")) {
 		k->kind = SQL_KIND_ACL;
 		return;
 	}
@@ -830,7 +834,8 @@ const char *sql_kind_name(enum sql_kind kind)
 	        [SQL_KIND_DDL] = "ddl",         [SQL_KIND_BEGIN] = "begin",
 	        [SQL_KIND_COMMIT] = "commit",   [SQL_KIND_ROLLBACK] = "rollback",
 	        [SQL_KIND_SET] = "set",         [SQL_KIND_USE] = "use",
-	        [SQL_KIND_ACL] = "acl",         [SQL_KIND_OTHER] = "other",
+	        [SQL_KIND_ACL] = "acl",         [SQL_KIND_ROLE] = "role",
+	        [SQL_KIND_OTHER] = "other",
 	};
 	if ((unsigned)kind >= sizeof(names) / sizeof(names[0]))
 		return "unknown";

@@ -22,7 +22,8 @@ enum sql_kind {
 	SQL_KIND_ROLLBACK, /* ROLLBACK of the whole transaction */
 	SQL_KIND_SET,      /* SET (see set_flags) */
 	SQL_KIND_USE,      /* USE db */
-	SQL_KIND_ACL,      /* GRANT, REVOKE, users, roles, SET ROLE / PASSWORD */
+	SQL_KIND_ACL,      /* GRANT, REVOKE, users, roles, SET DEFAULT ROLE, SET PASSWORD */
+	SQL_KIND_ROLE,     /* SET ROLE: the session's active roles (its privileges) */
 	/* Known not to change table data or the transaction: savepoints,
 	 * ROLLBACK TO, ANALYZE, KILL, FLUSH, PREPARE, DO, LOCK TABLES ... */
 	SQL_KIND_OTHER,

@@ -94,8 +94,9 @@ class Vecgate:
     links: clients verify vecgate's certificate (the test CA signs it), and
     vecgate verifies the database's."""
 
-    def __init__(self, db, tmp_path, **overrides):
+    def __init__(self, db, tmp_path, binary=None, **overrides):
         self.db = db
+        self.binary = binary
         self.host = "127.0.0.1"
         self.port = free_port()
         self.admin_port = free_port()
@@ -129,7 +130,7 @@ class Vecgate:
         import time
         import urllib.request
         # VECGATE_BINARY runs the suite against another build (the ASan one).
-        binary = os.environ.get("VECGATE_BINARY", str(TOP / "build" / "vecgate"))
+        binary = self.binary or os.environ.get("VECGATE_BINARY", str(TOP / "build" / "vecgate"))
         self.proc = subprocess.Popen([binary, "--config", str(self.conf)],
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 15

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "admin/http.h"
-#include "admin/metrics.h"
+#include "core/metrics.h"
 
 struct good {
 	const char *raw;

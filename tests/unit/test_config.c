@@ -35,6 +35,7 @@ Test(config, defaults)
 	cr_assert_str_eq(cfg.server.listen.host, "127.0.0.1");
 	cr_assert_eq(cfg.server.listen.port, 4100);
 	cr_assert_eq(cfg.server.max_client_conns, 1000);
+	cr_assert_eq(cfg.server.max_pending_logins, 64);
 	cr_assert_eq(cfg.server.max_packet_size, 1ULL << 30);
 	cr_assert_eq(cfg.server.handshake_timeout, 10000);
 	cr_assert_eq(cfg.server.idle_timeout, 0);
@@ -192,6 +193,8 @@ static const struct bad bads[] = {
         /* integers */
         {"[server]\nbacklog = 0", 2, "below the minimum 1"},
         {"[server]\nbacklog = 65536", 2, "above the maximum 65535"},
+        {"[server]\nmax_pending_logins = 0", 2, "below the minimum 1"},
+        {"[server]\nmax_pending_logins = 100001", 2, "above the maximum 100000"},
         {"[server]\nbacklog = 1e3", 2, "expected a whole number"},
         {"[server]\nbacklog = 0x10", 2, "expected a whole number"},
         {"[server]\nbacklog = +1", 2, "expected a whole number"},

@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "admin/metrics.h"
+#include "core/metrics.h"
 
 static void reset(void)
 {

@@ -178,6 +178,7 @@ struct rcase {
 	uint16_t warnings;
 	uint16_t err; /* 0: no ERR */
 	unsigned results, result_sets;
+	unsigned before_err; /* with err: results that ended well before it */
 	uint64_t rows;
 	uint64_t affected, insert_id;
 	bool cursor;
@@ -331,7 +332,21 @@ static const struct rcase cases[] = {
          .status = 2,
          .status_seen = true,
          .err = 1146,
-         .results = 1},
+         .results = 1,
+         .before_err = 1},
+        {.name = "q_multi_select_then_err_third",
+         .cmd = PROTO_COM_QUERY,
+         .caps = C41,
+         .pk = {PK("\x01"), PK(COLDEF), PK(EOF_AC), PK(ROW_1), PK(EOF_MORE), PK(OK_MORE),
+                PK(ERR_1146)},
+         .want = {[6] = DONE},
+         .status = 2,
+         .status_seen = true,
+         .err = 1146,
+         .results = 2,
+         .result_sets = 1,
+         .before_err = 2,
+         .rows = 1},
         {.name = "q_err_mid_rows",
          .cmd = PROTO_COM_QUERY,
          .caps = C41,
@@ -344,6 +359,7 @@ static const struct rcase cases[] = {
          .result_sets = 1,
          .rows = 2},
         {.name = "q_err_mid_rows_dep",
+         .before_err = 0,
          .cmd = PROTO_COM_QUERY,
          .caps = CDEP,
          .pk = {PK("\x01"), PK(COLDEF), PK(ROW_1), PK(ERR_1317)},
@@ -962,6 +978,9 @@ Test(proto_resp, sequences)
 		cr_assert_eq(r.results, c->results, "%s: results %u", c->name, r.results);
 		cr_assert_eq(r.result_sets, c->result_sets, "%s: result_sets %u", c->name,
 		             r.result_sets);
+		if (c->err)
+			cr_assert_eq(r.results_before_err, c->before_err,
+			             "%s: results_before_err %u", c->name, r.results_before_err);
 		cr_assert_eq(r.rows, c->rows, "%s: rows %lu", c->name, (unsigned long)r.rows);
 		cr_assert_eq(r.affected_rows, c->affected, "%s: affected", c->name);
 		cr_assert_eq(r.last_insert_id, c->insert_id, "%s: insert id", c->name);
@@ -1137,4 +1156,47 @@ Test(proto_resp, command_names)
 		cr_assert_str_eq(proto_command_name(names[i].cmd), names[i].name);
 	for (int c = 0; c <= PROTO_COM_RESET_CONNECTION; c++)
 		cr_assert_str_neq(proto_command_name((uint8_t)c), "unknown", "command %#x", c);
+}
+
+/* The role of each packet, as capture reads result sets through it. */
+Test(proto_resp, packet_roles)
+{
+	static const struct {
+		const char *name;
+		uint32_t caps;
+		struct pk pk[12];
+		enum proto_pkt_role role[12];
+	} seqs[] = {
+	        {"two_selects",
+	         C41,
+	         {PK("\x01"), PK(COLDEF), PK(EOF_AC), PK(ROW_1), PK(EOF_MORE), PK("\x01"),
+	          PK(COLDEF), PK(EOF_AC), PK(EOF_AC)},
+	         {PROTO_ROLE_COLUMN_COUNT, PROTO_ROLE_COLUMN_DEF, PROTO_ROLE_COLUMNS_END,
+	          PROTO_ROLE_ROW, PROTO_ROLE_RESULT_END, PROTO_ROLE_COLUMN_COUNT,
+	          PROTO_ROLE_COLUMN_DEF, PROTO_ROLE_COLUMNS_END, PROTO_ROLE_RESULT_END}},
+	        {"deprecate_eof_then_ok",
+	         CDEP,
+	         {PK("\x01"), PK(COLDEF), PK(ROW_1), PK(OKEOF_MORE), PK(OK_INSERT)},
+	         {PROTO_ROLE_COLUMN_COUNT, PROTO_ROLE_COLUMN_DEF, PROTO_ROLE_ROW,
+	          PROTO_ROLE_RESULT_END, PROTO_ROLE_OK}},
+	        {"ok_then_err_mid_rows",
+	         C41,
+	         {PK(OK_MORE), PK("\x01"), PK(COLDEF), PK(EOF_AC), PK(ROW_1), PK(ERR_1317)},
+	         {PROTO_ROLE_OK, PROTO_ROLE_COLUMN_COUNT, PROTO_ROLE_COLUMN_DEF,
+	          PROTO_ROLE_COLUMNS_END, PROTO_ROLE_ROW, PROTO_ROLE_ERR}},
+	        {"err_first", C41, {PK(ERR_1146)}, {PROTO_ROLE_ERR}},
+	        {"impossible", C41, {PK(EOF_AC)}, {PROTO_ROLE_NONE}},
+	};
+	for (size_t i = 0; i < N(seqs); i++) {
+		struct proto_resp r;
+		proto_resp_init(&r, PROTO_STATUS_AUTOCOMMIT);
+		cr_assert_eq(r.role, PROTO_ROLE_NONE);
+		proto_resp_start(&r, PROTO_COM_QUERY, seqs[i].caps, NULL, 0);
+		for (size_t j = 0; j < N(seqs[i].pk) && seqs[i].pk[j].b; j++) {
+			int rc = feed_copy(&r, &seqs[i].pk[j], seqs[i].pk[j].n);
+			(void)rc;
+			cr_assert_eq(r.role, seqs[i].role[j], "%s: packet %zu has role %d, want %d",
+			             seqs[i].name, j, r.role, seqs[i].role[j]);
+		}
+	}
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sql/classify.h"
+#include "sql/digest.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -326,7 +327,10 @@ Test(sql_classify, set)
 	        {"SET @a = 1, @b := (SELECT 2)", "set {user}"},
 	        {"SET max_execution_time = 100", "set {other}"},
 	        {"SET PASSWORD = 'x'", "acl"},
-	        {"SET ROLE ALL", "acl"},
+	        {"SET ROLE ALL", "role"},
+	        {"SET ROLE rb", "role"},
+	        {"set role none", "role"},
+	        {"SET PASSWORD = 'x'", "acl"},
 	        {"SET DEFAULT ROLE r TO u", "acl"},
 	        {"SET", "set {unknown}"},
 	        {"SET a", "set {unknown}"},
@@ -408,27 +412,72 @@ Test(sql_classify, truncated_prefixes)
 		}
 }
 
-/* Single-byte mutations: classification never crashes and always answers. */
+/* Single-byte mutations. Classification always answers (render checks how),
+ * the same text gets the same answer, a mutant that normalises to the
+ * original's text is classified as the original (nothing sql_normalize drops
+ * changes what a statement does), and a mutant's first statement keeps the
+ * original's kind, or becomes unknown (which vecgate takes as able to do
+ * anything) or empty (the whole text is now a comment): a damaged write never
+ * passes for a read. */
 Test(sql_classify, mutations)
 {
-	static const char *const texts[] = {
-	        "UPDATE a JOIN b ON a.id = b.id SET a.x = 'y;z' WHERE a.k IN (SELECT k FROM c)",
-	        "SET @@session.autocommit = 'ON', NAMES utf8mb4; /*!40101 SET x = 1 */ -- c",
-	        "DELETE t1 FROM t1 JOIN t2 USING (id); COMMIT; ALTER TABLE `a``b` RENAME TO u",
+	static const struct {
+		const char *text;
+		const char *kind;
+	} texts[] = {
+	        {"UPDATE a JOIN b ON a.id = b.id SET a.x = 'y;z' WHERE a.k IN (SELECT k FROM c)",
+	         "write"},
+	        {"SET @@session.autocommit = 'ON', NAMES utf8mb4; /*!40101 SET x = 1 */ -- c",
+	         "set"},
+	        {"DELETE t1 FROM t1 JOIN t2 USING (id); COMMIT; ALTER TABLE `a``b` RENAME TO u",
+	         "write"},
 	};
 	static const char subst[] = {'\'', '"',  '`',  '(', ')', ' ', '-', '/',
 	                             '*',  '\\', '\0', '#', ';', '.', ',', '!'};
 	for (size_t i = 0; i < N(texts); i++) {
-		size_t n = strlen(texts[i]);
-		char *m = dup_exact(texts[i], n);
+		size_t n = strlen(texts[i].text);
+		char *m = dup_exact(texts[i].text, n);
+		char *orig = render(m, n, 0);
+		size_t klen = strlen(texts[i].kind);
+		cr_assert(strncmp(orig, texts[i].kind, klen) == 0 && orig[klen] == ' ', "%s", orig);
+		struct buf norm, mnorm;
+		buf_init(&norm);
+		buf_init(&mnorm);
+		cr_assert_eq(sql_normalize(m, n, 0, 0, NULL, 0, &norm), 0);
+		size_t same_norm = 0;
 		for (size_t pos = 0; pos < n; pos++) {
 			char keep = m[pos];
 			for (size_t j = 0; j < sizeof(subst); j++) {
 				m[pos] = subst[j];
-				free(render(m, n, 0));
+				char *got = render(m, n, 0);
+				char *again = render(m, n, 0);
+				cr_assert_str_eq(got, again, "text %zu pos %zu '%c'", i, pos,
+				                 subst[j]);
+				size_t k = strcspn(got, " ");
+				bool kept = k == klen && strncmp(got, texts[i].kind, k) == 0;
+				bool unknown = k == 7 && strncmp(got, "unknown", 7) == 0;
+				bool empty = m[0] == '#' && strcmp(got, "empty") == 0;
+				cr_assert(kept || unknown || empty, "text %zu pos %zu '%c': %s", i,
+				          pos, subst[j], got);
+				buf_reset(&mnorm);
+				if (sql_normalize(m, n, 0, 0, NULL, 0, &mnorm) == 0 &&
+				    mnorm.len == norm.len &&
+				    memcmp(mnorm.data, norm.data, norm.len) == 0) {
+					same_norm++;
+					cr_assert_str_eq(
+					        got, orig,
+					        "text %zu pos %zu '%c' normalises as the original",
+					        i, pos, subst[j]);
+				}
+				free(got);
+				free(again);
 			}
 			m[pos] = keep;
 		}
+		cr_assert_gt(same_norm, 0, "text %zu", i);
+		buf_free(&norm);
+		buf_free(&mnorm);
+		free(orig);
 		free(m);
 	}
 }

@@ -1,7 +1,7 @@
 /* The metrics registry and its Prometheus text rendering. Series are never
  * freed while the process serves, so a handle stays valid without counting
  * references; updates are relaxed atomics (a metric needs no ordering). */
-#include "admin/metrics.h"
+#include "core/metrics.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* Metrics registry: counters, gauges and latency histograms, optionally with
  * one or two labels, rendered in the Prometheus text format 0.0.4. Updates are
  * one relaxed atomic add on a handle taken at start-up: no lookups, no locks. */
-#ifndef VECGATE_ADMIN_METRICS_H
-#define VECGATE_ADMIN_METRICS_H
+#ifndef VECGATE_CORE_METRICS_H
+#define VECGATE_CORE_METRICS_H
 
 #include <stdint.h>
 
