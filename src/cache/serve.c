@@ -11,6 +11,7 @@
 
 #include "proto/mysql.h"
 #include "proto/packet.h"
+#include "proto/rows.h"
 #include "vec/knn.h"
 #include "vec/vec.h"
 
@@ -654,144 +655,58 @@ int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nh
 
 /* ---- encoding ---- */
 
-static int put_double_text(struct buf *b, double x, enum cache_double_format f)
+/* One answer row as cells for proto/rows. A computed double in a text row
+ * is formatted here, into dtext[c], as the upstream prints it. */
+static void row_cells(const struct cache_plan *p, const struct vec_hit *h, bool binary,
+                      struct proto_cell *cells, char (*dtext)[48])
 {
-	char tmp[48];
-	size_t n = cache_format_double(x, f, tmp);
-	return wr_lenenc_str(b, tmp, n);
-}
-
-static int text_row(const struct cache_plan *p, const struct vec_hit *h, struct buf *b)
-{
-	int rc = 0;
-	for (size_t c = 0; c < p->ncols && rc == 0; c++) {
-		const struct cache_out_col *oc = &p->cols[c];
-		const uint8_t *cell;
-		size_t n;
-		if (oc->kind == CACHE_OUT_CELL) {
-			rc = cache_snapshot_cell(p->snap, h->row, oc->col, &cell, &n)
-			             ? wr_lenenc_str(b, cell, n)
-			             : wr_u8(b, 0xFB);
-		} else if (h->is_null) {
-			rc = wr_u8(b, 0xFB);
-		} else {
-			double d = oc->kind == CACHE_OUT_DIST ? h->dist : 1.0 - h->dist;
-			rc = put_double_text(b, d, p->dfmt);
-		}
-	}
-	return rc;
-}
-
-static int binary_value(struct buf *b, uint8_t type, const uint8_t *cell, size_t n,
-                        bool is_unsigned)
-{
-	char tmp[64];
-	switch (type) {
-	case PROTO_TYPE_LONGLONG:
-	case PROTO_TYPE_LONG:
-	case PROTO_TYPE_INT24:
-	case PROTO_TYPE_SHORT:
-	case PROTO_TYPE_YEAR:
-	case PROTO_TYPE_TINY: {
-		int64_t v;
-		if (!parse_i64(cell, n, is_unsigned, &v))
-			return -ENOTSUP;
-		int width = type == PROTO_TYPE_LONGLONG                           ? 8
-		            : type == PROTO_TYPE_LONG || type == PROTO_TYPE_INT24 ? 4
-		            : type == PROTO_TYPE_TINY                             ? 1
-		                                                                  : 2;
-		for (int i = 0; i < width; i++)
-			if (wr_u8(b, (uint8_t)((uint64_t)v >> (8 * i))) < 0)
-				return -ENOMEM;
-		return 0;
-	}
-	case PROTO_TYPE_DOUBLE:
-	case PROTO_TYPE_FLOAT: {
-		if (n >= sizeof(tmp))
-			return -ENOTSUP;
-		memcpy(tmp, cell, n);
-		tmp[n] = 0;
-		char *end;
-		if (type == PROTO_TYPE_FLOAT) {
-			float f = strtof(tmp, &end);
-			uint32_t bits;
-			memcpy(&bits, &f, 4);
-			return *end ? -ENOTSUP : wr_u32(b, bits);
-		}
-		double d = strtod(tmp, &end);
-		uint64_t bits;
-		memcpy(&bits, &d, 8);
-		return *end ? -ENOTSUP : wr_u64(b, bits);
-	}
-	case PROTO_TYPE_DATE:
-	case PROTO_TYPE_DATETIME:
-	case PROTO_TYPE_TIMESTAMP:
-	case PROTO_TYPE_TIME:
-	case PROTO_TYPE_NEWDATE:
-	case PROTO_TYPE_TIMESTAMP2:
-	case PROTO_TYPE_DATETIME2:
-	case PROTO_TYPE_TIME2:
-	case PROTO_TYPE_NULL:
-		return -ENOTSUP;
-	default:
-		/* Strings, blobs, DECIMAL, JSON, BIT, ENUM, SET, vectors: the same
-		 * length-encoded bytes as in a text row. */
-		return wr_lenenc_str(b, cell, n);
-	}
-}
-
-static int binary_row(const struct cache_plan *p, const struct vec_hit *h, const uint8_t *types,
-                      struct buf *b)
-{
-	size_t nb = (p->ncols + 7 + 2) / 8;
-	if (wr_u8(b, 0x00) < 0 || buf_reserve(b, nb) < 0)
-		return -ENOMEM;
-	size_t bitmap = b->len;
-	memset(b->data + b->len, 0, nb);
-	b->len += nb;
 	for (size_t c = 0; c < p->ncols; c++) {
 		const struct cache_out_col *oc = &p->cols[c];
-		const uint8_t *cell = NULL;
-		size_t n = 0;
-		bool null;
-		if (oc->kind == CACHE_OUT_CELL)
-			null = !cache_snapshot_cell(p->snap, h->row, oc->col, &cell, &n);
-		else
-			null = h->is_null;
-		if (null) {
-			b->data[bitmap + (c + 2) / 8] |= (uint8_t)(1u << ((c + 2) % 8));
+		struct proto_cell *cell = &cells[c];
+		memset(cell, 0, sizeof(*cell));
+		if (oc->kind == CACHE_OUT_CELL) {
+			if (cache_snapshot_cell(p->snap, h->row, oc->col, &cell->p, &cell->n)) {
+				cell->kind = PROTO_CELL_TEXT;
+				cell->is_unsigned = p->snap->cols[oc->col].cmp == CACHE_CMP_UINT;
+			}
 			continue;
 		}
-		int rc;
-		if (oc->kind == CACHE_OUT_CELL) {
-			bool is_unsigned = p->snap->cols[oc->col].cmp == CACHE_CMP_UINT;
-			rc = binary_value(b, types[c], cell, n, is_unsigned);
+		if (h->is_null)
+			continue;
+		double d = oc->kind == CACHE_OUT_DIST ? h->dist : 1.0 - h->dist;
+		if (binary) {
+			cell->kind = PROTO_CELL_DOUBLE;
+			cell->d = d;
 		} else {
-			if (types[c] != PROTO_TYPE_DOUBLE)
-				return -ENOTSUP;
-			double d = oc->kind == CACHE_OUT_DIST ? h->dist : 1.0 - h->dist;
-			uint64_t bits;
-			memcpy(&bits, &d, 8);
-			rc = wr_u64(b, bits);
+			cell->kind = PROTO_CELL_TEXT;
+			cell->n = cache_format_double(d, p->dfmt, dtext[c]);
+			cell->p = (const uint8_t *)dtext[c];
 		}
-		if (rc < 0)
-			return rc;
 	}
-	return 0;
 }
 
 int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, size_t nhits,
                       bool binary, const uint8_t *types, struct buf *out, uint8_t *seq)
 {
-	for (size_t i = 0; i < nhits; i++) {
+	if (nhits == 0)
+		return 0;
+	size_t ncols = p->ncols ? p->ncols : 1;
+	struct proto_cell *cells = malloc(ncols * sizeof(*cells));
+	char(*dtext)[48] = malloc(ncols * sizeof(*dtext));
+	int rc = cells && dtext ? 0 : -ENOMEM;
+	for (size_t i = 0; i < nhits && rc == 0; i++) {
 		ssize_t start = proto_pkt_begin(out);
-		if (start < 0)
-			return (int)start;
-		int rc = binary ? binary_row(p, &hits[i], types, out) : text_row(p, &hits[i], out);
-		if (rc < 0)
-			return rc;
-		if ((rc = proto_pkt_end(out, (size_t)start, seq)) < 0)
-			return rc;
+		if (start < 0) {
+			rc = (int)start;
+			break;
+		}
+		row_cells(p, &hits[i], binary, cells, dtext);
+		rc = binary ? proto_append_binary_row(out, cells, types, p->ncols)
+		            : proto_append_text_row(out, cells, p->ncols);
+		if (rc == 0)
+			rc = proto_pkt_end(out, (size_t)start, seq);
 	}
-	return 0;
+	free(cells);
+	free(dtext);
+	return rc;
 }

@@ -1,7 +1,8 @@
 /* Answering a recognised kNN query from a snapshot: the plan (which cells
  * and computed columns the answer has, the filters as exact comparisons on
  * cached cells), its execution (filters, SIMD scan, top-k, pytidb's outer
- * query) and the encoding of rows in the text and binary protocols. */
+ * query) and the answer's rows as packets (each row's bytes are built by
+ * proto/rows.h). */
 #ifndef VECGATE_CACHE_SERVE_H
 #define VECGATE_CACHE_SERVE_H
 

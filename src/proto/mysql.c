@@ -1,4 +1,4 @@
-/* Command names for logs and metric labels. */
+/* Command names for logs and metric labels; binary-protocol integer widths. */
 #include "proto/mysql.h"
 
 #include <stddef.h>
@@ -43,4 +43,22 @@ const char *proto_command_name(uint8_t cmd)
 	if (cmd < sizeof(names) / sizeof(names[0]) && names[cmd])
 		return names[cmd];
 	return "unknown";
+}
+
+int proto_binary_int_width(uint8_t type)
+{
+	switch (type) {
+	case PROTO_TYPE_TINY:
+		return 1;
+	case PROTO_TYPE_SHORT:
+	case PROTO_TYPE_YEAR:
+		return 2;
+	case PROTO_TYPE_INT24:
+	case PROTO_TYPE_LONG:
+		return 4;
+	case PROTO_TYPE_LONGLONG:
+		return 8;
+	default:
+		return 0;
+	}
 }

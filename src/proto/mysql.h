@@ -136,7 +136,7 @@
 #define PROTO_TYPE_TIME2       0x13
 #define PROTO_TYPE_TYPED_ARRAY 0x14
 /* TiDB's internal VECTOR(FLOAT32) type. Never on the wire: TiDB sends vector
- * columns as PROTO_TYPE_LONG_BLOB (TIDB-FACTS.md section 1). */
+ * columns as PROTO_TYPE_LONG_BLOB (docs/tidb.md §1). */
 #define PROTO_TYPE_TIDB_VECTOR 0xe1
 #define PROTO_TYPE_VECTOR      0xf2 /* MySQL 9 VECTOR */
 #define PROTO_TYPE_JSON        0xf5
@@ -192,5 +192,11 @@
 /* A short name for a command byte, for logs and metric labels:
  * "query", "stmt_prepare", ...; "unknown" for bytes MySQL does not define. */
 const char *proto_command_name(uint8_t cmd);
+
+/* Bytes an integer of this column type takes in the binary protocol (both
+ * COM_STMT_EXECUTE parameters and binary result rows): 1 for TINY, 2 for
+ * SHORT and YEAR, 4 for INT24 and LONG, 8 for LONGLONG; 0 for every type
+ * that is not a fixed-width integer. */
+int proto_binary_int_width(uint8_t type);
 
 #endif

@@ -1,6 +1,6 @@
 /* NEON distance kernels (AArch64): a block is four 4-lane quarters, each lane
  * one row summed in element order with vmulq_f32 then vaddq_f32. Never
- * vfmaq_f32 / vmlaq_f32: TiDB on amd64 does not fuse (TIDB-FACTS.md 3), and
+ * vfmaq_f32 / vmlaq_f32: TiDB on amd64 does not fuse (docs/tidb.md §3), and
  * -ffp-contract=off keeps the compiler from fusing the pair. */
 #include "vec/scan_kernels.h"
 

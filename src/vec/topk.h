@@ -2,7 +2,7 @@
  * order: NULL first, then ascending (-0 equals 0). Exact ties are broken by
  * row index, which makes the answer deterministic; TiDB's own order among
  * exact ties is not (its TopN heap keeps the first arrival and its final sort
- * is unstable), so tests compare tie-aware (TIDB-FACTS.md 5). */
+ * is unstable), so tests compare tie-aware (docs/tidb.md §5). */
 #ifndef VECGATE_VEC_TOPK_H
 #define VECGATE_VEC_TOPK_H
 

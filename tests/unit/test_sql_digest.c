@@ -133,19 +133,43 @@ Test(sql_digest, digest)
 	buf_free(&b);
 }
 
+/* Every prefix normalises, or is refused as not tokenizing, alike with and
+ * without masked literals; a normalised prefix has no space at either end,
+ * and its digest is the hash of its normalised text, while a prefix that
+ * does not tokenize is hashed raw under another seed (so that it cannot
+ * share a digest with a text that normalises to its bytes). */
 Test(sql_digest, truncated_prefixes)
 {
 	const char *s =
 	        "SELECT `a``b`, (SELECT 'x''y' FROM u) FROM t /*! x */ WHERE a <=> ? -- z\n;";
+	size_t normalised = 0, raw = 0;
 	for (size_t n = 0; n <= strlen(s); n++) {
 		char *in = dup_exact(s, n);
-		struct buf b;
-		buf_init(&b);
-		int rc = sql_normalize(
-		        in, n, 0, SQL_NORM_KEEP_SELECT_LISTS | SQL_NORM_MASK_LITERALS, NULL, 0, &b);
+		struct buf masked, kept;
+		buf_init(&masked);
+		buf_init(&kept);
+		int rc =
+		        sql_normalize(in, n, 0, SQL_NORM_KEEP_SELECT_LISTS | SQL_NORM_MASK_LITERALS,
+		                      NULL, 0, &masked);
 		cr_assert(rc == 0 || rc == -EINVAL);
-		(void)sql_digest(in, n, 0, 0);
-		buf_free(&b);
+		cr_assert_eq(sql_normalize(in, n, 0, SQL_NORM_KEEP_SELECT_LISTS, NULL, 0, &kept),
+		             rc, "prefix %zu", n);
+		uint64_t d = sql_digest(in, n, 0, 0);
+		if (rc == 0) {
+			normalised++;
+			cr_assert(masked.len == 0 || (masked.data[0] != ' ' &&
+			                              masked.data[masked.len - 1] != ' '),
+			          "prefix %zu", n);
+			cr_assert_eq(d, XXH3_64bits_withSeed(kept.data, kept.len, 0), "prefix %zu",
+			             n);
+		} else {
+			raw++;
+			cr_assert_neq(d, XXH3_64bits_withSeed(in, n, 0), "prefix %zu", n);
+		}
+		buf_free(&masked);
+		buf_free(&kept);
 		free(in);
 	}
+	cr_assert_gt(normalised, 0);
+	cr_assert_gt(raw, 0);
 }

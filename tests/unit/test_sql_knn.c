@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sql/digest.h"
 #include "sql/knn.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -358,7 +359,7 @@ Test(sql_knn, client_forms)
 	         "c:_hit.user_id, c:_hit.text_vec, dist as _distance, score as _score] "
 	         "where=[_hit.user_id > 1.5e0 AND _hit.user_id <= 9 AND dist IS NOT NULL AND dist "
 	         "<= 0.4e0] order=alias limit=10 params=0"},
-	        /* TIDB-FACTS' sketch of the wrapper, with candidates.* */
+	        /* docs/tidb.md §6's sketch of the wrapper, with candidates.* */
 	        {"SELECT candidates.*, 1 - candidates._distance AS _score FROM (SELECT id, "
 	         "VEC_COSINE_DISTANCE(embedding, '[1,2]') AS _distance FROM t AS _inner_hit ORDER "
 	         "BY "
@@ -778,8 +779,22 @@ Test(sql_knn, shapes)
 	sql_knn_free(&k);
 }
 
+/* A rendering up to its last " limit=": what a statement reads as, apart
+ * from the (outermost) LIMIT and OFFSET. */
+static size_t before_last_limit(const char *r)
+{
+	const char *last = NULL;
+	for (const char *p = strstr(r, " limit="); p; p = strstr(p + 1, " limit="))
+		last = p;
+	cr_assert_not_null(last, "%s", r);
+	return (size_t)(last - r);
+}
+
 /* Every prefix of accepted statements parses or is refused, never crashes
- * (run the ASan build), and a refused prefix names a reason. */
+ * (run the ASan build), and a refused prefix names a reason. A prefix is
+ * accepted only where it cuts the outermost LIMIT / OFFSET clause or what
+ * follows it: it must read as the whole statement apart from those counts
+ * (never as a shorter vector, a lost filter or another table). */
 Test(sql_knn, truncated_prefixes)
 {
 	static const char *const texts[] = {
@@ -791,17 +806,31 @@ Test(sql_knn, truncated_prefixes)
 	        "SELECT `a``b` AS `c d`, VEC_L1_DISTANCE(?, db.t.v) FROM db.t WHERE x IN ('a''b', "
 	        "-1.5e3, ?) AND (y IS NOT NULL) ORDER BY 2 ASC LIMIT ? OFFSET 3; -- end",
 	};
-	for (size_t i = 0; i < N(texts); i++)
-		for (size_t n = 0; n <= strlen(texts[i]); n++) {
+	for (size_t i = 0; i < N(texts); i++) {
+		size_t len = strlen(texts[i]);
+		struct out whole = {.n = 0};
+		parse_case(texts[i], len, 0, &whole);
+		cr_assert(strncmp(whole.s, "NO:", 3) != 0, "text %zu: %s", i, whole.s);
+		size_t keep = before_last_limit(whole.s);
+		for (size_t n = 0; n < len; n++) {
 			struct out o = {.n = 0};
 			parse_case(texts[i], n, 0, &o);
-			if (n == strlen(texts[i]))
-				cr_assert(strncmp(o.s, "NO:", 3) != 0, "text %zu: %s", i, o.s);
+			if (strncmp(o.s, "NO:", 3) == 0)
+				continue;
+			cr_assert(before_last_limit(o.s) == keep &&
+			                  strncmp(o.s, whole.s, keep) == 0,
+			          "text %zu prefix %zu reads as %s", i, n, o.s);
 		}
+	}
 }
 
 /* Single-byte mutations of accepted statements (quotes, brackets, comment
- * openers, NUL...): each parses or is refused, never crashes. */
+ * openers, NUL...): each parses or is refused (parse_case checks how), the
+ * same text always gets the same answer, and a mutant that normalises to the
+ * original's text is recognised as the original: the recogniser reads nothing
+ * that sql_normalize, which query shapes are keyed by, drops (spacing,
+ * comments, keyword case). Both outcomes must occur, or nothing was
+ * exercised. */
 Test(sql_knn, mutations)
 {
 	static const char *const texts[] = {SQLA_FILTER, PYTIDB_NIN, PYTIDB_PREFILTER};
@@ -810,15 +839,46 @@ Test(sql_knn, mutations)
 	for (size_t i = 0; i < N(texts); i++) {
 		size_t n = strlen(texts[i]);
 		char *m = dup_exact(texts[i], n);
+		struct out orig = {.n = 0};
+		parse_case(texts[i], n, SQL_KNN_DQUOTE_STRINGS, &orig);
+		cr_assert(strncmp(orig.s, "NO:", 3) != 0, "text %zu: %s", i, orig.s);
+		struct buf norm, mnorm;
+		buf_init(&norm);
+		buf_init(&mnorm);
+		cr_assert_eq(sql_normalize(texts[i], n, 0, 0, NULL, 0, &norm), 0);
+		size_t accepted = 0, refused = 0, same_norm = 0;
 		for (size_t pos = 0; pos < n; pos++) {
 			char keep = m[pos];
 			for (size_t j = 0; j < sizeof(subst); j++) {
-				struct out o = {.n = 0};
+				struct out o = {.n = 0}, again = {.n = 0};
 				m[pos] = subst[j];
 				parse_case(m, n, SQL_KNN_DQUOTE_STRINGS, &o);
+				parse_case(m, n, SQL_KNN_DQUOTE_STRINGS, &again);
+				cr_assert_str_eq(o.s, again.s, "text %zu pos %zu '%c'", i, pos,
+				                 subst[j]);
+				if (strncmp(o.s, "NO:", 3) == 0)
+					refused++;
+				else
+					accepted++;
+				buf_reset(&mnorm);
+				if (sql_normalize(m, n, 0, 0, NULL, 0, &mnorm) == 0 &&
+				    mnorm.len == norm.len &&
+				    memcmp(mnorm.data, norm.data, norm.len) == 0) {
+					same_norm++;
+					cr_assert_str_eq(
+					        o.s, orig.s,
+					        "text %zu pos %zu '%c' normalises as the original",
+					        i, pos, subst[j]);
+				}
 			}
 			m[pos] = keep;
 		}
+		cr_assert_gt(accepted, 0, "text %zu: no mutant accepted", i);
+		cr_assert_gt(refused, 0, "text %zu: no mutant refused", i);
+		/* At least the mutants that change nothing (a space for a space). */
+		cr_assert_gt(same_norm, 0, "text %zu", i);
+		buf_free(&norm);
+		buf_free(&mnorm);
 		free(m);
 	}
 }

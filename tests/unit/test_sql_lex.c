@@ -375,7 +375,40 @@ Test(sql_lex, keywords)
 		             "%s", words[i].w);
 }
 
-/* Every prefix of these texts must lex to the end or fail cleanly. */
+/* Lexes an exact-size copy of s[0..n) into toks (at most cap); *failed says
+ * whether the lexer stopped with an error. Returns the number of tokens. */
+static size_t lex_all(const char *s, size_t n, unsigned flags, struct sql_tok *toks, size_t cap,
+                      bool *failed)
+{
+	char *in = dup_exact(s, n);
+	struct sql_lexer lx;
+	size_t k = 0;
+	*failed = false;
+	sql_lex_init(&lx, in, n, flags);
+	for (;;) {
+		cr_assert_lt(k, cap);
+		int rc = sql_lex_next(&lx, &toks[k]);
+		if (rc < 0) {
+			cr_assert_eq(rc, -EINVAL);
+			*failed = true;
+			break;
+		}
+		if (toks[k].kind == SQL_TOK_END)
+			break;
+		k++;
+	}
+	free(in);
+	return k;
+}
+
+/* The most bytes the lexer looks past a token's end before deciding it:
+ * "1.5e-" is the number 1 and more once the "3" that makes "e-3" an
+ * exponent is cut off. */
+#define LEX_LOOKAHEAD 4
+
+/* Every prefix of these texts lexes to its end or fails cleanly, into
+ * tokens in order that do not overlap, and cutting the text changes no
+ * token that ends more than LEX_LOOKAHEAD bytes before the cut. */
 Test(sql_lex, truncated_prefixes)
 {
 	static const char *const texts[] = {
@@ -386,8 +419,34 @@ Test(sql_lex, truncated_prefixes)
 	};
 	static const unsigned flags[] = {0, SQL_LEX_EXPAND_EXEC, SQL_LEX_ANSI_QUOTES,
 	                                 SQL_LEX_NO_BACKSLASH_ESCAPES};
+	static struct sql_tok full[256], cut[256];
 	for (size_t i = 0; i < N(texts); i++)
-		for (size_t f = 0; f < N(flags); f++)
-			for (size_t n = 0; n <= strlen(texts[i]); n++)
-				free(render(texts[i], n, flags[f]));
+		for (size_t f = 0; f < N(flags); f++) {
+			size_t len = strlen(texts[i]);
+			bool failed;
+			size_t nfull = lex_all(texts[i], len, flags[f], full, N(full), &failed);
+			cr_assert_gt(nfull, 0);
+			for (size_t n = 0; n <= len; n++) {
+				size_t ncut = lex_all(texts[i], n, flags[f], cut, N(cut), &failed);
+				for (size_t k = 0; k < ncut; k++) {
+					const struct sql_tok *t = &cut[k];
+					cr_assert_leq(t->off + t->len, n, "text %zu prefix %zu", i,
+					              n);
+					if (k > 0)
+						cr_assert_geq(
+						        t->off, cut[k - 1].off + cut[k - 1].len,
+						        "text %zu prefix %zu token %zu", i, n, k);
+					if (t->off + t->len + LEX_LOOKAHEAD >= n)
+						continue;
+					cr_assert(k < nfull && t->kind == full[k].kind &&
+					                  t->off == full[k].off &&
+					                  t->len == full[k].len,
+					          "text %zu flags %#x prefix %zu: token %zu '%.*s' "
+					          "is "
+					          "not the full text's",
+					          i, flags[f], n, k, (int)t->len,
+					          texts[i] + t->off);
+				}
+			}
+		}
 }

@@ -1,5 +1,5 @@
 /* Unit tests for src/vec: TiDB's vector literal parser, its number printing
- * and its distances, against values taken from TiDB (TIDB-FACTS.md and a Go
+ * and its distances, against values taken from TiDB (docs/tidb.md and a Go
  * harness around TiDB's own code), compared bit for bit and byte for byte. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -537,7 +537,7 @@ static void parse_ok(const char *s, struct vec_f32 *v)
 	cr_assert_eq(vec_parse(s, strlen(s), v, &e), 0, "%s", s);
 }
 
-/* TIDB-FACTS.md §3, and values from TiDB's Go code on amd64 (no FMA). */
+/* docs/tidb.md §3, and values from TiDB's Go code on amd64 (no FMA). */
 Test(vec_dist, golden)
 {
 	const struct dist_case cases[] = {

@@ -185,7 +185,7 @@ Test(vec_scan, fused_arithmetic_would_be_caught)
 	free_table(&tb);
 }
 
-/* TIDB-FACTS.md 3's reference values, through the blocks. */
+/* docs/tidb.md §3's reference values, through the blocks. */
 Test(vec_scan, tidb_reference_values)
 {
 	static const struct {
