@@ -4,30 +4,26 @@
 
 #include <stdlib.h>
 
+#include "core/list.h"
 #include "core/log.h"
 #include "net/net.h"
 
 struct admin_conn {
 	struct admin_endpoint *e;
 	struct net_conn *c;
-	struct admin_conn *next, *prev;
+	struct list_node link; /* on e->conns */
 };
 
 struct admin_endpoint {
 	struct net_listener *l;
 	struct admin_hooks hooks;
-	struct admin_conn *conns;
+	struct list_node conns;
 	bool closing;
 };
 
 static void unlink_conn(struct admin_conn *ac)
 {
-	if (ac->prev)
-		ac->prev->next = ac->next;
-	else
-		ac->e->conns = ac->next;
-	if (ac->next)
-		ac->next->prev = ac->prev;
+	list_remove(&ac->link);
 }
 
 static void serve(struct admin_conn *ac)
@@ -89,10 +85,7 @@ static void accept_cb(struct net_listener *l, struct net_conn *c)
 	}
 	ac->e = e;
 	ac->c = c;
-	ac->next = e->conns;
-	if (e->conns)
-		e->conns->prev = ac;
-	e->conns = ac;
+	list_push_front(&e->conns, &ac->link);
 	c->cb = conn_cb;
 	c->data = ac;
 }
@@ -106,6 +99,7 @@ struct admin_endpoint *admin_endpoint_start(uv_loop_t *loop, const char *host, i
 		return NULL;
 	}
 	e->hooks = *hooks;
+	list_init(&e->conns);
 	e->l = net_listen(loop, host, port, 64, false, accept_cb, e, err);
 	if (!e->l) {
 		free(e);
@@ -120,10 +114,9 @@ void admin_endpoint_close(struct admin_endpoint *e)
 	net_listener_close(e->l);
 	/* Connections free themselves on NET_EV_CLOSED; the endpoint struct has
 	 * no other owner, and no callback refers to it after the conns close. */
-	while (e->conns) {
-		struct admin_conn *ac = e->conns;
+	struct admin_conn *ac;
+	while ((ac = list_entry(list_first(&e->conns), struct admin_conn, link))) {
 		unlink_conn(ac);
-		ac->next = ac->prev = NULL;
 		ac->c->cb = NULL;
 		net_close(ac->c);
 		free(ac);

@@ -1,6 +1,7 @@
 /* Cached tables: versions, staleness, single-flight background loads. */
 #include "cache/cache.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,6 +60,18 @@ uint64_t cache_now_ms(void)
 static void start_load(struct cache_table *t);
 static void forget(struct cache_table *t);
 
+/* The only place a table's state changes after admission (which starts it
+ * EMPTY): EMPTY and FAILED go to READY or FAILED, READY to FAILED (memory
+ * limit); only auto-admitted tables are FORGOTTEN, and nothing leaves that
+ * but a reuse by admission. */
+static void set_table_state(struct cache_table *t, enum cache_table_state st)
+{
+	assert(t->state != CACHE_FORGOTTEN);
+	assert(st != CACHE_FORGOTTEN || t->auto_admitted);
+	assert(st != CACHE_EMPTY);
+	t->state = st;
+}
+
 static uint64_t retry_delay_ms(unsigned failures)
 {
 	uint64_t d = RETRY_AFTER_FAILURE_MS;
@@ -97,7 +110,7 @@ static void load_done(void *data, int status)
 		log_warn("cache %s.%s: load failed (%u in a row): %s", t->db, t->table,
 		         t->fail_streak, t->last_error);
 		if (!t->snap)
-			t->state = CACHE_FAILED;
+			set_table_state(t, CACHE_FAILED);
 		t->retry_at_ms = cache_now_ms() + retry_delay_ms(t->fail_streak);
 		if (t->auto_admitted && !c->closing &&
 		    (!t->snap || t->fail_streak >= AUTO_FORGET_FAILURES)) {
@@ -108,7 +121,7 @@ static void load_done(void *data, int status)
 	} else {
 		struct cache_snapshot *old = t->snap;
 		t->snap = j->snap;
-		t->state = CACHE_READY;
+		set_table_state(t, CACHE_READY);
 		t->loads++;
 		t->fail_streak = 0;
 		t->last_error[0] = 0;
@@ -143,7 +156,7 @@ static void load_done(void *data, int status)
 			         t->db, t->table);
 			cache_snapshot_unref(t->snap);
 			t->snap = NULL;
-			t->state = CACHE_FAILED;
+			set_table_state(t, CACHE_FAILED);
 			snprintf(t->last_error, sizeof(t->last_error), "memory_limit reached");
 			t->retry_at_ms = cache_now_ms() + retry_delay_ms(++t->fail_streak);
 		}
@@ -318,7 +331,7 @@ static void forget(struct cache_table *t)
 	if (t->snap)
 		cache_snapshot_unref(t->snap);
 	t->snap = NULL;
-	t->state = CACHE_FORGOTTEN;
+	set_table_state(t, CACHE_FORGOTTEN);
 	/* Column definitions captured for it are void, whatever it becomes. */
 	t->version++;
 	t->schema_version++;
@@ -394,11 +407,6 @@ struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, 
 	if (t)
 		log_info("cache: admitting %s.%s(%s)", t->db, t->table, t->column);
 	return t;
-}
-
-bool cache_auto_admit(const struct cache *c)
-{
-	return c->opt.tables->auto_admit;
 }
 
 void cache_set_max_staleness(struct cache *c, uint64_t ms)

@@ -1,6 +1,6 @@
 /* The vector cache: which tables are cached, their snapshots and versions,
  * background loads (single flight per table), and the rules that decide
- * whether a snapshot may answer a query (DESIGN.md, "Consistency"). Lives on
+ * whether a snapshot may answer a query (docs/design.md §10). Lives on
  * the event loop; loads run on pool threads. */
 #ifndef VECGATE_CACHE_CACHE_H
 #define VECGATE_CACHE_CACHE_H
@@ -66,7 +66,6 @@ struct cache_options {
  * are unusable (err says why). */
 struct cache *cache_new(const struct cache_options *opt, char *err, size_t errlen);
 void cache_free(struct cache *c);
-bool cache_auto_admit(const struct cache *c);
 void cache_set_max_staleness(struct cache *c, uint64_t ms);
 
 /* The cached table db.table (names compare case-insensitively, as in TiDB),
@@ -76,7 +75,7 @@ struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, c
 /* Whether auto admission would take db.table now: on, not a system schema,
  * not in the back-off of a failed load, room under max_tables and
  * memory_limit. Admission itself must wait until the database has answered
- * a kNN query on the table for some client (docs/design.md, "Admission"):
+ * a kNN query on the table for some client (docs/design.md §7):
  * the caller checks that, then calls cache_admit(). */
 bool cache_may_admit(const struct cache *c, const char *db, size_t db_len, const char *table,
                      size_t table_len);

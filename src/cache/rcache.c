@@ -8,7 +8,7 @@
 #include <xxhash.h>
 
 #include "cache/cache.h"
-#include "proto/packet.h"
+#include "proto/answer.h"
 
 struct entry {
 	uint64_t key;
@@ -105,17 +105,10 @@ void rcache_put(struct rcache *rc, uint64_t key, const struct cache_snapshot *sn
 		return;
 	buf_init(&e->prefix);
 	buf_init(&e->rows);
-	uint8_t seq = 1;
-	ssize_t start = proto_pkt_begin(&e->prefix);
-	bool ok = start >= 0 && cache_meta_copy(&e->meta, &sh->meta) == 0 &&
-	          wr_lenenc(&e->prefix, sh->ncols) == 0 &&
-	          proto_pkt_end(&e->prefix, (size_t)start, &seq) == 0 &&
+	bool ok = cache_meta_copy(&e->meta, &sh->meta) == 0 &&
+	          proto_append_answer_header(&e->prefix, sh->ncols, sh->defs.data, sh->defs.len) ==
+	                  0 &&
 	          buf_append(&e->rows, rows, rows_len) == 0;
-	for (uint32_t i = 0; ok && i < sh->ncols; i++) {
-		uint32_t len;
-		const uint8_t *d = cache_shape_def(sh, i, &len);
-		ok = proto_write_packet(&e->prefix, &seq, d, len) == 0;
-	}
 	e->bytes = sizeof(*e) + e->prefix.cap + e->rows.cap + e->meta.mid.cap + e->meta.term.cap;
 	if (!ok || e->bytes > rc->max / 4) {
 		entry_free(e);

@@ -228,7 +228,7 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 	    load_columns(my, s, spec->column, &dim, err, errlen) < 0)
 		goto failed;
 
-	/* TiDB's vector literal grammar changed after v8.5 (TIDB-FACTS 4);
+	/* TiDB's vector literal grammar changed after v8.5 (docs/tidb.md §4);
 	 * cells TiDB printed parse the same either way, MariaDB's LONGTEXT
 	 * stand-in holds the text its clients inserted. */
 	const char *version = mysql_get_server_info(my);

@@ -4,6 +4,7 @@
  * keeps the per-state lists whose lengths /metrics shows. */
 #include "session/session.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -11,11 +12,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
+#include "core/list.h"
 #include "core/metrics.h"
 #include "core/log.h"
 #include "proto/handshake.h"
 #include "proto/mysql.h"
 #include "proto/packet.h"
+#include "proto/command.h"
 #include "proto/packets.h"
 #include "session/sess_cache.h"
 
@@ -107,13 +111,6 @@ static void metrics_setup(void)
 	m.protocol_errors = metrics_series(f, "protocol", NULL);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
                 const struct proxy_limits *lim)
 {
@@ -122,6 +119,8 @@ void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *c
 	px->pool = pool;
 	px->client_tls = client_tls;
 	px->lim = *lim;
+	for (int i = 0; i < SESS_NSTATES; i++)
+		list_init(&px->by_state[i]);
 	metrics_setup();
 }
 
@@ -132,14 +131,7 @@ void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *c
 static void state_list_remove(struct session *s)
 {
 	struct proxy *px = s->px;
-	if (s->next)
-		s->next->prev = s->prev;
-	else
-		px->by_state_last[s->state] = s->prev;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		px->by_state[s->state] = s->next;
+	list_remove(&s->link);
 	px->n_by_state[s->state]--;
 	metrics_gauge_add(m.state[s->state], -1);
 }
@@ -148,16 +140,33 @@ static void state_list_add(struct session *s, enum session_state st)
 {
 	struct proxy *px = s->px;
 	s->state = st;
-	s->next = NULL;
-	s->prev = px->by_state_last[st];
-	if (s->prev)
-		s->prev->next = s;
-	else
-		px->by_state[st] = s;
-	px->by_state_last[st] = s;
+	list_push_back(&px->by_state[st], &s->link);
 	px->n_by_state[st]++;
 	metrics_gauge_add(m.state[st], 1);
 }
+
+/* The oldest session in state st, or NULL. */
+static struct session *first_in(const struct proxy *px, enum session_state st)
+{
+	return list_entry(list_first(&px->by_state[st]), struct session, link);
+}
+
+#define B(st) (1u << (st))
+/* The states each state may go to (besides CLOSING, which any may). */
+static const unsigned legal_next[SESS_NSTATES] = {
+        [SESS_QUEUED] = B(SESS_WAIT_UPSTREAM),
+        [SESS_WAIT_UPSTREAM] = B(SESS_GREETED),
+        [SESS_GREETED] = B(SESS_CLIENT_TLS) | B(SESS_AUTH),
+        [SESS_CLIENT_TLS] = B(SESS_GREETED),
+        [SESS_AUTH] = B(SESS_IDLE),
+        [SESS_IDLE] = B(SESS_QUERY) | B(SESS_CACHE) | B(SESS_CHANGE_USER),
+        [SESS_QUERY] = B(SESS_IDLE) | B(SESS_INFILE),
+        [SESS_INFILE] = B(SESS_QUERY),
+        [SESS_CHANGE_USER] = B(SESS_IDLE),
+        [SESS_CACHE] = B(SESS_IDLE) | B(SESS_QUERY),
+        [SESS_CLOSING] = 0,
+};
+#undef B
 
 /* A login in progress holds a TiDB connection: from waiting for one (the
  * greeting carries the salt the client must answer) to the end of its
@@ -174,6 +183,12 @@ static void set_state(struct session *s, enum session_state st)
 	/* Closing is final; nothing leaves it. */
 	if (s->state == st || s->state == SESS_CLOSING)
 		return;
+	if (st != SESS_CLOSING && !(legal_next[s->state] & (1u << st))) {
+		/* A bug: debug builds stop here, release builds say so. */
+		log_error("session %llu: illegal state change %s -> %s", (unsigned long long)s->id,
+		          state_names[s->state], state_names[st]);
+		assert(!"illegal session state change");
+	}
 	bool slot_freed = holds_login_slot(s->state) && !holds_login_slot(st);
 	state_list_remove(s);
 	state_list_add(s, st);
@@ -198,7 +213,7 @@ static void maybe_free(struct session *s)
 
 static void timer_closed(struct net_timer *t)
 {
-	struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+	struct session *s = container_of(t, struct session, timer);
 	s->timer_open = false;
 	maybe_free(s);
 }
@@ -252,6 +267,25 @@ static void timeout_cb(struct net_timer *t)
 		session_close(s, "idle timeout");
 	else if (s->state < SESS_IDLE)
 		session_close(s, "handshake timeout");
+}
+
+static void process_client(struct session *s);
+
+static void arm_idle_timer(struct session *s);
+
+/* The one end of every command: relayed (TiDB's response is complete) or
+ * answered from memory (at once or after a scan). The session takes the
+ * next command, or closes when draining outside a transaction. False when
+ * it closed. */
+static bool command_finished(struct session *s)
+{
+	if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
+		session_close(s, "draining");
+		return false;
+	}
+	set_state(s, SESS_IDLE);
+	arm_idle_timer(s);
+	return true;
 }
 
 static void arm_idle_timer(struct session *s)
@@ -364,6 +398,7 @@ static void send_greeting(struct session *s)
 }
 
 static void got_upstream_cb(struct pool_waiter *w, struct upstream *up, const char *err);
+static const struct sess_cache_ops cache_ops;
 
 static void client_event_cb(struct net_conn *c, enum net_event ev, int status);
 static void up_event_cb(struct net_conn *c, enum net_event ev, int status);
@@ -372,7 +407,7 @@ static void process_upstream(struct session *s);
 
 static void got_upstream_cb(struct pool_waiter *w, struct upstream *up, const char *err)
 {
-	struct session *s = (struct session *)((char *)w - offsetof(struct session, waiter));
+	struct session *s = container_of(w, struct session, waiter);
 	if (!up) {
 		metrics_inc(m.login_failed, 1);
 		char msg[512];
@@ -568,7 +603,8 @@ static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size
 			s->status = ok.status;
 		proto_resp_init(&s->resp, s->status);
 		if (s->kc && login)
-			sess_cache_login(s->kc, s->user, s->login_db, s->login_db_len, s->charset);
+			sess_cache_login(s->kc, s->user, s->login_db, s->login_db_len, s->charset,
+			                 s->caps);
 		else if (s->kc)
 			sess_cache_changed_user(s->kc, s->user, s->login_db, s->login_db_len);
 		if (login) {
@@ -593,27 +629,20 @@ static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size
 
 /* ---- commands ---- */
 
-/* COM_CHANGE_USER names the new user and database: user NUL, auth data
- * (1-byte length with SECURE_CONNECTION), database NUL. */
+/* COM_CHANGE_USER names the new user and database (kept until the server
+ * accepts them); a payload that cannot be read names nobody. */
 static void note_change_user(struct session *s, const uint8_t *p, size_t n)
 {
-	struct rd r = rd_make(p + 1, n ? n - 1 : 0);
-	const uint8_t *user, *auth, *db;
-	size_t user_len, db_len = 0;
-	uint8_t alen;
-	if (n == 0 || !rd_nulstr(&r, &user, &user_len)) {
-		user_len = 0;
-		user = (const uint8_t *)"";
-	} else if (s->caps & PROTO_CLIENT_SECURE_CONNECTION) {
-		if (!rd_u8(&r, &alen) || !rd_bytes(&r, alen, &auth) || !rd_nulstr(&r, &db, &db_len))
-			db_len = 0;
-	} else if (!rd_nulstr(&r, &auth, &db_len) || !rd_nulstr(&r, &db, &db_len)) {
-		db_len = 0;
+	struct proto_change_user cu;
+	if (n == 0 || proto_parse_change_user(p, n, s->caps, &cu) < 0) {
+		s->user[0] = 0;
+		s->login_db_len = 0;
+		return;
 	}
-	snprintf(s->user, sizeof(s->user), "%.*s", (int)user_len, (const char *)user);
-	s->login_db_len = db_len < sizeof(s->login_db) ? db_len : 0;
+	snprintf(s->user, sizeof(s->user), "%.*s", (int)cu.user_len, cu.user);
+	s->login_db_len = cu.has_db && cu.db_len < sizeof(s->login_db) ? cu.db_len : 0;
 	if (s->login_db_len)
-		memcpy(s->login_db, db, s->login_db_len);
+		memcpy(s->login_db, cu.db, s->login_db_len);
 }
 
 /* One complete command from the client, in SESS_IDLE. Returns false when
@@ -640,11 +669,25 @@ static bool on_client_command(struct session *s, const uint8_t *wire, size_t wir
 	}
 	if (s->kc && cmd != PROTO_COM_CHANGE_USER && lp->chunks == 1) {
 		s->cmd = cmd;
-		s->cmd_start_ns = now_ns();
-		if (sess_cache_command(s->kc, payload, lp->payload_len)) {
+		s->cmd_start_ns = core_now_ns();
+		struct buf out;
+		buf_init(&out);
+		uint16_t status;
+		enum sess_cache_verdict v = sess_cache_command(s->kc, payload, lp->payload_len,
+		                                               s->status, &out, &status);
+		if (v == SESS_CACHE_ANSWERED) {
 			buf_consume(&s->client->in, wire_len);
-			if (!sess_cache_busy(s->kc))
-				return s->state == SESS_IDLE; /* answered at once */
+			bool ok = to_client(s, out.data, out.len);
+			buf_free(&out);
+			if (!ok)
+				return false;
+			s->status = status;
+			metrics_observe_ns(m.cache_latency, core_now_ns() - s->cmd_start_ns);
+			return command_finished(s);
+		}
+		buf_free(&out);
+		if (v == SESS_CACHE_PENDING) {
+			buf_consume(&s->client->in, wire_len);
 			net_timer_stop(&s->timer);
 			set_state(s, SESS_CACHE);
 			return false;
@@ -670,7 +713,7 @@ static bool on_client_command(struct session *s, const uint8_t *wire, size_t wir
 		return true;
 	}
 	s->cmd = cmd;
-	s->cmd_start_ns = now_ns();
+	s->cmd_start_ns = core_now_ns();
 	proto_resp_start(&s->resp, cmd, s->caps, payload,
 	                 lp->chunks == 1 ? lp->payload_len : PROTO_MAX_CHUNK);
 	buf_consume(&s->client->in, wire_len);
@@ -775,7 +818,7 @@ static void relay_response(struct session *s)
 		if (!s->up_cont) {
 			r = proto_resp_feed(&s->resp, pk.payload, pk.len);
 			if (s->kc)
-				sess_cache_response_packet(s->kc, pk.payload, pk.len);
+				sess_cache_response_packet(s->kc, &s->resp, pk.payload, pk.len);
 		}
 		s->up_cont = pk.len == PROTO_MAX_CHUNK;
 		if (!to_client(s, buf_head(in), used))
@@ -795,17 +838,12 @@ static void relay_response(struct session *s)
 			return;
 		}
 		if (r == PROTO_RESP_DONE) {
-			metrics_observe_ns(m.latency, now_ns() - s->cmd_start_ns);
+			metrics_observe_ns(m.latency, core_now_ns() - s->cmd_start_ns);
 			s->status = s->resp.status;
 			if (s->kc)
 				sess_cache_response_done(s->kc, &s->resp, s->status);
-			if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
-				session_close(s, "draining");
-				return;
-			}
-			set_state(s, SESS_IDLE);
-			arm_idle_timer(s);
-			process_client(s);
+			if (command_finished(s))
+				process_client(s);
 		}
 	}
 }
@@ -974,7 +1012,7 @@ void session_accept(struct proxy *px, struct net_conn *client)
 	s->timer_open = true;
 	net_timer_start(&s->timer, px->lim.handshake_timeout_ms);
 	if (px->cache)
-		s->kc = sess_cache_new(s);
+		s->kc = sess_cache_new(px->cache, px->loop, &cache_ops, s);
 	s->waiter.cb = got_upstream_cb;
 	admit_queued(px);
 	if (s->state == SESS_QUEUED)
@@ -996,9 +1034,9 @@ static int pending_logins(const struct proxy *px)
  * their handshake timeout runs meanwhile. */
 static void admit_queued(struct proxy *px)
 {
-	while (!px->draining && px->by_state[SESS_QUEUED] &&
+	struct session *s;
+	while (!px->draining && (s = first_in(px, SESS_QUEUED)) &&
 	       pending_logins(px) < px->lim.max_pending_logins) {
-		struct session *s = px->by_state[SESS_QUEUED];
 		set_state(s, SESS_WAIT_UPSTREAM);
 		pool_acquire(px->pool, &s->waiter);
 	}
@@ -1014,30 +1052,27 @@ void proxy_drain(struct proxy *px)
 	px->draining = true;
 	/* Idle sessions outside a transaction go now; the others after their
 	 * response or their transaction. */
-	struct session *s = px->by_state[SESS_IDLE], *next;
-	for (; s; s = next) {
-		next = s->next;
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &px->by_state[SESS_IDLE])
+	{
+		struct session *s = container_of(pos, struct session, link);
 		if (!(s->status & PROTO_STATUS_IN_TRANS))
 			session_close(s, "draining");
 	}
+	struct session *s;
 	for (int st = SESS_QUEUED; st < SESS_IDLE; st++)
-		for (s = px->by_state[st]; s; s = next) {
-			next = s->next;
+		while ((s = first_in(px, (enum session_state)st)))
 			session_close(s, "draining");
-		}
 	if (px->n_sessions == 0 && px->on_drained)
 		px->on_drained(px);
 }
 
 void proxy_close_all(struct proxy *px)
 {
-	for (int st = 0; st < SESS_CLOSING; st++) {
-		struct session *s, *next;
-		for (s = px->by_state[st]; s; s = next) {
-			next = s->next;
+	struct session *s;
+	for (int st = 0; st < SESS_CLOSING; st++)
+		while ((s = first_in(px, (enum session_state)st)))
 			session_close(s, "shutting down");
-		}
-	}
 }
 
 int proxy_status_json(const struct proxy *px, struct buf *out)
@@ -1051,30 +1086,20 @@ int proxy_status_json(const struct proxy *px, struct buf *out)
 
 /* ---- answers from the cache ---- */
 
-void session_answer(struct session *s, const uint8_t *bytes, size_t len, uint16_t status)
+static void cache_answer_cb(void *owner, const uint8_t *bytes, size_t len, uint16_t status)
 {
-	if (s->state == SESS_CLOSING || !to_client(s, bytes, len))
+	struct session *s = owner;
+	if (s->state != SESS_CACHE || !to_client(s, bytes, len))
 		return;
 	s->status = status;
-	metrics_observe_ns(m.cache_latency, now_ns() - s->cmd_start_ns);
-	if (s->state != SESS_CACHE)
-		return; /* answered inside on_client_command, which goes on */
-	if (s->px->draining && !(s->status & PROTO_STATUS_IN_TRANS)) {
-		session_close(s, "draining");
-		return;
-	}
-	set_state(s, SESS_IDLE);
-	arm_idle_timer(s);
-	process_client(s);
+	metrics_observe_ns(m.cache_latency, core_now_ns() - s->cmd_start_ns);
+	if (command_finished(s))
+		process_client(s);
 }
 
-void session_answer_failed(struct session *s)
+static void cache_relay_cb(void *owner, const uint8_t *payload, size_t len)
 {
-	session_close(s, "out of memory answering from the cache");
-}
-
-void session_relay_command(struct session *s, const uint8_t *payload, size_t len)
-{
+	struct session *s = owner;
 	if (s->state != SESS_CACHE || !s->up)
 		return;
 	struct buf b;
@@ -1090,3 +1115,14 @@ void session_relay_command(struct session *s, const uint8_t *payload, size_t len
 	if (buf_unread(&s->up->conn->in))
 		process_upstream(s);
 }
+
+static void cache_failed_cb(void *owner)
+{
+	session_close(owner, "out of memory answering from the cache");
+}
+
+static const struct sess_cache_ops cache_ops = {
+        .answer = cache_answer_cb,
+        .relay = cache_relay_cb,
+        .failed = cache_failed_cb,
+};

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/list.h"
 #include "net/net.h"
 #include "net/rsa.h"
 #include "pool/pool.h"
@@ -49,8 +50,7 @@ struct proxy {
 	struct net_rsa *rsa;       /* for caching_sha2 over plaintext client links; may be NULL */
 	struct proxy_cache *cache; /* the vector cache; NULL when off */
 	struct proxy_limits lim;
-	struct session *by_state[SESS_NSTATES]; /* oldest first */
-	struct session *by_state_last[SESS_NSTATES];
+	struct list_node by_state[SESS_NSTATES]; /* oldest first */
 	int n_by_state[SESS_NSTATES];
 	int n_sessions;
 	bool draining; /* SIGTERM: idle sessions close, no new ones */
@@ -90,9 +90,9 @@ struct session {
 	char user[64];
 	char login_db[256]; /* the database named at login (or change user) */
 	size_t login_db_len;
-	uint8_t charset;             /* from the handshake response */
-	struct sess_cache *kc;       /* the cache's view of this session, or NULL */
-	struct session *next, *prev; /* on px->by_state[state] */
+	uint8_t charset;       /* from the handshake response */
+	struct sess_cache *kc; /* the cache's view of this session, or NULL */
+	struct list_node link; /* on px->by_state[state] */
 };
 
 void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
@@ -109,12 +109,6 @@ void proxy_close_all(struct proxy *px);
 void proxy_admit_queued(struct proxy *px);
 const char *session_state_name(enum session_state s);
 
-/* For sess_cache.c: an answer computed by vecgate goes to the client as if
- * TiDB had sent it (status becomes the session's); a command the cache took
- * goes to TiDB after all. */
-void session_answer(struct session *s, const uint8_t *bytes, size_t len, uint16_t status);
-void session_answer_failed(struct session *s);
-void session_relay_command(struct session *s, const uint8_t *payload, size_t len);
 /* JSON counts by state, for /status. */
 int proxy_status_json(const struct proxy *px, struct buf *out) MUST_CHECK;
 

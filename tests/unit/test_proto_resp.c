@@ -69,7 +69,7 @@
 	"\x00"                                                                                     \
 	"\x00\x00"
 /* VEC_COSINE_DISTANCE(...) AS distance: DOUBLE, charset 63, length 23,
- * BINARY, decimals 31 (TIDB-FACTS.md section 2). */
+ * BINARY, decimals 31 (docs/tidb.md §2). */
 #define DISTDEF                                                                                    \
 	"\x03"                                                                                     \
 	"def"                                                                                      \

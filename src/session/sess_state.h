@@ -1,0 +1,93 @@
+/* What a client session is, as far as answering from memory cares: its user,
+ * current database, active roles, settings, and the cached tables its open
+ * transaction wrote. Changed only by the server's answers to the session's
+ * statements (docs/design.md §9), never by the request alone. Pure: the cache
+ * is reached through the ops below, so the rules are unit-tested without
+ * one. */
+#ifndef VECGATE_SESSION_SESS_STATE_H
+#define VECGATE_SESSION_SESS_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sql/classify.h"
+
+struct cache_table;
+
+/* How the tracker reaches the cache. Tables are opaque: only their identity
+ * matters here. */
+struct sess_state_ops {
+	/* The cached table db.table, or NULL. */
+	struct cache_table *(*find)(void *ctx, const char *db, const char *table);
+	/* A write to t committed. */
+	void (*written)(void *ctx, struct cache_table *t);
+	/* t's definition may have changed (DDL). */
+	void (*ddl)(void *ctx, struct cache_table *t);
+	/* Any table may have been written or redefined. */
+	void (*all_changed)(void *ctx);
+	/* Privileges changed (GRANT, REVOKE, users, roles): every proof is void. */
+	void (*privileges_changed)(void *ctx);
+};
+
+#define SESS_STATE_MAX_TXN_TABLES 32
+
+struct sess_state {
+	const struct sess_state_ops *ops;
+	void *ctx;
+	char user[64];
+	char db[256];
+	bool db_known; /* false: unqualified names are not resolved */
+	uint8_t charset;
+	/* The handshake's character set and every SET NAMES utf8mb4 since,
+	 * hashed: answers are captured and served per value. */
+	uint64_t settings;
+	/* 0: the roles a login gets; else a hash of the SET ROLE the server last
+	 * accepted (each replaces the whole set), or a value no other session
+	 * has once vecgate cannot be sure who the session is. */
+	uint64_t roles;
+	bool serving_ok;   /* false: settings under which memory could differ */
+	unsigned lexflags; /* SQL_LEX_* from the server status */
+	struct cache_table *txn[SESS_STATE_MAX_TXN_TABLES];
+	size_t ntxn;
+	bool txn_all; /* the open transaction may have written any table */
+};
+
+void sess_state_init(struct sess_state *st, const struct sess_state_ops *ops, void *ctx);
+
+/* A login (or COM_CHANGE_USER) the server accepted. */
+void sess_state_login(struct sess_state *st, const char *user, const char *db, size_t db_len,
+                      uint8_t charset);
+/* COM_RESET_CONNECTION succeeded: transaction, settings and roles are a
+ * fresh session's; user and database stay. */
+void sess_state_reset(struct sess_state *st);
+/* COM_CHANGE_USER was refused: servers differ on who the session is then. */
+void sess_state_identity_unknown(struct sess_state *st);
+/* COM_INIT_DB succeeded. */
+void sess_state_init_db(struct sess_state *st, const char *db, size_t len);
+
+/* The statements of one finished command (text, classified), with what the
+ * server did: no error, all ran; with an error, the statement at index
+ * results_before_err failed and the later ones never ran, provided each
+ * earlier statement gives exactly one result. unknown: the text could not be
+ * classified. */
+void sess_state_account(struct sess_state *st, const char *text, const struct sql_class *cls,
+                        size_t n, bool unknown, bool is_err, unsigned results_before_err);
+
+/* The server status after a response: a session outside a transaction has
+ * committed what it wrote. */
+void sess_state_status(struct sess_state *st, uint16_t status);
+
+/* Whether the open transaction wrote t (its kNN reads must see that). */
+bool sess_state_txn_has(const struct sess_state *st, const struct cache_table *t);
+
+/* Settings and roles hashed together: part of a proof's key. */
+uint64_t sess_state_identity(const struct sess_state *st);
+
+/* The current database for the key of a proof ("" when not known). */
+static inline const char *sess_state_db(const struct sess_state *st)
+{
+	return st->db_known ? st->db : "";
+}
+
+#endif
