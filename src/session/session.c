@@ -630,15 +630,19 @@ static void on_upstream_auth_packet(struct session *s, const uint8_t *wire, size
 /* ---- commands ---- */
 
 /* COM_CHANGE_USER names the new user and database (kept until the server
- * accepts them); a payload that cannot be read names nobody. */
+ * accepts them) and the auth plugin (it may switch later); a payload that
+ * cannot be read names nobody. */
 static void note_change_user(struct session *s, const uint8_t *p, size_t n)
 {
 	struct proto_change_user cu;
+	s->sha2 = false;
 	if (n == 0 || proto_parse_change_user(p, n, s->caps, &cu) < 0) {
 		s->user[0] = 0;
 		s->login_db_len = 0;
 		return;
 	}
+	s->sha2 = cu.has_plugin && cu.plugin_len == 21 &&
+	          !memcmp(cu.plugin, "caching_sha2_password", 21);
 	snprintf(s->user, sizeof(s->user), "%.*s", (int)cu.user_len, cu.user);
 	s->login_db_len = cu.has_db && cu.db_len < sizeof(s->login_db) ? cu.db_len : 0;
 	if (s->login_db_len)
@@ -700,7 +704,6 @@ static bool on_client_command(struct session *s, const uint8_t *wire, size_t wir
 		 * the client names (it may switch), and the salt stays the
 		 * greeting's, which TiDB keeps for the connection. */
 		s->seq_delta = 0;
-		s->sha2 = memmem(payload, lp->payload_len, "caching_sha2_password", 21) != NULL;
 		s->sha2_full = false;
 		note_change_user(s, payload, lp->chunks == 1 ? lp->payload_len : 0);
 		buf_consume(&s->client->in, wire_len);
