@@ -299,6 +299,7 @@ static int setup_cache(struct app *a, char *err, size_t errlen)
 	        .max_staleness_ms = c->cache.max_staleness,
 	        .load_timeout_ms = c->cache.load_timeout,
 	        .max_tables = c->cache.max_tables,
+	        .patches = c->cache.patches,
 	};
 	if (!(a->cache = cache_new(&opt, err, errlen)))
 		return -EINVAL;

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cache/loader.h"
 #include "core/metrics.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -36,6 +37,9 @@ struct cache {
 	int loads_in_flight;
 	struct metric *m_loads_ok, *m_loads_failed, *m_load_seconds, *m_rows, *m_bytes;
 	struct metric *m_memory, *m_tables, *m_oldest_ms;
+	struct metric *m_patches_ok, *m_patches_failed, *m_patched_rows, *m_patch_seconds;
+	struct metric *m_waits;
+	struct metrics_family *m_fallbacks;
 	int n_auto; /* auto-admitted tables not forgotten */
 	struct forgotten {
 		uint64_t name; /* hash of lower-case db.table; 0 = free */
@@ -59,6 +63,11 @@ uint64_t cache_now_ms(void)
 
 static void start_load(struct cache_table *t);
 static void forget(struct cache_table *t);
+static void maybe_patch(struct cache_table *t);
+static void pending_prune(struct cache_table *t);
+static void pending_clear(struct cache_table *t);
+static bool unresolved_after(const struct cache_table *t, uint64_t v);
+static void wake_waiters(struct cache_table *t);
 
 /* The only place a table's state changes after admission (which starts it
  * EMPTY): EMPTY and FAILED go to READY or FAILED, READY to FAILED (memory
@@ -83,7 +92,7 @@ static uint64_t retry_delay_ms(unsigned failures)
 static uint64_t snapshot_bytes(const struct cache *c)
 {
 	uint64_t n = 0;
-	for (const struct cache_table *t = c->tables; t; t = t->next)
+	for (const struct cache_table *t = c->tables; t; t = t->next_table)
 		n += t->snap ? t->snap->bytes : 0;
 	return n;
 }
@@ -119,8 +128,21 @@ static void load_done(void *data, int status)
 			return;
 		}
 	} else {
-		struct cache_snapshot *old = t->snap;
-		t->snap = j->snap;
+		/* Published at once unless patches moved the published version
+		 * past the load's start: then it catches up first (as t->next,
+		 * patched with the writes after its start). */
+		struct cache_snapshot *old = NULL;
+		if (!t->snap || t->snap->version <= j->snap->version) {
+			old = t->snap;
+			t->snap = j->snap;
+			if (t->next && t->next->version <= j->snap->version) {
+				cache_snapshot_unref(t->next);
+				t->next = NULL;
+			}
+		} else {
+			cache_snapshot_unref(t->next);
+			t->next = j->snap;
+		}
 		set_table_state(t, CACHE_READY);
 		t->loads++;
 		t->fail_streak = 0;
@@ -167,10 +189,17 @@ static void load_done(void *data, int status)
 			cache_free(c);
 		return;
 	}
-	if (t->reload_again || (t->snap && t->snap->version != t->version)) {
+	uint64_t built = t->next ? t->next->version : t->snap ? t->snap->version : 0;
+	/* After a failure the timer retries, after the back-off. */
+	if (t->state != CACHE_FAILED && t->last_error[0] == 0 &&
+	    (t->reload_again || unresolved_after(t, built))) {
 		t->reload_again = false;
 		start_load(t);
 	}
+	pending_prune(t);
+	maybe_patch(t);
+	if (!t->patching)
+		wake_waiters(t);
 }
 
 static void start_load(struct cache_table *t)
@@ -202,8 +231,388 @@ static void start_load(struct cache_table *t)
 		return;
 	}
 	t->loading = true;
+	t->load_version = t->version;
 	t->reload_again = false;
 	c->loads_in_flight++;
+}
+
+/* ---- live snapshots ---- */
+
+struct cache_pending {
+	uint64_t version;
+	bool resolved; /* w names every row the write touched */
+	struct cache_write w;
+};
+
+void cache_write_init(struct cache_write *w)
+{
+	memset(w, 0, sizeof(*w));
+	buf_init(&w->keys);
+}
+
+void cache_write_free(struct cache_write *w)
+{
+	if (!w)
+		return;
+	buf_free(&w->keys);
+	free(w->ranges);
+	free(w->range_rows);
+	cache_write_init(w);
+}
+
+int cache_write_add_range(struct cache_write *w, struct cache_key_range r, size_t rows)
+{
+	struct cache_key_range *v = realloc(w->ranges, (w->nranges + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->ranges = v;
+	size_t *n = realloc(w->range_rows, (w->nranges + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	w->range_rows = n;
+	w->ranges[w->nranges] = r;
+	w->range_rows[w->nranges++] = rows;
+	return 0;
+}
+
+int cache_write_merge(struct cache_write *dst, const struct cache_write *src)
+{
+	if (buf_append(&dst->keys, src->keys.data, src->keys.len) < 0)
+		return -ENOMEM;
+	dst->nkeys += src->nkeys;
+	for (size_t i = 0; i < src->nranges; i++)
+		if (cache_write_add_range(dst, src->ranges[i], src->range_rows[i]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+static void count_fallback(struct cache *c, const char *reason)
+{
+	metrics_inc(metrics_series(c->m_fallbacks, reason, NULL), 1);
+}
+
+static void pending_add(struct cache_table *t, bool resolved, struct cache_write *w)
+{
+	if (t->n_pending == t->pending_cap) {
+		size_t cap = t->pending_cap ? t->pending_cap * 2 : 16;
+		struct cache_pending *v = realloc(t->pending, cap * sizeof(*v));
+		if (!v) {
+			/* Without a record this version cannot be reached by
+			 * patches: only a load covers it. */
+			t->lost_version = t->version;
+			if (w)
+				cache_write_free(w);
+			return;
+		}
+		t->pending = v;
+		t->pending_cap = cap;
+	}
+	struct cache_pending *e = &t->pending[t->n_pending++];
+	e->version = t->version;
+	e->resolved = resolved;
+	cache_write_init(&e->w);
+	if (w) {
+		e->w = *w;
+		cache_write_init(w);
+	}
+}
+
+/* Drops entries every snapshot anyone builds on already reflects. */
+static void pending_prune(struct cache_table *t)
+{
+	uint64_t keep_after = t->snap ? t->snap->version : 0;
+	if (t->next && t->next->version < keep_after)
+		keep_after = t->next->version;
+	if (t->loading && t->load_version < keep_after)
+		keep_after = t->load_version;
+	size_t i = 0;
+	while (i < t->n_pending && t->pending[i].version <= keep_after)
+		cache_write_free(&t->pending[i++].w);
+	if (i) {
+		memmove(t->pending, t->pending + i, (t->n_pending - i) * sizeof(*t->pending));
+		t->n_pending -= i;
+	}
+}
+
+static void pending_clear(struct cache_table *t)
+{
+	for (size_t i = 0; i < t->n_pending; i++)
+		cache_write_free(&t->pending[i].w);
+	t->n_pending = 0;
+}
+
+/* Whether a write after version v cannot be patched (only a load covers it). */
+static bool unresolved_after(const struct cache_table *t, uint64_t v)
+{
+	if (t->lost_version > v)
+		return true;
+	for (size_t i = 0; i < t->n_pending; i++)
+		if (t->pending[i].version > v && !t->pending[i].resolved)
+			return true;
+	return false;
+}
+
+static void wake_waiters(struct cache_table *t)
+{
+	/* The ones waiting now: a read that waits again joins the table's
+	 * list anew and is woken by the next publish, not by this one. */
+	struct list_node woken, *n;
+	list_init(&woken);
+	while ((n = list_first(&t->waiters))) {
+		list_remove(n);
+		list_push_back(&woken, n);
+	}
+	while ((n = list_first(&woken))) {
+		list_remove(n);
+		struct cache_waiter *w = container_of(n, struct cache_waiter, link);
+		w->cb(w);
+	}
+}
+
+struct patch_job {
+	struct cache_table *t;
+	struct cache_load_spec spec;
+	struct cache_snapshot *target; /* referenced */
+	struct cache_write w;          /* every key of the entries it covers */
+	uint64_t version;
+	MYSQL *conn;
+	struct cache_snapshot *result;
+	size_t rows;
+	uint64_t t0;
+	int rc;
+	char err[512];
+};
+
+static void fill_spec(struct cache_table *t, struct cache_load_spec *spec)
+{
+	struct cache *c = t->cache;
+	*spec = (struct cache_load_spec){
+	        .host = c->host,
+	        .port = c->opt.port,
+	        .user = c->user,
+	        .password = c->password,
+	        .tls = c->opt.tls,
+	        .tls_verify = c->opt.tls_verify,
+	        .tls_ca_file = c->ca,
+	        .db = t->db,
+	        .table = t->table,
+	        .column = t->column,
+	        .version = t->version,
+	        .memory_limit = c->opt.memory_limit,
+	        .timeout_s = (unsigned)(c->opt.load_timeout_ms / 1000),
+	};
+}
+
+/* The rows of an AUTO_INCREMENT range read back must be exactly those the
+ * insert reported: otherwise its keys were not consecutive and rows would
+ * be missed. */
+static bool ranges_complete(const struct patch_job *j, const struct cache_segment *rows)
+{
+	const struct cache_base *b = j->target->base;
+	for (size_t i = 0; i < j->w.nranges; i++) {
+		size_t have = 0;
+		for (size_t r = 0; r < cache_segment_rows(rows); r++) {
+			const uint8_t *p;
+			size_t n;
+			char num[32];
+			if (!cache_segment_cell(rows, r, b->key_cols[0], NULL, &p, &n) ||
+			    n >= sizeof(num))
+				continue;
+			memcpy(num, p, n);
+			num[n] = 0;
+			const struct cache_key_range *rg = &j->w.ranges[i];
+			if (rg->is_signed) {
+				long long v = strtoll(num, NULL, 10);
+				have += v >= (long long)rg->lo && v <= (long long)rg->hi;
+			} else {
+				unsigned long long v = strtoull(num, NULL, 10);
+				have += v >= rg->lo && v <= rg->hi;
+			}
+		}
+		if (have != j->w.range_rows[i])
+			return false;
+	}
+	return true;
+}
+
+static void patch_work(void *data)
+{
+	struct patch_job *j = data;
+	struct cache_segment *rows = NULL;
+	j->rc = cache_patch_read(&j->conn, &j->spec, j->target->base, &j->w.keys, j->w.nkeys,
+	                         j->w.ranges, j->w.nranges, &rows, j->err, sizeof(j->err));
+	if (j->rc < 0)
+		return;
+	j->rows = cache_segment_rows(rows);
+	if (!ranges_complete(j, rows)) {
+		snprintf(j->err, sizeof(j->err),
+		         "an AUTO_INCREMENT insert's rows are not its reported range");
+		j->rc = -ERANGE;
+	} else {
+		struct cache_patch p = {.nkeys = j->w.nkeys, .rows = rows, .version = j->version};
+		p.keys = j->w.keys;
+		j->result = cache_snapshot_patch(j->target, &p);
+		if (!j->result) {
+			snprintf(j->err, sizeof(j->err), "out of memory");
+			j->rc = -ENOMEM;
+		}
+	}
+	cache_segment_unref(rows);
+}
+
+static void patch_done(void *data, int status)
+{
+	struct patch_job *j = data;
+	struct cache_table *t = j->t;
+	struct cache *c = t->cache;
+	c->loads_in_flight--;
+	t->patching = false;
+	t->patch_conn = j->conn;
+	if (status < 0 && j->rc == 0) {
+		j->rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "cancelled");
+	}
+	if (c->closing || t->state == CACHE_FORGOTTEN) {
+		cache_snapshot_unref(j->result);
+	} else if (j->rc < 0) {
+		t->patch_failures++;
+		metrics_inc(c->m_patches_failed, 1);
+		count_fallback(c, j->rc == -ERANGE ? "range_check" : "read_back_failed");
+		log_warn("cache %s.%s: patch failed, reloading: %s", t->db, t->table, j->err);
+		/* The writes stay pending, unresolved: a reload covers them. */
+		for (size_t i = 0; i < t->n_pending; i++)
+			if (t->pending[i].version <= j->version)
+				t->pending[i].resolved = false;
+		if (t->loading)
+			t->reload_again = true;
+		else
+			start_load(t);
+	} else if (j->target == t->next || j->target == t->snap) {
+		metrics_inc(c->m_patches_ok, 1);
+		metrics_inc(c->m_patched_rows, j->rows);
+		metrics_observe_ns(c->m_patch_seconds, (core_now_ms() - j->t0) * 1000000u);
+		t->patches++;
+		t->patched_rows += j->rows;
+		if (j->target == t->next) {
+			cache_snapshot_unref(t->next);
+			t->next = j->result;
+		} else {
+			cache_snapshot_unref(t->snap);
+			t->snap = j->result;
+		}
+		j->result = NULL;
+		/* A reloaded base that caught up replaces the patched one. */
+		if (t->next && (!t->snap || t->next->version >= t->snap->version)) {
+			cache_snapshot_unref(t->snap);
+			t->snap = t->next;
+			t->next = NULL;
+		}
+		/* A delta as large as a sixteenth of the base: a reload folds
+		 * it in (patches go on meanwhile). */
+		if (t->snap && t->snap->delta &&
+		    cache_segment_rows(t->snap->delta) > 1024 + t->snap->n_base / 16)
+			start_load(t);
+	} else {
+		/* The version it patched is not current any more: its keys are
+		 * still pending and are read again. */
+		cache_snapshot_unref(j->result);
+	}
+	cache_snapshot_unref(j->target);
+	cache_write_free(&j->w);
+	free(j);
+	if (c->closing) {
+		if (c->loads_in_flight == 0)
+			cache_free(c);
+		return;
+	}
+	pending_prune(t);
+	maybe_patch(t);
+	/* Each waiting read decides again: served when this version has
+	 * every write committed before it arrived, else waits again. */
+	wake_waiters(t);
+}
+
+/* Starts a patch of the snapshot in catch-up (or the published one) with
+ * every write after its version, when they are all resolved. */
+static void maybe_patch(struct cache_table *t)
+{
+	struct cache *c = t->cache;
+	if (t->patching || c->closing || t->state == CACHE_FORGOTTEN)
+		return;
+	struct cache_snapshot *target = t->next ? t->next : t->snap;
+	if (!target || target->version >= t->version || unresolved_after(t, target->version))
+		return;
+	struct patch_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	cache_write_init(&j->w);
+	for (size_t i = 0; i < t->n_pending; i++)
+		if (t->pending[i].version > target->version &&
+		    cache_write_merge(&j->w, &t->pending[i].w) < 0) {
+			cache_write_free(&j->w);
+			free(j);
+			return;
+		}
+	j->t = t;
+	fill_spec(t, &j->spec);
+	j->target = target;
+	cache_snapshot_ref(target);
+	j->version = t->version;
+	j->conn = t->patch_conn;
+	j->t0 = core_now_ms();
+	t->patch_conn = NULL;
+	if (net_work_submit(c->opt.loop, patch_work, patch_done, j) < 0) {
+		t->patch_conn = j->conn;
+		cache_snapshot_unref(target);
+		cache_write_free(&j->w);
+		free(j);
+		return;
+	}
+	t->patching = true;
+	c->loads_in_flight++;
+}
+
+const struct cache_base *cache_table_base(const struct cache_table *t)
+{
+	return t->snap ? t->snap->base : NULL;
+}
+
+void cache_table_written(struct cache_table *t, struct cache_write *w, const char *reason)
+{
+	struct cache *c = t->cache;
+	if (t->state == CACHE_FORGOTTEN) {
+		cache_write_free(w);
+		return;
+	}
+	const char *why = !c->opt.patches ? "off"
+	                  : !w            ? reason
+	                  : !t->snap      ? "not_loaded"
+	                                  : t->snap->base->why_no_key;
+	if (why) {
+		cache_write_free(w);
+		count_fallback(c, why);
+		cache_table_changed(t, false);
+		return;
+	}
+	t->version++;
+	pending_add(t, true, w);
+	maybe_patch(t);
+}
+
+bool cache_table_wait(struct cache_table *t, struct cache_waiter *w)
+{
+	struct cache_snapshot *target = t->next ? t->next : t->snap;
+	if (!target || !t->patching || unresolved_after(t, target->version))
+		return false;
+	list_push_back(&t->waiters, &w->link);
+	metrics_inc(t->cache->m_waits, 1);
+	return true;
+}
+
+void cache_waiter_cancel(struct cache_waiter *w)
+{
+	if (w->link.next && list_linked(&w->link))
+		list_remove(&w->link);
 }
 
 void cache_table_changed(struct cache_table *t, bool ddl)
@@ -211,8 +620,12 @@ void cache_table_changed(struct cache_table *t, bool ddl)
 	if (t->state == CACHE_FORGOTTEN)
 		return; /* a session's stale pointer: nothing is cached there now */
 	t->version++;
+	pending_add(t, false, NULL);
 	if (ddl)
 		t->schema_version++;
+	/* Reads waiting for a patch would now wait for a reload: TiDB
+	 * answers them meanwhile. */
+	wake_waiters(t);
 	if (t->loading)
 		t->reload_again = true; /* it read before this write */
 	else
@@ -221,16 +634,22 @@ void cache_table_changed(struct cache_table *t, bool ddl)
 
 void cache_all_changed(struct cache *c)
 {
-	for (struct cache_table *t = c->tables; t; t = t->next)
+	for (struct cache_table *t = c->tables; t; t = t->next_table)
 		if (t->state != CACHE_FORGOTTEN)
 			cache_table_changed(t, true);
 }
 
 const char *cache_table_unservable(const struct cache_table *t, uint64_t now_ms)
 {
+	return cache_table_unservable_for(t, now_ms, t->version);
+}
+
+const char *cache_table_unservable_for(const struct cache_table *t, uint64_t now_ms,
+                                       uint64_t need_version)
+{
 	if (!t->snap)
 		return t->state == CACHE_FAILED ? "load_failed" : "loading";
-	if (t->snap->version != t->version)
+	if (t->snap->version < need_version)
 		return "stale_write";
 	if (now_ms - t->snap->loaded_ms >= t->cache->opt.max_staleness_ms)
 		return t->too_slow ? "load_slower_than_max_staleness" : "stale_age";
@@ -243,7 +662,7 @@ static void timer_cb(struct net_timer *tm)
 {
 	struct cache *c = tm->data;
 	uint64_t now = cache_now_ms();
-	for (struct cache_table *t = c->tables; t; t = t->next) {
+	for (struct cache_table *t = c->tables; t; t = t->next_table) {
 		if (t->loading || t->state == CACHE_FORGOTTEN)
 			continue;
 		if (!t->snap) {
@@ -256,7 +675,7 @@ static void timer_cb(struct net_timer *tm)
 	}
 	/* The gauges /metrics shows. */
 	int64_t servable = 0, oldest = 0;
-	for (struct cache_table *t = c->tables; t; t = t->next)
+	for (struct cache_table *t = c->tables; t; t = t->next_table)
 		if (!cache_table_unservable(t, now)) {
 			servable++;
 			if ((int64_t)(now - t->snap->loaded_ms) > oldest)
@@ -277,7 +696,7 @@ static bool same_name(const char *a, const char *b, size_t bn)
 struct cache_table *cache_find(struct cache *c, const char *db, size_t db_len, const char *table,
                                size_t table_len)
 {
-	for (struct cache_table *t = c->tables; t; t = t->next)
+	for (struct cache_table *t = c->tables; t; t = t->next_table)
 		if (t->state != CACHE_FORGOTTEN && same_name(t->db, db, db_len) &&
 		    same_name(t->table, table, table_len))
 			return t;
@@ -331,6 +750,16 @@ static void forget(struct cache_table *t)
 	if (t->snap)
 		cache_snapshot_unref(t->snap);
 	t->snap = NULL;
+	cache_snapshot_unref(t->next);
+	t->next = NULL;
+	pending_clear(t);
+	free(t->pending);
+	t->pending = NULL;
+	t->pending_cap = 0;
+	if (t->patch_conn)
+		mysql_close(t->patch_conn);
+	t->patch_conn = NULL;
+	wake_waiters(t);
 	set_table_state(t, CACHE_FORGOTTEN);
 	/* Column definitions captured for it are void, whatever it becomes. */
 	t->version++;
@@ -355,27 +784,28 @@ static struct cache_table *add_table(struct cache *c, const char *db, size_t dbn
 		return NULL;
 	struct cache_table *t = NULL;
 	if (auto_admitted)
-		for (struct cache_table *x = c->tables; x && !t; x = x->next)
-			if (x->state == CACHE_FORGOTTEN)
+		for (struct cache_table *x = c->tables; x && !t; x = x->next_table)
+			if (x->state == CACHE_FORGOTTEN && !x->loading && !x->patching)
 				t = x;
 	if (t) {
 		/* Reused: versions go on from the forgotten table's, so nothing
 		 * captured for it can match the new one. */
 		uint64_t version = t->version + 1, schema_version = t->schema_version + 1;
-		struct cache_table *next = t->next;
+		struct cache_table *next = t->next_table;
 		memset(t, 0, sizeof(*t));
-		t->next = next;
+		t->next_table = next;
 		t->version = version;
 		t->schema_version = schema_version;
 	} else {
 		if (!(t = calloc(1, sizeof(*t))))
 			return NULL;
 		t->version = 1;
-		t->next = c->tables;
+		t->next_table = c->tables;
 		c->tables = t;
 		c->n_tables++;
 	}
 	t->cache = c;
+	list_init(&t->waiters);
 	memcpy(t->db, db, dbn);
 	memcpy(t->table, table, tn);
 	memcpy(t->column, col, cn);
@@ -449,6 +879,25 @@ struct cache *cache_new(const struct cache_options *opt, char *err, size_t errle
 	c->m_oldest_ms =
 	        metrics_gauge("vecgate_cache_staleness_milliseconds",
 	                      "Age of the oldest servable snapshot (bounded by max_staleness).");
+	f = metrics_family(METRICS_COUNTER, "vecgate_cache_patches_total",
+	                   "Patches of snapshots with rows read back after writes through vecgate, "
+	                   "by outcome.",
+	                   "result", NULL);
+	c->m_patches_ok = metrics_series(f, "ok", NULL);
+	c->m_patches_failed = metrics_series(f, "failed", NULL);
+	c->m_patched_rows =
+	        metrics_counter("vecgate_cache_patched_rows_total", "Rows read back by patches.");
+	c->m_patch_seconds = metrics_histogram(
+	        "vecgate_cache_patch_seconds",
+	        "Time from starting a patch's read-back to publishing the patched version.");
+	c->m_waits = metrics_counter("vecgate_cache_read_waits_total",
+	                             "Reads of a table with a patch in flight that waited for it "
+	                             "instead of going to TiDB.");
+	c->m_fallbacks = metrics_family(
+	        METRICS_COUNTER, "vecgate_cache_patch_fallbacks_total",
+	        "Writes through vecgate that made a whole snapshot stale (reloaded) instead of "
+	        "patching it, by reason.",
+	        "reason", NULL);
 	for (size_t i = 0; i < opt->tables->n; i++) {
 		const struct config_table *ct = &opt->tables->v[i];
 		add_table(c, ct->db, strlen(ct->db), ct->table, strlen(ct->table), ct->column,
@@ -463,9 +912,14 @@ static void timer_closed(struct net_timer *t)
 {
 	struct cache *c = t->data;
 	for (struct cache_table *x = c->tables, *next; x; x = next) {
-		next = x->next;
+		next = x->next_table;
 		if (x->snap)
 			cache_snapshot_unref(x->snap);
+		cache_snapshot_unref(x->next);
+		pending_clear(x);
+		free(x->pending);
+		if (x->patch_conn)
+			mysql_close(x->patch_conn);
 		free(x);
 	}
 	explicit_bzero(c->password, sizeof(c->password));
@@ -490,7 +944,7 @@ int cache_status_json(const struct cache *c, struct buf *out)
 	int rc = buf_append(out, "[", 1);
 	uint64_t now = cache_now_ms();
 	bool first = true;
-	for (const struct cache_table *t = c->tables; t && rc == 0; t = t->next) {
+	for (const struct cache_table *t = c->tables; t && rc == 0; t = t->next_table) {
 		if (t->state == CACHE_FORGOTTEN)
 			continue;
 		char name[600];
@@ -511,15 +965,24 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			        "\"bytes\":%zu,\"age_ms\":%" PRIu64 ",\"version\":%" PRIu64
 			        ",\"snapshot_version\":%" PRIu64
 			        ",\"loading\":%s,\"loads\":%" PRIu64 ",\"load_failures\":%" PRIu64
-			        ",\"last_error\":",
+			        ",\"delta_rows\":%zu,\"replaced_rows\":%zu,\"patches\":%" PRIu64
+			        ",\"patched_rows\":%" PRIu64 ",\"patch_failures\":%" PRIu64
+			        ",\"pending_writes\":%zu,\"patch_key\":\"%s\",\"last_error\":",
 			        t->state == CACHE_READY   ? "ready"
 			        : t->state == CACHE_EMPTY ? "empty"
 			                                  : "failed",
 			        why ? "false" : "true", why ? why : "",
-			        t->snap ? t->snap->n_rows : 0, t->snap ? t->snap->bytes : 0,
+			        t->snap ? cache_snapshot_live_rows(t->snap) : 0,
+			        t->snap ? t->snap->bytes : 0,
 			        t->snap ? now - t->snap->loaded_ms : 0, t->version,
 			        t->snap ? t->snap->version : 0, t->loading ? "true" : "false",
-			        t->loads, t->load_failures);
+			        t->loads, t->load_failures,
+			        t->snap && t->snap->delta ? cache_segment_rows(t->snap->delta) : 0,
+			        t->snap ? t->snap->n_dead : 0, t->patches, t->patched_rows,
+			        t->patch_failures, t->n_pending,
+			        !t->snap                    ? ""
+			        : t->snap->base->why_no_key ? t->snap->base->why_no_key
+			                                    : "ok");
 		if (rc == 0)
 			rc = buf_append_json_str(out, t->last_error);
 		if (rc == 0)

@@ -11,9 +11,11 @@
 
 #include <uv.h>
 
+#include "cache/patch.h"
 #include "cache/snapshot.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/list.h"
 
 struct cache;
 
@@ -45,7 +47,42 @@ struct cache_table {
 	bool too_slow;        /* its load takes longer than max_staleness */
 	char last_error[600];
 	uint64_t loads, load_failures;
-	struct cache_table *next;
+	/* Live snapshots (docs/design.md §10): the writes committed since the
+	 * oldest version anyone still builds on, in version order. */
+	struct cache_pending *pending;
+	size_t n_pending, pending_cap;
+	uint64_t load_version;       /* the version the load in flight started at */
+	struct cache_snapshot *next; /* a reloaded base catching up with patches */
+	bool patching;               /* a patch job is on a pool thread */
+	uint64_t lost_version;       /* a write not recorded (out of memory) */
+	MYSQL *patch_conn;           /* the patch jobs' connection (one job at a time) */
+	struct list_node waiters;    /* reads waiting for the next version */
+	uint64_t patches, patched_rows, patch_failures;
+	struct cache_table *next_table;
+};
+
+/* The rows one committed write touched, by primary key: canonical keys
+ * (cache_key_append's form) and AUTO_INCREMENT ranges with the number of
+ * rows each must hold. */
+struct cache_write {
+	struct buf keys;
+	size_t nkeys;
+	struct cache_key_range *ranges;
+	size_t *range_rows;
+	size_t nranges;
+};
+void cache_write_init(struct cache_write *w);
+void cache_write_free(struct cache_write *w);
+/* Appends src's keys and ranges to dst. 0 or -ENOMEM. */
+int cache_write_merge(struct cache_write *dst, const struct cache_write *src) MUST_CHECK;
+int cache_write_add_range(struct cache_write *w, struct cache_key_range r, size_t rows) MUST_CHECK;
+
+/* A read waiting until its table's snapshot has caught up with the writes
+ * vecgate has seen. cb runs once, on the loop, when the table published a
+ * version or gave up patching; the read then decides again. */
+struct cache_waiter {
+	struct list_node link;
+	void (*cb)(struct cache_waiter *w);
 };
 
 struct cache_options {
@@ -60,6 +97,7 @@ struct cache_options {
 	uint64_t max_staleness_ms;
 	uint64_t load_timeout_ms;
 	int max_tables; /* auto admission: most tables admitted at once */
+	bool patches;   /* writes through vecgate patch snapshots (else: reload) */
 };
 
 /* Creates the cache and starts loading its tables. NULL when the options
@@ -85,11 +123,28 @@ struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, 
 /* A write to the table committed (or, with ddl, its definition changed):
  * the snapshot is stale from now on and a reload starts. */
 void cache_table_changed(struct cache_table *t, bool ddl);
+/* A write to the table committed and touched the rows w names (taken over):
+ * the snapshot is stale until a patch reads those rows back and publishes
+ * a new version. w NULL (or a table that cannot be patched): as
+ * cache_table_changed, counted under reason. */
+void cache_table_written(struct cache_table *t, struct cache_write *w, const char *reason);
+/* The published snapshot's base (columns, key), for key extraction; NULL
+ * before the first load. */
+const struct cache_base *cache_table_base(const struct cache_table *t);
+/* Parks w until t's snapshot catches up, when that is worth waiting for (a
+ * patch is running or due, no reload is needed); false otherwise. */
+bool cache_table_wait(struct cache_table *t, struct cache_waiter *w);
+void cache_waiter_cancel(struct cache_waiter *w);
 /* A statement vecgate cannot attribute may have written anything. */
 void cache_all_changed(struct cache *c);
 
 /* Why a snapshot cannot answer now; NULL when it can. */
 const char *cache_table_unservable(const struct cache_table *t, uint64_t now_ms);
+/* The same for a read that arrived when the table was at need_version: a
+ * snapshot that reflects every write committed before the read arrived may
+ * answer it, even if writes committed since (they are concurrent with it). */
+const char *cache_table_unservable_for(const struct cache_table *t, uint64_t now_ms,
+                                       uint64_t need_version);
 
 uint64_t cache_now_ms(void);
 

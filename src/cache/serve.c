@@ -470,11 +470,17 @@ int cache_plan_build(struct cache_plan *p, const char *sql, const struct sql_knn
 		*reason = "vector";
 		return rc;
 	}
-	size_t tdim = vec_table_dim(snap->vecs, NULL);
-	if (vec_table_rows(snap->vecs) > vec_table_null_count(snap->vecs) && tdim != p->dim)
-		REFUSE("dimension"); /* TiDB: vectors have different dimensions */
-	if (vec_table_mixed(snap->vecs, NULL, NULL))
-		REFUSE("dimension");
+	for (int part = 0; part < 2; part++) {
+		const struct cache_segment *seg = part ? snap->delta : snap->base->rows;
+		if (!seg)
+			continue;
+		const struct vec_table *vt = cache_segment_vecs(seg);
+		size_t tdim = vec_table_dim(vt, NULL);
+		if (vec_table_rows(vt) > vec_table_null_count(vt) && tdim != p->dim)
+			REFUSE("dimension"); /* TiDB: vectors have different dimensions */
+		if (vec_table_mixed(vt, NULL, NULL))
+			REFUSE("dimension");
+	}
 	if ((rc = build_inner_cols(sql, k, p, reason)) != 0)
 		return rc;
 	if ((rc = compile_level(sql, lexflags, k, &k->inner, false, p, params, nparams, reason)))
@@ -560,7 +566,8 @@ static bool filter_passes(const struct cache_filter *f, const struct cache_snaps
 {
 	const uint8_t *cell;
 	size_t n;
-	bool present = cache_snapshot_cell(s, row, f->col, &cell, &n);
+	/* Filters compare integer and string columns, never the vector. */
+	bool present = cache_snapshot_cell(s, row, f->col, NULL, &cell, &n);
 	if (f->op == SQL_KNN_IS_NULL)
 		return !present;
 	if (f->op == SQL_KNN_IS_NOT_NULL)
@@ -602,31 +609,83 @@ static bool threshold_passes(const struct vec_threshold *th, const struct vec_hi
 	return !h->is_null && (th->inclusive ? h->dist <= th->value : h->dist < th->value);
 }
 
+/* The top (offset + k) of one segment: rows first..first+rows of the
+ * snapshot, those set in live (NULL: all) that pass the filters. */
+static int scan_part(const struct cache_plan *p, const struct cache_segment *seg, size_t first,
+                     const uint64_t *live, size_t want, size_t offset, struct vec_hit *out,
+                     size_t *n)
+{
+	const struct cache_snapshot *s = p->snap;
+	size_t rows = cache_segment_rows(seg);
+	uint64_t *allowed = NULL;
+	*n = 0;
+	if (p->nfilters || live) {
+		size_t words = (rows + 63) / 64;
+		allowed = calloc(words + 1, sizeof(uint64_t));
+		if (!allowed)
+			return -ENOMEM;
+		for (size_t w = 0; w < words; w++) {
+			uint64_t bits = live ? live[w] : ~0ull;
+			if (w == words - 1 && rows % 64)
+				bits &= (1ull << (rows % 64)) - 1;
+			if (p->nfilters)
+				for (uint64_t b = bits; b; b &= b - 1) {
+					size_t r = w * 64 + (size_t)__builtin_ctzll(b);
+					if (!row_passes(p->filters, p->nfilters, s, first + r))
+						bits &= ~(1ull << (r % 64));
+				}
+			allowed[w] = bits;
+		}
+	}
+	int rc = vec_knn(cache_segment_vecs(seg), p->metric, p->q, p->dim, want, offset,
+	                 p->has_th ? &p->th : NULL, allowed, out, n);
+	free(allowed);
+	for (size_t i = 0; rc == 0 && i < *n; i++)
+		out[i].row += first;
+	return rc;
+}
+
 int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nhits)
 {
 	const struct cache_snapshot *s = p->snap;
 	size_t rows = s->n_rows;
-	uint64_t *allowed = NULL;
 	*hits = NULL;
 	*nhits = 0;
-	if (p->nfilters) {
-		allowed = calloc((rows + 63) / 64 + 1, sizeof(uint64_t));
-		if (!allowed)
-			return -ENOMEM;
-		for (size_t r = 0; r < rows; r++)
-			if (row_passes(p->filters, p->nfilters, s, r))
-				allowed[r / 64] |= 1ull << (r % 64);
-	}
 	size_t k = p->k < rows ? p->k : rows;
-	struct vec_hit *h = malloc((k ? k : 1) * sizeof(*h));
-	if (!h) {
-		free(allowed);
-		return -ENOMEM;
-	}
+	struct vec_hit *h = NULL;
 	size_t n = 0;
-	int rc = vec_knn(s->vecs, p->metric, p->q, p->dim, k, p->offset, p->has_th ? &p->th : NULL,
-	                 allowed, h, &n);
-	free(allowed);
+	int rc;
+	if (!s->delta) {
+		/* One segment: the scan applies OFFSET itself. */
+		if (!(h = malloc((k ? k : 1) * sizeof(*h))))
+			return -ENOMEM;
+		rc = scan_part(p, s->base->rows, 0, s->live, k, p->offset, h, &n);
+	} else {
+		/* Base and delta each give their best offset + k; merged in
+		 * TiDB's order (NULL first, ascending, ties by row), then the
+		 * OFFSET is skipped. */
+		size_t want = p->offset + k < p->offset ? SIZE_MAX / 2 : p->offset + k;
+		if (want > rows)
+			want = rows;
+		struct vec_hit *a = malloc((want ? want : 1) * sizeof(*a));
+		struct vec_hit *b = malloc((want ? want : 1) * sizeof(*b));
+		h = malloc((k ? k : 1) * sizeof(*h));
+		size_t na = 0, nb = 0;
+		rc = a && b && h ? 0 : -ENOMEM;
+		if (rc == 0)
+			rc = scan_part(p, s->base->rows, 0, s->live, want, 0, a, &na);
+		if (rc == 0)
+			rc = scan_part(p, s->delta, s->n_base, NULL, want, 0, b, &nb);
+		size_t i = 0, j = 0, seen = 0;
+		while (rc == 0 && n < k && (i < na || j < nb)) {
+			bool take_a = j == nb || (i < na && vec_hit_before(&a[i], &b[j]));
+			struct vec_hit x = take_a ? a[i++] : b[j++];
+			if (seen++ >= p->offset)
+				h[n++] = x;
+		}
+		free(a);
+		free(b);
+	}
 	if (rc < 0) {
 		free(h);
 		return rc;
@@ -658,14 +717,20 @@ int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nh
 /* One answer row as cells for proto/rows. A computed double in a text row
  * is formatted here, into dtext[c], as the upstream prints it. */
 static void row_cells(const struct cache_plan *p, const struct vec_hit *h, bool binary,
-                      struct proto_cell *cells, char (*dtext)[48])
+                      struct proto_cell *cells, char (*dtext)[48], char *scratch,
+                      size_t scratch_one)
 {
 	for (size_t c = 0; c < p->ncols; c++) {
 		const struct cache_out_col *oc = &p->cols[c];
 		struct proto_cell *cell = &cells[c];
 		memset(cell, 0, sizeof(*cell));
 		if (oc->kind == CACHE_OUT_CELL) {
-			if (cache_snapshot_cell(p->snap, h->row, oc->col, &cell->p, &cell->n)) {
+			char *sc = NULL;
+			if (oc->col == p->snap->vec_col) {
+				sc = scratch;
+				scratch += scratch_one;
+			}
+			if (cache_snapshot_cell(p->snap, h->row, oc->col, sc, &cell->p, &cell->n)) {
 				cell->kind = PROTO_CELL_TEXT;
 				cell->is_unsigned = p->snap->cols[oc->col].cmp == CACHE_CMP_UINT;
 			}
@@ -693,14 +758,21 @@ int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, si
 	size_t ncols = p->ncols ? p->ncols : 1;
 	struct proto_cell *cells = malloc(ncols * sizeof(*cells));
 	char(*dtext)[48] = malloc(ncols * sizeof(*dtext));
-	int rc = cells && dtext ? 0 : -ENOMEM;
+	/* Room for the vector cells of one row rebuilt from their floats. */
+	size_t vec_cells = 0;
+	for (size_t c = 0; c < p->ncols; c++)
+		vec_cells +=
+		        p->cols[c].kind == CACHE_OUT_CELL && p->cols[c].col == p->snap->vec_col;
+	size_t scratch_one = cache_snapshot_scratch_size(p->snap);
+	char *scratch = vec_cells ? malloc(vec_cells * scratch_one) : NULL;
+	int rc = cells && dtext && (scratch || !vec_cells) ? 0 : -ENOMEM;
 	for (size_t i = 0; i < nhits && rc == 0; i++) {
 		ssize_t start = proto_pkt_begin(out);
 		if (start < 0) {
 			rc = (int)start;
 			break;
 		}
-		row_cells(p, &hits[i], binary, cells, dtext);
+		row_cells(p, &hits[i], binary, cells, dtext, scratch, scratch_one);
 		rc = binary ? proto_append_binary_row(out, cells, types, p->ncols)
 		            : proto_append_text_row(out, cells, p->ncols);
 		if (rc == 0)
@@ -708,5 +780,6 @@ int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, si
 	}
 	free(cells);
 	free(dtext);
+	free(scratch);
 	return rc;
 }

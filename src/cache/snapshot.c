@@ -1,4 +1,6 @@
-/* Snapshot loading over libmariadb (on a pool thread) and cell access. */
+/* Snapshot versions (a shared base, tombstones, a delta), cell access,
+ * primary-key canonical forms and index, patches, and the full load over
+ * libmariadb (on a pool thread). */
 #include "cache/snapshot.h"
 
 #include <errno.h>
@@ -7,317 +9,410 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include <mysql.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "core/clock.h"
 #include "vec/vec.h"
 
-static void snapshot_free(struct cache_snapshot *s)
+static atomic_uint_fast64_t next_id = 1;
+
+/* ---- lifetime ---- */
+
+void cache_base_unref(struct cache_base *b)
 {
-	if (!s)
+	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	free(s->cols);
-	free(s->rows);
-	free(s->row_off);
-	vec_table_free(s->vecs);
-	free(s);
+	free(b->cols);
+	cache_segment_unref(b->rows);
+	if (b->index) {
+		free(((void **)b->index)[0]);
+		free(b->index);
+	}
+	free(b);
 }
 
 void cache_snapshot_unref(struct cache_snapshot *s)
 {
-	if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
-		snapshot_free(s);
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	cache_base_unref(s->base);
+	cache_segment_unref(s->delta);
+	free(s->live);
+	free(s);
 }
 
-bool cache_snapshot_cell(const struct cache_snapshot *s, size_t r, size_t c, const uint8_t **p,
-                         size_t *n)
+static struct cache_snapshot *new_version(const struct cache_base *b, const char *db,
+                                          const char *table, uint64_t version)
 {
-	struct rd rd = rd_make(s->rows + s->row_off[r], s->row_off[r + 1] - s->row_off[r]);
-	for (size_t i = 0;; i++) {
-		uint64_t len;
-		bool is_null;
-		/* The loader wrote these rows: they are well formed. */
-		if (!rd_lenenc(&rd, &len, &is_null))
-			return false;
-		if (i == c) {
-			if (is_null)
-				return false;
-			*p = rd.p;
-			*n = (size_t)len;
-			return true;
-		}
-		if (!is_null && !rd_skip(&rd, (size_t)len))
-			return false;
-	}
+	struct cache_snapshot *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	atomic_init(&s->refs, 1);
+	s->id = atomic_fetch_add(&next_id, 1);
+	snprintf(s->db, sizeof(s->db), "%s", db);
+	snprintf(s->table, sizeof(s->table), "%s", table);
+	s->version = version;
+	s->loaded_ms = b->loaded_ms;
+	s->load_ms = b->load_ms;
+	s->n_cols = b->n_cols;
+	s->vec_col = b->vec_col;
+	s->cols = b->cols;
+	s->mariadb = b->mariadb;
+	s->n_base = cache_segment_rows(b->rows);
+	return s;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+static void count_bytes(struct cache_snapshot *s)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
+	s->n_rows = s->n_base + (s->delta ? cache_segment_rows(s->delta) : 0);
+	s->bytes = sizeof(*s) + s->base->bytes + (s->delta ? cache_segment_bytes(s->delta) : 0) +
+	           (s->live ? (s->n_base + 63) / 64 * 8 : 0);
 }
 
-/* Which exact comparisons WHERE filters may make on a column. */
-static enum cache_cmp comparison(const char *type, const char *column_type, const char *coll)
+struct cache_snapshot *cache_snapshot_from_base(struct cache_base *b, const char *db,
+                                                const char *table, uint64_t version)
 {
-	static const char *const ints[] = {"tinyint", "smallint", "mediumint",
-	                                   "int",     "bigint",   NULL};
-	for (int i = 0; ints[i]; i++)
-		if (!strcmp(type, ints[i]))
-			return strstr(column_type, "unsigned") ? CACHE_CMP_UINT : CACHE_CMP_INT;
-	static const char *const binaries[] = {"binary",     "varbinary", "tinyblob", "blob",
-	                                       "mediumblob", "longblob",  NULL};
-	for (int i = 0; binaries[i]; i++)
-		if (!strcmp(type, binaries[i]))
-			return CACHE_CMP_BYTES;
-	static const char *const strings[] = {"char",       "varchar",  "tinytext", "text",
-	                                      "mediumtext", "longtext", NULL};
-	for (int i = 0; strings[i]; i++) {
-		if (strcmp(type, strings[i]) != 0)
-			continue;
-		/* utf8mb4_bin / utf8_bin / ascii_bin / latin1_bin compare bytes
-		 * with trailing spaces ignored (PAD SPACE). Other collations
-		 * fold case or accents: not compared here. */
-		size_t n = strlen(coll);
-		if (n > 4 && !strcmp(coll + n - 4, "_bin"))
-			return CACHE_CMP_PADSPACE;
-		return CACHE_CMP_NONE;
+	struct cache_snapshot *s = new_version(b, db, table, version);
+	if (!s) {
+		cache_base_unref(b);
+		return NULL;
 	}
-	return CACHE_CMP_NONE;
+	s->base = b;
+	count_bytes(s);
+	return s;
 }
 
-static int load_columns(MYSQL *my, struct cache_snapshot *s, const char *column,
-                        size_t *declared_dim, char *err, size_t errlen)
+size_t cache_snapshot_live_rows(const struct cache_snapshot *s)
 {
-	char q[2400], edb[520], etable[520];
-	mysql_real_escape_string(my, edb, s->db, (unsigned long)strlen(s->db));
-	mysql_real_escape_string(my, etable, s->table, (unsigned long)strlen(s->table));
-	snprintf(q, sizeof(q),
-	         "SELECT COLUMN_NAME, LOWER(DATA_TYPE), IFNULL(COLLATION_NAME, ''), "
-	         "LOWER(COLUMN_TYPE) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '%s' "
-	         "AND TABLE_NAME = '%s' ORDER BY ORDINAL_POSITION",
-	         edb, etable);
-	if (mysql_query(my, q) != 0) {
-		seterr(err, errlen, "columns of %s.%s: %s", s->db, s->table, mysql_error(my));
-		return -EIO;
+	return s->n_rows - s->n_dead;
+}
+
+size_t cache_snapshot_scratch_size(const struct cache_snapshot *s)
+{
+	size_t dim = vec_table_dim(cache_segment_vecs(s->base->rows), NULL);
+	if (s->delta) {
+		size_t d2 = vec_table_dim(cache_segment_vecs(s->delta), NULL);
+		if (d2 > dim)
+			dim = d2;
 	}
-	MYSQL_RES *res = mysql_store_result(my);
-	size_t n = res ? (size_t)mysql_num_rows(res) : 0;
-	if (n == 0) {
-		seterr(err, errlen, "table %s.%s not found", s->db, s->table);
-		mysql_free_result(res);
-		return -ENOENT;
-	}
-	s->cols = calloc(n, sizeof(*s->cols));
-	if (!s->cols) {
-		mysql_free_result(res);
+	return cache_segment_vec_text_max(dim);
+}
+
+bool cache_snapshot_cell(const struct cache_snapshot *s, size_t r, size_t c, char *scratch,
+                         const uint8_t **p, size_t *n)
+{
+	if (r < s->n_base)
+		return cache_segment_cell(s->base->rows, r, c, scratch, p, n);
+	return cache_segment_cell(s->delta, r - s->n_base, c, scratch, p, n);
+}
+
+/* ---- keys ---- */
+
+/* Canonical decimal text of an integer cell or literal: no sign for zero,
+ * no '+', no leading zeros. -EINVAL when it is not a decimal integer. */
+static int canon_int(const uint8_t *p, size_t n, struct buf *out)
+{
+	size_t i = 0;
+	bool neg = false;
+	if (i < n && (p[i] == '-' || p[i] == '+'))
+		neg = p[i++] == '-';
+	if (i == n)
+		return -EINVAL;
+	for (size_t j = i; j < n; j++)
+		if (p[j] < '0' || p[j] > '9')
+			return -EINVAL;
+	while (i + 1 < n && p[i] == '0')
+		i++;
+	if (n - i == 1 && p[i] == '0')
+		neg = false;
+	uint32_t len = (uint32_t)(n - i + neg);
+	if (buf_append(out, &len, 4) < 0 || (neg && buf_append(out, "-", 1) < 0) ||
+	    buf_append(out, p + i, n - i) < 0)
 		return -ENOMEM;
-	}
-	s->n_cols = n;
-	s->vec_col = SIZE_MAX;
-	MYSQL_ROW row;
-	for (size_t i = 0; (row = mysql_fetch_row(res)); i++) {
-		struct cache_column *c = &s->cols[i];
-		snprintf(c->name, sizeof(c->name), "%s", row[0]);
-		snprintf(c->data_type, sizeof(c->data_type), "%s", row[1]);
-		snprintf(c->collation, sizeof(c->collation), "%s", row[2]);
-		c->cmp = comparison(c->data_type, row[3], c->collation);
-		if (strcasecmp(c->name, column) == 0) {
-			s->vec_col = i;
-			/* VECTOR(768): rows of another dimension cannot exist, and
-			 * the first row does not get to decide the table's. */
-			unsigned long d;
-			if (sscanf(row[3], "vector(%lu)", &d) == 1 && d > 0)
-				*declared_dim = d;
-		}
-	}
-	mysql_free_result(res);
-	if (s->vec_col == SIZE_MAX) {
-		seterr(err, errlen, "%s.%s has no column %s", s->db, s->table, column);
-		return -ENOENT;
-	}
 	return 0;
 }
 
-/* Appends one text row payload: each cell as TiDB sent it (NULL: 0xFB). */
-static int append_row(struct buf *b, MYSQL_ROW row, const unsigned long *len, size_t n)
+int cache_key_append(const struct cache_base *b, size_t key_col, const uint8_t *p, size_t n,
+                     struct buf *out)
 {
-	for (size_t i = 0; i < n; i++) {
-		int rc = row[i] ? wr_lenenc_str(b, row[i], len[i]) : wr_u8(b, 0xFB);
+	const struct cache_column *c = &b->cols[b->key_cols[key_col]];
+	if (c->cmp == CACHE_CMP_INT || c->cmp == CACHE_CMP_UINT)
+		return canon_int(p, n, out);
+	if (c->cmp == CACHE_CMP_PADSPACE)
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+	uint32_t len = (uint32_t)n;
+	return buf_append(out, &len, 4) < 0 || buf_append(out, p, n) < 0 ? -ENOMEM : 0;
+}
+
+int cache_key_of_row(const struct cache_base *b, const struct cache_segment *seg, size_t r,
+                     struct buf *out)
+{
+	for (size_t k = 0; k < b->n_key; k++) {
+		const uint8_t *p;
+		size_t n;
+		if (!cache_segment_cell(seg, r, b->key_cols[k], NULL, &p, &n))
+			return -EINVAL; /* a NULL key: not a primary key */
+		int rc = cache_key_append(b, k, p, n, out);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
 }
 
-static MYSQL *connect_upstream(const struct cache_load_spec *spec, char *err, size_t errlen)
+/* Open addressing over (hash, row + 1); a key's bytes are compared by
+ * rebuilding the row's key, so the index holds 12 bytes per slot. */
+struct slot {
+	uint64_t h;
+	uint32_t row1;
+};
+
+struct cache_key_index {
+	struct slot *slots; /* first member: freed by cache_base_unref */
+	size_t mask;
+};
+
+static uint64_t key_hash(const uint8_t *p, size_t n)
 {
-	MYSQL *my = mysql_init(NULL);
-	if (!my) {
-		seterr(err, errlen, "out of memory");
-		return NULL;
-	}
-	unsigned timeout = spec->timeout_s ? spec->timeout_s : 600;
-	unsigned connect_timeout = 10;
-	mysql_optionsv(my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
-	mysql_optionsv(my, MYSQL_OPT_READ_TIMEOUT, &timeout);
-	mysql_optionsv(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-	if (spec->tls) {
-		my_bool yes = 1, verify = spec->tls_verify;
-		mysql_optionsv(my, MYSQL_OPT_SSL_ENFORCE, &yes);
-		mysql_optionsv(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
-		if (spec->tls_ca_file && *spec->tls_ca_file)
-			mysql_optionsv(my, MYSQL_OPT_SSL_CA, spec->tls_ca_file);
-	}
-	if (!mysql_real_connect(my, spec->host, spec->user, spec->password, NULL,
-	                        (unsigned)spec->port, NULL, 0)) {
-		seterr(err, errlen, "connect to %s:%d as %s: %s", spec->host, spec->port,
-		       spec->user, mysql_error(my));
-		mysql_close(my);
-		return NULL;
-	}
-	return my;
+	return XXH3_64bits(p, n);
 }
 
-static char *quote_ident(const char *name, char *out, size_t n)
+static bool row_has_key(const struct cache_base *b, size_t r, const uint8_t *key, size_t n,
+                        struct buf *tmp)
 {
-	size_t j = 0;
-	out[j++] = '`';
-	for (const char *p = name; *p && j + 3 < n; p++) {
-		if (*p == '`')
-			out[j++] = '`';
-		out[j++] = *p;
-	}
-	out[j++] = '`';
-	out[j] = 0;
-	return out;
+	buf_reset(tmp);
+	return cache_key_of_row(b, b->rows, r, tmp) == 0 && tmp->len == n &&
+	       !memcmp(tmp->data, key, n);
 }
 
-struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, char *err,
-                                           size_t errlen)
+/* The base row holding key, or SIZE_MAX. */
+static size_t index_find(const struct cache_base *b, const uint8_t *key, size_t n, struct buf *tmp)
 {
-	uint64_t t0 = core_now_ms();
-	struct cache_snapshot *s = calloc(1, sizeof(*s));
-	struct buf rows;
-	struct buf offs;
-	struct vec_builder vb = {0};
-	struct vec_f32 v;
-	buf_init(&rows);
-	buf_init(&offs);
-	vec_f32_init(&v);
-	MYSQL *my = NULL;
-	MYSQL_RES *res = NULL;
-	if (!s) {
-		seterr(err, errlen, "out of memory");
-		return NULL;
+	const struct cache_key_index *ix = b->index;
+	if (!ix)
+		return SIZE_MAX;
+	uint64_t h = key_hash(key, n);
+	for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
+		const struct slot *sl = &ix->slots[i];
+		if (!sl->row1)
+			return SIZE_MAX;
+		if (sl->h == h && row_has_key(b, sl->row1 - 1, key, n, tmp))
+			return sl->row1 - 1;
 	}
-	atomic_init(&s->refs, 1);
-	static atomic_uint_fast64_t next_id = 1;
-	s->id = atomic_fetch_add(&next_id, 1);
-	snprintf(s->db, sizeof(s->db), "%s", spec->db);
-	snprintf(s->table, sizeof(s->table), "%s", spec->table);
-	s->version = spec->version;
-	size_t dim = VEC_DIM_ANY;
-	if (!(my = connect_upstream(spec, err, errlen)) ||
-	    load_columns(my, s, spec->column, &dim, err, errlen) < 0)
-		goto failed;
+}
 
-	/* TiDB's vector literal grammar changed after v8.5 (docs/tidb.md §4);
-	 * cells TiDB printed parse the same either way, MariaDB's LONGTEXT
-	 * stand-in holds the text its clients inserted. */
-	const char *version = mysql_get_server_info(my);
-	enum vec_dialect dialect = strstr(version, "TiDB-v8.5") ? VEC_TIDB_V8_5 : VEC_TIDB_MASTER;
-	s->mariadb = strstr(version, "MariaDB") != NULL;
-	if (vec_builder_init(&vb, dim) < 0)
-		goto nomem;
-	char q[1600], qd[520], qt[520];
-	snprintf(q, sizeof(q), "SELECT * FROM %s.%s", quote_ident(spec->db, qd, sizeof(qd)),
-	         quote_ident(spec->table, qt, sizeof(qt)));
-	s->loaded_ms = core_now_ms();
-	if (mysql_query(my, q) != 0 || !(res = mysql_use_result(my))) {
-		seterr(err, errlen, "%s: %s", q, mysql_error(my));
-		goto failed;
+int cache_base_index(struct cache_base *b)
+{
+	if (!b->n_key)
+		return 0;
+	size_t rows = cache_segment_rows(b->rows);
+	size_t cap = 16;
+	while (cap < rows * 2)
+		cap *= 2;
+	struct cache_key_index *ix = calloc(1, sizeof(*ix));
+	if (!ix || !(ix->slots = calloc(cap, sizeof(*ix->slots)))) {
+		free(ix);
+		return -ENOMEM;
 	}
-	if (mysql_num_fields(res) != s->n_cols) {
-		seterr(err, errlen, "%s.%s changed while loading", spec->db, spec->table);
-		goto failed;
-	}
-	MYSQL_FIELD *fields = mysql_fetch_fields(res);
-	for (size_t i = 0; i < s->n_cols; i++) {
-		s->cols[i].wire_type = (uint8_t)fields[i].type;
-		s->cols[i].wire_flags = (uint16_t)fields[i].flags;
-		s->cols[i].decimals = (uint8_t)fields[i].decimals;
-	}
-	MYSQL_ROW row;
-	size_t n = 0;
-	while ((row = mysql_fetch_row(res))) {
-		unsigned long *len = mysql_fetch_lengths(res);
-		size_t off = rows.len;
-		if (buf_append(&offs, &off, sizeof(off)) < 0 ||
-		    append_row(&rows, row, len, s->n_cols) < 0)
-			goto nomem;
-		const char *cell = row[s->vec_col];
-		int rc;
-		if (!cell) {
-			rc = vec_builder_add_null(&vb);
-		} else {
-			struct vec_err ve;
-			v.dim = 0;
-			if (vec_parse_dialect(cell, len[s->vec_col], dialect, &v, &ve) < 0) {
-				seterr(err, errlen, "row %zu: column %s is not a vector: %s", n,
-				       spec->column, ve.msg);
-				goto failed;
+	ix->mask = cap - 1;
+	struct buf key, tmp;
+	buf_init(&key);
+	buf_init(&tmp);
+	int rc = 0;
+	for (size_t r = 0; r < rows && rc == 0; r++) {
+		buf_reset(&key);
+		if ((rc = cache_key_of_row(b, b->rows, r, &key)) < 0)
+			break;
+		uint64_t h = key_hash(key.data, key.len);
+		size_t i = h & ix->mask;
+		for (; ix->slots[i].row1; i = (i + 1) & ix->mask) {
+			if (ix->slots[i].h == h &&
+			    row_has_key(b, ix->slots[i].row1 - 1, key.data, key.len, &tmp)) {
+				rc = -EEXIST;
+				break;
 			}
-			rc = vec_builder_add(&vb, v.v, v.dim);
 		}
-		if (rc < 0)
-			goto nomem;
-		n++;
-		if (rows.cap + offs.cap + vb.t->bytes > spec->memory_limit) {
-			seterr(err, errlen,
-			       "%s.%s needs more than memory_limit (%zu bytes) after %zu rows",
-			       spec->db, spec->table, spec->memory_limit, n);
-			goto failed;
-		}
+		if (rc == 0)
+			ix->slots[i] = (struct slot){h, (uint32_t)(r + 1)};
 	}
-	if (mysql_errno(my)) {
-		seterr(err, errlen, "reading %s.%s: %s", spec->db, spec->table, mysql_error(my));
+	buf_free(&key);
+	buf_free(&tmp);
+	if (rc < 0) {
+		free(ix->slots);
+		free(ix);
+		return rc;
+	}
+	b->index = ix;
+	b->bytes += cap * sizeof(*ix->slots);
+	return 0;
+}
+
+/* ---- patches ---- */
+
+/* A set of canonical keys: their hashes sorted, with the key bytes. */
+struct key_set {
+	struct ent {
+		uint64_t h;
+		size_t off, len;
+	} * v;
+	size_t n, cap;
+	struct buf bytes;
+};
+
+static int set_add(struct key_set *s, const uint8_t *k, size_t n)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct ent *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = (struct ent){key_hash(k, n), s->bytes.len, n};
+	return buf_append(&s->bytes, k, n);
+}
+
+static int cmp_ent(const void *a, const void *b)
+{
+	const struct ent *x = a, *y = b;
+	return x->h < y->h ? -1 : x->h > y->h;
+}
+
+static bool set_has(const struct key_set *s, const uint8_t *k, size_t n)
+{
+	uint64_t h = key_hash(k, n);
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->v[mid].h < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < s->n && s->v[lo].h == h; lo++)
+		if (s->v[lo].len == n && !memcmp(s->bytes.data + s->v[lo].off, k, n))
+			return true;
+	return false;
+}
+
+/* Walks a buffer of keys, each after its u32 length. */
+static bool next_key(const struct buf *b, size_t *off, const uint8_t **k, size_t *n, size_t nkey)
+{
+	/* A canonical key is nkey (u32 length, bytes) pairs: find its end. */
+	size_t start = *off, o = *off;
+	for (size_t c = 0; c < nkey; c++) {
+		uint32_t len;
+		if (b->len - o < 4)
+			return false;
+		memcpy(&len, b->data + o, 4);
+		if (b->len - o - 4 < len)
+			return false;
+		o += 4 + len;
+	}
+	*k = b->data + start;
+	*n = o - start;
+	*off = o;
+	return true;
+}
+
+struct cache_snapshot *cache_snapshot_patch(const struct cache_snapshot *s,
+                                            const struct cache_patch *p)
+{
+	const struct cache_base *b = s->base;
+	struct key_set set = {0};
+	struct buf key, tmp;
+	buf_init(&set.bytes);
+	buf_init(&key);
+	buf_init(&tmp);
+	struct cache_snapshot *n = new_version(b, s->db, s->table, p->version);
+	struct cache_segment_builder db = {0};
+	struct cache_segment_shape shape = {
+	        .n_cols = b->n_cols,
+	        .vec_col = b->vec_col,
+	        .dim = VEC_DIM_ANY,
+	        .dialect = b->dialect,
+	        .canonical_vectors = !b->mariadb,
+	};
+	if (!n)
 		goto failed;
+	bool dim_set;
+	size_t dim = vec_table_dim(cache_segment_vecs(b->rows), &dim_set);
+	if (dim_set)
+		shape.dim = dim;
+	atomic_fetch_add_explicit(&((struct cache_base *)b)->refs, 1, memory_order_relaxed);
+	n->base = (struct cache_base *)b;
+	/* Every key the patch covers: those the writes named, and those of the
+	 * rows read back (an AUTO_INCREMENT insert names none). */
+	size_t off = 0;
+	const uint8_t *k;
+	size_t kn;
+	while (off < p->keys.len && next_key(&p->keys, &off, &k, &kn, b->n_key))
+		if (set_add(&set, k, kn) < 0)
+			goto failed;
+	size_t prow = p->rows ? cache_segment_rows(p->rows) : 0;
+	for (size_t r = 0; r < prow; r++) {
+		buf_reset(&key);
+		if (cache_key_of_row(b, p->rows, r, &key) < 0 ||
+		    set_add(&set, key.data, key.len) < 0)
+			goto failed;
 	}
-	size_t end = rows.len;
-	if (buf_append(&offs, &end, sizeof(end)) < 0)
-		goto nomem;
-	mysql_free_result(res);
-	mysql_close(my);
-	vec_f32_free(&v);
-	s->n_rows = n;
-	s->vecs = vec_builder_finish(&vb);
-	/* Hand over the buffers' memory (shrunk to fit). */
-	s->rows = rows.len ? realloc(rows.data, rows.len) : rows.data;
-	if (!s->rows)
-		s->rows = rows.data;
-	s->row_off = (size_t *)offs.data;
-	s->bytes = sizeof(*s) + s->n_cols * sizeof(*s->cols) + rows.len + offs.len +
-	           vec_table_bytes(s->vecs);
-	s->load_ms = core_now_ms() - t0;
-	return s;
-nomem:
-	seterr(err, errlen, "out of memory");
+	qsort(set.v, set.n, sizeof(*set.v), cmp_ent);
+	/* Tombstones: the base rows of those keys. */
+	size_t words = (n->n_base + 63) / 64;
+	n->n_dead = s->n_dead;
+	if (set.n) {
+		if (!(n->live = malloc((words ? words : 1) * 8)))
+			goto failed;
+		if (s->live)
+			memcpy(n->live, s->live, words * 8);
+		else
+			memset(n->live, 0xff, words * 8);
+		for (size_t i = 0; i < set.n; i++) {
+			size_t r = index_find(b, set.bytes.data + set.v[i].off, set.v[i].len, &tmp);
+			if (r != SIZE_MAX && (n->live[r / 64] >> (r % 64) & 1)) {
+				n->live[r / 64] &= ~(1ull << (r % 64));
+				n->n_dead++;
+			}
+		}
+	} else if (s->live) {
+		if (!(n->live = malloc((words ? words : 1) * 8)))
+			goto failed;
+		memcpy(n->live, s->live, words * 8);
+	}
+	/* The delta: the old one's rows not covered, then the rows read back. */
+	if (cache_segment_builder_init(&db, &shape) < 0)
+		goto failed;
+	size_t drows = s->delta ? cache_segment_rows(s->delta) : 0;
+	for (size_t r = 0; r < drows; r++) {
+		buf_reset(&key);
+		if (cache_key_of_row(b, s->delta, r, &key) < 0)
+			goto failed;
+		if (set_has(&set, key.data, key.len))
+			continue;
+		if (cache_segment_builder_copy(&db, s->delta, r) < 0)
+			goto failed;
+	}
+	for (size_t r = 0; r < prow; r++)
+		if (cache_segment_builder_copy(&db, p->rows, r) < 0)
+			goto failed;
+	if (cache_segment_builder_rows(&db) && !(n->delta = cache_segment_builder_finish(&db)))
+		goto failed;
+	cache_segment_builder_free(&db);
+	count_bytes(n);
+	free(set.v);
+	buf_free(&set.bytes);
+	buf_free(&key);
+	buf_free(&tmp);
+	return n;
 failed:
-	if (res)
-		mysql_free_result(res);
-	if (my)
-		mysql_close(my);
-	vec_builder_free(&vb);
-	vec_f32_free(&v);
-	buf_free(&rows);
-	buf_free(&offs);
-	snapshot_free(s);
+	cache_segment_builder_free(&db);
+	free(set.v);
+	buf_free(&set.bytes);
+	buf_free(&key);
+	buf_free(&tmp);
+	cache_snapshot_unref(n);
 	return NULL;
 }

@@ -49,6 +49,7 @@ struct cache_capture {
 	uint64_t key;
 	struct cache_table *table;
 	uint64_t schema_version;
+	uint64_t version; /* the table's when TiDB was asked */
 	uint16_t before_status;
 	uint64_t ncols, seen;
 	struct buf defs, mid, rows, term;
@@ -92,6 +93,7 @@ struct cache_capture *cache_capture_new(const char *sql, size_t sql_len, struct 
 	c->key = key;
 	c->table = t;
 	c->schema_version = t->schema_version;
+	c->version = t->version;
 	c->before_status = status;
 	buf_init(&c->defs);
 	buf_init(&c->mid);
@@ -287,15 +289,22 @@ void cache_capture_finish(struct cache_capture *c, struct cache_shapes *shapes, 
 		return;
 	struct cache_table *t = c->table;
 	uint64_t now = core_now_ms();
-	if (cache_table_unservable(t, now) || t->schema_version != c->schema_version)
-		return; /* compare next time, against a fresh snapshot */
+	if (t->schema_version != c->schema_version)
+		return; /* compare next time, against the new definition */
 	struct cache_shape *sh = cache_shapes_find(shapes, c->key);
 	if (sh && sh->state == CACHE_SHAPE_VERIFIED && !sh->verifying &&
 	    sh->schema_version == c->schema_version) {
-		/* A renewed proof: TiDB answered this session's identity again. */
+		/* A renewed proof: TiDB answered this session's identity again
+		 * (no comparison needed: the shape's answers matched before). */
 		cache_shape_renew(sh, now);
 		return;
 	}
+	/* A comparison needs the snapshot of the data TiDB answered from: no
+	 * write through vecgate committed while TiDB answered, and the
+	 * snapshot has them all. Otherwise compare next time. */
+	if (cache_table_unservable(t, now) || t->version != c->version ||
+	    t->snap->version != c->version)
+		return;
 	/* A shape captured before the table's definition may have changed
 	 * (DDL, or a statement vecgate could not attribute) is captured and
 	 * compared again, like a new one. */

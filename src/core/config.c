@@ -191,6 +191,11 @@ static const struct key keys[] = {
          "their table changes. 0 turns the result cache off."},
         {"cache", "load_timeout", T_DURATION, "10m", "1s", "24h", NULL, RELOAD, false,
          F(cache.load_timeout), "Longest time one snapshot load may take before it is abandoned."},
+        {"cache", "patches", T_BOOL, "true", NULL, NULL, NULL, RESTART, false, F(cache.patches),
+         "Writes through vecgate whose rows are known by primary key (INSERT, REPLACE, UPDATE "
+         "and DELETE that name their keys) patch the snapshot: the rows are read back after "
+         "the commit and a new version is published in milliseconds. Off: every write makes "
+         "the table's snapshot stale until a full reload."},
         {"cache", "max_tables", T_INT, "32", "1", "100000", NULL, RESTART, false,
          F(cache.max_tables),
          "With tables = auto: most tables admitted at once. A table is admitted only after "

@@ -96,6 +96,7 @@ struct config {
 		uint64_t result_cache_size;
 		uint64_t load_timeout;
 		int max_tables;
+		bool patches;
 	} cache;
 	struct {
 		struct config_addr listen;

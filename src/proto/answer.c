@@ -7,11 +7,21 @@
 #include "proto/mysql.h"
 #include "proto/packet.h"
 
-uint16_t proto_answer_status(uint16_t now, uint16_t before, uint16_t after)
+/* The bits that belong to the session rather than to one statement. */
+#define SESSION_BITS                                                                               \
+	(PROTO_STATUS_IN_TRANS | PROTO_STATUS_AUTOCOMMIT | PROTO_STATUS_IN_TRANS_READONLY |        \
+	 PROTO_STATUS_NO_BACKSLASH_ESCAPES)
+
+uint16_t proto_answer_status(uint16_t now, uint16_t captured)
 {
-	uint16_t added = (uint16_t)(after & ~before);
-	uint16_t removed = (uint16_t)(before & ~after);
-	return (uint16_t)((now | added) & ~removed);
+	uint16_t s = now & SESSION_BITS;
+	if (!(now & PROTO_STATUS_AUTOCOMMIT))
+		s |= PROTO_STATUS_IN_TRANS;
+	/* MORE_RESULTS_EXISTS and CURSOR_EXISTS describe a response vecgate
+	 * never composes (one result, no cursor). */
+	uint16_t stmt = captured & (uint16_t) ~(SESSION_BITS | PROTO_STATUS_MORE_RESULTS_EXISTS |
+	                                        PROTO_STATUS_CURSOR_EXISTS);
+	return (uint16_t)(s | stmt);
 }
 
 int proto_terminator_status_offset(const uint8_t *p, size_t n)

@@ -10,10 +10,14 @@
 
 #include "core/buf.h"
 
-/* The status the server would send: the session's bits now, changed as the
- * captured answer changed them (bits it set or cleared going from before to
- * after). */
-uint16_t proto_answer_status(uint16_t now, uint16_t before, uint16_t after);
+/* The status the server would send with a read-only result set, given the
+ * session's status now and the status the server sent with a captured
+ * answer of the same statement shape: the session's bits (autocommit,
+ * read-only transaction, backslash escapes) stay as they are, IN_TRANS is
+ * set when a transaction is open or autocommit is off (a statement then
+ * opens one), and the bits that describe the statement itself (no index
+ * used, last row sent, ...) are the captured answer's. */
+uint16_t proto_answer_status(uint16_t now, uint16_t captured);
 
 /* Offset of the status flags in the payload of an EOF (0xFE, warnings,
  * status) or an OK-as-EOF (0xFE, lenenc affected rows, lenenc insert id,

@@ -22,6 +22,7 @@
 #include "proto/resp.h"
 #include "session/sess_state.h"
 #include "sql/classify.h"
+#include "sql/keys.h"
 #include "sql/knn.h"
 
 #define MAX_STATEMENTS 16
@@ -107,6 +108,10 @@ struct sess_cache {
 	char *text; /* the statement text the classes point into */
 	size_t text_len;
 	struct stmt *exec_stmt;
+	/* An executed write's parameters, for its keys. */
+	struct cache_param *exec_params;
+	char *exec_scratch;
+	bool exec_params_ok;
 	char pending_db[256];
 	bool pending_db_set;
 	struct cache_capture *cap;
@@ -114,10 +119,15 @@ struct sess_cache {
 	 * if the database answers it. */
 	bool admit_pending;
 	char admit_db[256], admit_table[256], admit_column[256];
-	int jobs;      /* serve jobs on pool threads */
-	bool detached; /* the session is gone; the last job frees this */
+	/* Waiting for a patch of the table the command reads (cmd_copy kept). */
+	struct cache_waiter waiter;
+	uint64_t wait_need; /* the table version when the waiting read arrived */
+	int jobs;           /* serve jobs on pool threads */
+	bool detached;      /* the session is gone; the last job frees this */
 	struct stmt *stmts;
 };
+
+static void waiter_cb(struct cache_waiter *w);
 
 /* ---- the cache as sess_state sees it ---- */
 
@@ -127,10 +137,32 @@ static struct cache_table *state_find(void *ctx, const char *db, const char *tab
 	return cache_find(kc->pc->cache, db, strlen(db), table, strlen(table));
 }
 
-static void state_written(void *ctx, struct cache_table *t)
+static void state_written(void *ctx, struct cache_table *t, void *keys, const char *reason)
 {
 	(void)ctx;
-	cache_table_changed(t, false);
+	struct cache_write *w = keys;
+	cache_table_written(t, w, reason);
+	free(w);
+}
+
+static bool state_keys_merge(void *ctx, void *into, void *from)
+{
+	(void)ctx;
+	bool ok = cache_write_merge(into, from) == 0;
+	cache_write_free(from);
+	free(from);
+	if (!ok) {
+		cache_write_free(into);
+		free(into);
+	}
+	return ok;
+}
+
+static void state_keys_free(void *ctx, void *keys)
+{
+	(void)ctx;
+	cache_write_free(keys);
+	free(keys);
 }
 
 static void state_ddl(void *ctx, struct cache_table *t)
@@ -153,7 +185,13 @@ static void state_privileges(void *ctx)
 }
 
 static const struct sess_state_ops state_ops = {
-        state_find, state_written, state_ddl, state_all_changed, state_privileges,
+        .find = state_find,
+        .written = state_written,
+        .keys_merge = state_keys_merge,
+        .keys_free = state_keys_free,
+        .ddl = state_ddl,
+        .all_changed = state_all_changed,
+        .privileges_changed = state_privileges,
 };
 
 /* ---- lifetime ---- */
@@ -194,6 +232,8 @@ struct sess_cache *sess_cache_new(struct proxy_cache *pc, uv_loop_t *loop,
 	kc->loop = loop;
 	kc->ops = ops;
 	kc->owner = owner;
+	list_init(&kc->waiter.link);
+	kc->waiter.cb = waiter_cb;
 	sess_state_init(&kc->st, &state_ops, kc);
 	return kc;
 }
@@ -223,6 +263,11 @@ static void clear_command(struct sess_cache *kc)
 	kc->ncls = 0;
 	kc->cls_unknown = false;
 	kc->exec_stmt = NULL;
+	free(kc->exec_params);
+	free(kc->exec_scratch);
+	kc->exec_params = NULL;
+	kc->exec_scratch = NULL;
+	kc->exec_params_ok = false;
 	kc->pending_db_set = false;
 	kc->admit_pending = false;
 	cache_capture_free(kc->cap);
@@ -233,6 +278,7 @@ void sess_cache_free(struct sess_cache *kc)
 {
 	if (!kc)
 		return;
+	cache_waiter_cancel(&kc->waiter);
 	if (kc->jobs > 0) {
 		kc->detached = true; /* freed when its last job returns */
 		return;
@@ -297,14 +343,14 @@ static int compose(struct buf *out, const struct cache_shape *sh, const struct c
                    const uint8_t *header, size_t header_len, const uint8_t *rows, size_t rows_len,
                    size_t nrows, uint16_t now, uint16_t *status)
 {
-	*status = proto_answer_status(now, meta->before, meta->after);
+	*status = proto_answer_status(now, meta->after);
 	struct proto_answer a = {
 	        .ncols = sh->ncols,
 	        .defs = sh->defs.data,
 	        .defs_len = sh->defs.len,
 	        .mid = meta->mid.data,
 	        .mid_len = meta->mid.len,
-	        .mid_status = proto_answer_status(now, meta->before, meta->mid_status),
+	        .mid_status = proto_answer_status(now, meta->mid_status),
 	        .rows = rows,
 	        .rows_len = rows_len,
 	        .nrows = nrows,
@@ -357,6 +403,34 @@ static void serve_done(void *data, int status)
 	cache_plan_free(&j->plan);
 	buf_free(&j->rows);
 	free(j);
+}
+
+/* The table this session waited for published a version or gave up: the
+ * command is decided again. */
+static void waiter_cb(struct cache_waiter *w)
+{
+	struct sess_cache *kc = container_of(w, struct sess_cache, waiter);
+	uint8_t *cmd = (uint8_t *)kc->cmd_copy;
+	size_t len = kc->cmd_len;
+	kc->cmd_copy = NULL;
+	struct buf out;
+	buf_init(&out);
+	uint16_t status = kc->cmd_status;
+	enum sess_cache_verdict v = sess_cache_command(kc, cmd, len, kc->cmd_status, &out, &status);
+	if (v != SESS_CACHE_PENDING || !list_linked(&kc->waiter.link))
+		kc->wait_need = 0;
+	switch (v) {
+	case SESS_CACHE_ANSWERED:
+		kc->ops->answer(kc->owner, out.data, out.len, status);
+		break;
+	case SESS_CACHE_RELAY:
+		kc->ops->relay(kc->owner, cmd, len);
+		break;
+	case SESS_CACHE_PENDING:
+		break;
+	}
+	buf_free(&out);
+	free(cmd);
 }
 
 /* ---- the decision ---- */
@@ -428,7 +502,23 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 	if (sess_state_txn_has(st, t))
 		return bypass(&k, "own_uncommitted_write");
 	uint64_t now = core_now_ms();
-	const char *why = cache_table_unservable(t, now);
+	/* A read that waited needs the writes committed before it arrived. */
+	uint64_t need = kc->wait_need ? kc->wait_need : t->version;
+	const char *why = cache_table_unservable_for(t, now, need);
+	if (why && !strcmp(why, "stale_write")) {
+		/* A write vecgate saw is being read back: the next version is
+		 * milliseconds away, TiDB's brute force much further. */
+		char *copy = copy_bytes(cmd, cmd_len);
+		if (copy && cache_table_wait(t, &kc->waiter)) {
+			free(kc->cmd_copy);
+			kc->cmd_copy = copy;
+			kc->cmd_len = cmd_len;
+			kc->wait_need = need;
+			sql_knn_free(&k);
+			return SESS_CACHE_PENDING;
+		}
+		free(copy);
+	}
 	if (why)
 		return bypass(&k, why);
 	uint64_t key = cache_shape_key(k.shape, st->user, sess_state_db(st),
@@ -599,12 +689,24 @@ static enum sess_cache_verdict on_execute(struct sess_cache *kc, const uint8_t *
 		return SESS_CACHE_RELAY;
 	bool long_data = st->long_data;
 	st->long_data = false;
-	if (long_data || !mentions_vec((const uint8_t *)st->sql, st->len))
-		return SESS_CACHE_RELAY;
 	struct sql_class c;
 	size_t count;
-	if (sql_classify(st->sql, st->len, kc->st.lexflags, &c, 1, &count) < 0 || count != 1 ||
-	    c.kind != SQL_KIND_READ ||
+	bool classified = !long_data &&
+	                  sql_classify(st->sql, st->len, kc->st.lexflags, &c, 1, &count) >= 0 &&
+	                  count == 1;
+	if (classified && c.kind == SQL_KIND_WRITE) {
+		/* Its parameters name the rows it writes: kept for the keys. */
+		size_t np = st->nparams ? st->nparams : 1;
+		kc->exec_params = calloc(np, sizeof(*kc->exec_params));
+		kc->exec_scratch = malloc(24u * np);
+		kc->exec_params_ok =
+		        kc->exec_params && kc->exec_scratch &&
+		        read_params(st, payload, len, kc->exec_params, kc->exec_scratch);
+		return SESS_CACHE_RELAY;
+	}
+	if (long_data || !mentions_vec((const uint8_t *)st->sql, st->len))
+		return SESS_CACHE_RELAY;
+	if (!classified || c.kind != SQL_KIND_READ ||
 	    (c.flags & (SQL_CF_LOCKING | SQL_CF_STALE_READ | SQL_CF_EXEC_COMMENT)))
 		return SESS_CACHE_RELAY;
 	struct cache_param *params = calloc(st->nparams ? st->nparams : 1, sizeof(*params));
@@ -687,11 +789,139 @@ static void prepared(struct sess_cache *kc, const struct proto_resp *r)
 	kc->stmts = st;
 }
 
+/* utf8mb4 collations (MySQL numbers them 45, 46, 224-247 and 255-323). */
+static bool utf8mb4_client(uint8_t charset)
+{
+	return charset == 45 || charset == 46 || (charset >= 224 && charset <= 247) ||
+	       charset == 255;
+}
+
+/* The rows one successful single-statement write touched in the cached table
+ * it names, handed to sess_state before it accounts the statement: read
+ * back and patched in at commit (docs/design.md §10). Anything uncertain
+ * leaves the keys unknown (with a reason): the table is reloaded then. */
+static void statement_keys(struct sess_cache *kc, const char *text, size_t len,
+                           const struct sql_class *c, const struct cache_param *params,
+                           size_t nparams, const struct proto_resp *r)
+{
+	struct sess_state *st = &kc->st;
+	if (c->kind != SQL_KIND_WRITE || c->ntables != 1 || (c->flags & SQL_CF_ALL_TABLES))
+		return;
+	char db[256], table[256];
+	const struct sql_table_ref *ref = &c->tables[0];
+	if (sql_name_copy(text, &ref->table, table, sizeof(table)) < 0)
+		return;
+	if (ref->db.len || ref->db.quote) {
+		if (sql_name_copy(text, &ref->db, db, sizeof(db)) < 0)
+			return;
+	} else if (st->db_known) {
+		snprintf(db, sizeof(db), "%s", st->db);
+	} else {
+		return;
+	}
+	struct cache_table *t = cache_find(kc->pc->cache, db, strlen(db), table, strlen(table));
+	if (!t)
+		return;
+	const struct cache_base *b = cache_table_base(t);
+	const char *why = !b ? "not_loaded" : b->why_no_key;
+	if (why) {
+		sess_state_statement_keys(st, t, NULL, why);
+		return;
+	}
+	struct sql_key_table kt = {
+	        .db = t->db,
+	        .table = t->table,
+	        .ncols = b->n_key,
+	        .auto_increment = b->auto_increment,
+	        .other_unique = b->other_unique,
+	};
+	for (size_t i = 0; i < b->n_key; i++) {
+		const struct cache_column *col = &b->cols[b->key_cols[i]];
+		kt.cols[i] = col->name;
+		kt.types[i] = col->cmp == CACHE_CMP_INT    ? SQL_KEY_INT
+		              : col->cmp == CACHE_CMP_UINT ? SQL_KEY_UINT
+		                                           : SQL_KEY_BYTES;
+		/* A string key's bytes are the statement's: they equal the
+		 * stored ones only when the client sends utf8mb4 as the
+		 * cached cells are. */
+		if (kt.types[i] == SQL_KEY_BYTES &&
+		    (!utf8mb4_client(st->charset) || !st->serving_ok)) {
+			sess_state_statement_keys(st, t, NULL, "charset");
+			return;
+		}
+	}
+	/* A warning may mean a value was clipped or converted on its way in:
+	 * the stored key may not be the one the statement wrote. */
+	if (r->warnings) {
+		sess_state_statement_keys(st, t, NULL, "warnings");
+		return;
+	}
+	struct sql_key_param kp[64];
+	if (nparams > 64) {
+		sess_state_statement_keys(st, t, NULL, "params");
+		return;
+	}
+	for (size_t i = 0; i < nparams; i++)
+		kp[i] = (struct sql_key_param){params[i].p, params[i].n, params[i].is_null,
+		                               params[i].is_int};
+	struct sql_write_keys wk;
+	sql_write_keys_init(&wk);
+	struct cache_write *w = calloc(1, sizeof(*w));
+	int rc = w ? sql_write_keys(text + c->off, c->len, st->lexflags,
+	                            st->db_known ? st->db : NULL, &kt, kp, nparams, &wk, &why)
+	           : -ENOMEM;
+	if (w)
+		cache_write_init(w);
+	if (rc == 0) {
+		/* The OK packet checks what the statement says it did. */
+		bool insert = wk.kind == SQL_WRITE_INSERT;
+		if (insert && r->affected_rows != wk.nrows)
+			why = "affected_rows";
+		else if ((wk.kind == SQL_WRITE_UPDATE || wk.kind == SQL_WRITE_DELETE) &&
+		         r->affected_rows > wk.nkeys)
+			why = "affected_rows";
+		else if (wk.n_generated &&
+		         (!insert || wk.n_generated != wk.nrows || r->last_insert_id == 0))
+			why = "generated_keys";
+	} else {
+		why = rc < 0 ? "memory" : why;
+	}
+	for (size_t i = 0; rc == 0 && !why && i < wk.nkeys; i++, w->nkeys++)
+		for (size_t k = 0; k < b->n_key; k++) {
+			const uint8_t *v;
+			size_t vn;
+			sql_write_key(&wk, i, k, &v, &vn);
+			if (cache_key_append(b, k, v, vn, &w->keys) < 0)
+				why = "memory";
+		}
+	if (rc == 0 && !why && wk.n_generated) {
+		struct cache_key_range rg = {
+		        .lo = r->last_insert_id,
+		        .hi = r->last_insert_id + wk.n_generated - 1,
+		        .is_signed = kt.types[0] == SQL_KEY_INT,
+		};
+		if (cache_write_add_range(w, rg, wk.n_generated) < 0)
+			why = "memory";
+	}
+	sql_write_keys_free(&wk);
+	if (why || rc != 0) {
+		if (w) {
+			cache_write_free(w);
+			free(w);
+		}
+		sess_state_statement_keys(st, t, NULL, why ? why : "memory");
+		return;
+	}
+	sess_state_statement_keys(st, t, w, NULL);
+}
+
 void sess_cache_response_done(struct sess_cache *kc, const struct proto_resp *r, uint16_t status)
 {
 	struct sess_state *st = &kc->st;
 	switch (kc->cmd) {
 	case PROTO_COM_QUERY:
+		if (kc->text && !kc->cls_unknown && kc->ncls == 1 && !r->is_err)
+			statement_keys(kc, kc->text, kc->text_len, &kc->cls[0], NULL, 0, r);
 		sess_state_account(st, kc->text, kc->cls, kc->ncls, kc->cls_unknown || !kc->text,
 		                   r->is_err, r->results_before_err);
 		break;
@@ -701,6 +931,8 @@ void sess_cache_response_done(struct sess_cache *kc, const struct proto_resp *r,
 		size_t count = 0;
 		bool unknown = !s || sql_classify(s->sql, s->len, st->lexflags, cls, MAX_STATEMENTS,
 		                                  &count) < 0;
+		if (!unknown && count == 1 && !r->is_err && kc->exec_params_ok)
+			statement_keys(kc, s->sql, s->len, &cls[0], kc->exec_params, s->nparams, r);
 		sess_state_account(st, s ? s->sql : NULL, cls, count, unknown, r->is_err,
 		                   r->results_before_err);
 		break;

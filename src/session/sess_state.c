@@ -16,6 +16,8 @@
 	(SQL_SETF_SQL_MODE | SQL_SETF_CHARSET | SQL_SETF_TIME_ZONE | SQL_SETF_SNAPSHOT |           \
 	 SQL_SETF_SELECT_LIMIT | SQL_SETF_UNKNOWN)
 
+static void txn_discard(struct sess_state *st);
+
 void sess_state_init(struct sess_state *st, const struct sess_state_ops *ops, void *ctx)
 {
 	memset(st, 0, sizeof(*st));
@@ -37,21 +39,53 @@ void sess_state_login(struct sess_state *st, const char *user, const char *db, s
 	st->settings = charset;
 	st->roles = 0;
 	st->serving_ok = true;
-	st->ntxn = 0;
-	st->txn_all = false;
+	txn_discard(st);
 }
 
 /* ---- transactions ---- */
 
+static void drop_keys(struct sess_state *st, void **keys)
+{
+	if (*keys)
+		st->ops->keys_free(st->ctx, *keys);
+	*keys = NULL;
+}
+
+/* Notes a write to t in the open transaction, with the rows it touched
+ * when this statement's keys are t's. */
 static void txn_add(struct sess_state *st, struct cache_table *t)
 {
-	for (size_t i = 0; i < st->ntxn; i++)
-		if (st->txn[i] == t)
-			return;
-	if (st->ntxn < SESS_STATE_MAX_TXN_TABLES)
-		st->txn[st->ntxn++] = t;
-	else
+	void *keys = NULL;
+	const char *reason = "statement";
+	if (st->stmt_table == t) {
+		keys = st->stmt_keys;
+		reason = st->stmt_reason;
+		st->stmt_keys = NULL;
+		st->stmt_table = NULL;
+	}
+	for (size_t i = 0; i < st->ntxn; i++) {
+		struct sess_state_write *w = &st->txn[i];
+		if (w->t != t)
+			continue;
+		if (w->keys && keys) {
+			if (!st->ops->keys_merge(st->ctx, w->keys, keys)) {
+				w->keys = NULL;
+				w->reason = "memory";
+			}
+		} else if (w->keys) {
+			drop_keys(st, &w->keys);
+			w->reason = reason;
+		} else {
+			drop_keys(st, &keys);
+		}
+		return;
+	}
+	if (st->ntxn < SESS_STATE_MAX_TXN_TABLES) {
+		st->txn[st->ntxn++] = (struct sess_state_write){t, keys, keys ? NULL : reason};
+	} else {
+		drop_keys(st, &keys);
 		st->txn_all = true;
+	}
 }
 
 bool sess_state_txn_has(const struct sess_state *st, const struct cache_table *t)
@@ -59,27 +93,45 @@ bool sess_state_txn_has(const struct sess_state *st, const struct cache_table *t
 	if (st->txn_all)
 		return true;
 	for (size_t i = 0; i < st->ntxn; i++)
-		if (st->txn[i] == t)
+		if (st->txn[i].t == t)
 			return true;
 	return false;
 }
 
-/* The session's writes are committed: every snapshot they touch is stale. */
+/* The session's writes are committed: the snapshots they touch are stale
+ * until patched or reloaded. */
 static void txn_commit(struct sess_state *st)
 {
-	if (st->txn_all)
-		st->ops->all_changed(st->ctx);
-	else
+	if (st->txn_all) {
 		for (size_t i = 0; i < st->ntxn; i++)
-			st->ops->written(st->ctx, st->txn[i]);
+			drop_keys(st, &st->txn[i].keys);
+		st->ops->all_changed(st->ctx);
+	} else {
+		for (size_t i = 0; i < st->ntxn; i++) {
+			struct sess_state_write *w = &st->txn[i];
+			st->ops->written(st->ctx, w->t, w->keys, w->reason);
+			w->keys = NULL;
+		}
+	}
 	st->ntxn = 0;
 	st->txn_all = false;
 }
 
 static void txn_discard(struct sess_state *st)
 {
+	for (size_t i = 0; i < st->ntxn; i++)
+		drop_keys(st, &st->txn[i].keys);
 	st->ntxn = 0;
 	st->txn_all = false;
+}
+
+void sess_state_statement_keys(struct sess_state *st, struct cache_table *t, void *keys,
+                               const char *reason)
+{
+	drop_keys(st, &st->stmt_keys);
+	st->stmt_table = t;
+	st->stmt_keys = keys;
+	st->stmt_reason = keys ? NULL : reason;
 }
 
 void sess_state_reset(struct sess_state *st)
@@ -223,6 +275,10 @@ static void account_failed(struct sess_state *st, const char *text, const struct
 		sess_state_identity_unknown(st);
 		break;
 	case SQL_KIND_WRITE:
+		/* Its keys are not trusted: a refused statement's effect is
+		 * not read back, its tables are reloaded. */
+		drop_keys(st, &st->stmt_keys);
+		st->stmt_table = NULL;
 		for_tables(st, text, c, note_write, false);
 		break;
 	case SQL_KIND_DDL:
@@ -295,8 +351,21 @@ static void account_ok(struct sess_state *st, const char *text, const struct sql
 	}
 }
 
+static void account(struct sess_state *st, const char *text, const struct sql_class *cls, size_t n,
+                    bool unknown, bool is_err, unsigned results_before_err);
+
 void sess_state_account(struct sess_state *st, const char *text, const struct sql_class *cls,
                         size_t n, bool unknown, bool is_err, unsigned results_before_err)
+{
+	account(st, text, cls, n, unknown, is_err, results_before_err);
+	/* Keys of a statement that wrote another table than expected, or
+	 * failed: unused. */
+	drop_keys(st, &st->stmt_keys);
+	st->stmt_table = NULL;
+}
+
+static void account(struct sess_state *st, const char *text, const struct sql_class *cls, size_t n,
+                    bool unknown, bool is_err, unsigned results_before_err)
 {
 	if (unknown) {
 		st->txn_all = true;

@@ -20,8 +20,13 @@ struct cache_table;
 struct sess_state_ops {
 	/* The cached table db.table, or NULL. */
 	struct cache_table *(*find)(void *ctx, const char *db, const char *table);
-	/* A write to t committed. */
-	void (*written)(void *ctx, struct cache_table *t);
+	/* Writes to t committed: keys (taken over) name every row they
+	 * touched, or NULL when that is not known (reason says why). */
+	void (*written)(void *ctx, struct cache_table *t, void *keys, const char *reason);
+	/* Appends from's rows to into's, frees from; false (both freed) when
+	 * out of memory. */
+	bool (*keys_merge)(void *ctx, void *into, void *from);
+	void (*keys_free)(void *ctx, void *keys);
 	/* t's definition may have changed (DDL). */
 	void (*ddl)(void *ctx, struct cache_table *t);
 	/* Any table may have been written or redefined. */
@@ -48,8 +53,18 @@ struct sess_state {
 	uint64_t roles;
 	bool serving_ok;   /* false: settings under which memory could differ */
 	unsigned lexflags; /* SQL_LEX_* from the server status */
-	struct cache_table *txn[SESS_STATE_MAX_TXN_TABLES];
+	/* The tables the open transaction wrote, with the rows it touched. */
+	struct sess_state_write {
+		struct cache_table *t;
+		void *keys;         /* NULL: not known */
+		const char *reason; /* why not */
+	} txn[SESS_STATE_MAX_TXN_TABLES];
 	size_t ntxn;
+	/* The rows the statement being accounted touched in one table
+	 * (sess_state_statement_keys), consumed by its write. */
+	struct cache_table *stmt_table;
+	void *stmt_keys;
+	const char *stmt_reason;
 	bool txn_all; /* the open transaction may have written any table */
 };
 
@@ -73,6 +88,11 @@ void sess_state_init_db(struct sess_state *st, const char *db, size_t len);
  * classified. */
 void sess_state_account(struct sess_state *st, const char *text, const struct sql_class *cls,
                         size_t n, bool unknown, bool is_err, unsigned results_before_err);
+
+/* Before sess_state_account of a command with one write: the rows it
+ * touched in t (keys taken over; NULL and a reason when not known). */
+void sess_state_statement_keys(struct sess_state *st, struct cache_table *t, void *keys,
+                               const char *reason);
 
 /* The server status after a response: a session outside a transaction has
  * committed what it wrote. */

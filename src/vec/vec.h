@@ -64,6 +64,13 @@ int vec_parse(const char *s, size_t n, struct vec_f32 *out, struct vec_err *err)
 /* vec_parse for a chosen TiDB version. */
 int vec_parse_dialect(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
                       struct vec_err *err) MUST_CHECK;
+/* vec_parse_dialect, and whether s[0..n) is exactly what
+ * vec_format_f32_array() prints for the result (*canonical): then the text
+ * need not be kept. Faster than printing and comparing; a few canonical
+ * texts of extreme values (beyond 19 digits or 10^+-22) are reported not
+ * canonical, never the reverse. *canonical is false after an error. */
+int vec_parse_canonical(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
+                        bool *canonical, struct vec_err *err) MUST_CHECK;
 
 /* Appends v[0..dim) as TiDB prints a vector: "[1,0.5,-0]", each element the
  * shortest decimal that reads back as the same float32, in fixed notation
@@ -71,8 +78,23 @@ int vec_parse_dialect(const char *s, size_t n, enum vec_dialect dialect, struct 
  * "+Inf", "-Inf", "NaN"). 0 or -ENOMEM. */
 int vec_format_f32_array(const float *v, size_t dim, struct buf *out) MUST_CHECK;
 /* One element as vec_format_f32_array prints it; NUL-terminated, returns the
- * length (at most VEC_F32_TEXT_MAX - 1). */
+ * length (at most VEC_F32_FIXED_MAX). */
 size_t vec_format_f32(float x, char out[static VEC_F32_TEXT_MAX]);
+/* The longest element vec_format_f32() prints: "-0." and 44 zeros before
+ * the digit of -2^-149 (checked against every float32). */
+#define VEC_F32_FIXED_MAX 48
+/* Room vec_format_f32_array_to() needs for dim elements (dim <=
+ * VEC_MAX_DIM). */
+size_t vec_f32_array_text_max(size_t dim);
+/* vec_format_f32_array() into out, which has room for
+ * vec_f32_array_text_max(dim) bytes; returns the length (no NUL). */
+size_t vec_format_f32_array_to(const float *v, size_t dim, char *out);
+/* Whether vec_format_f32_array(v, dim) prints exactly s[0..n). */
+bool vec_format_f32_array_is(const float *v, size_t dim, const char *s, size_t n);
+/* The digits vec_format_f32() prints for x (finite, not zero): x is
+ * d * 10^*e10, d the fewest digits that read back as x (no trailing zero),
+ * the closest such decimal, ties to even. */
+uint32_t vec_f32_digits(float x, int32_t *e10);
 /* x as TiDB's text protocol prints a DOUBLE column with 31 decimals (every
  * VEC_*_DISTANCE result): shortest round-trip digits, fixed notation when
  * 1e-15 <= |x| < 1e15 or x == 0, else "1.5e15" / "9.99e-16"; NaN and +-Inf

@@ -1,6 +1,10 @@
 /* Vector literals read exactly as TiDB's ParseVectorFloat32 reads them: with
  * json-iterator (github.com/json-iterator/go v1.1.12), whose number reader is
- * laxer than JSON in places, then Go's strconv.ParseFloat and float32(). */
+ * laxer than JSON in places, then Go's strconv.ParseFloat and float32().
+ * Numbers like those TiDB prints take an exact fast path (docs/tidb.md §4);
+ * the rest go through strtod. vec_parse_canonical() also tells, as it
+ * reads, whether the text is exactly what vec_format_f32_array() prints for
+ * the result: the cache does not keep such text (src/cache/segment.h). */
 #include "vec/vec.h"
 
 #include <errno.h>
@@ -21,20 +25,33 @@ void vec_f32_free(struct vec_f32 *a)
 	vec_f32_init(a);
 }
 
-int vec_f32_push(struct vec_f32 *a, float x)
+static int grow(struct vec_f32 *a)
+{
+	size_t cap = a->cap ? a->cap * 2 : 16;
+	if (cap > SIZE_MAX / sizeof(float))
+		return -ENOMEM;
+	float *v = realloc(a->v, cap * sizeof(float));
+	if (!v)
+		return -ENOMEM;
+	a->v = v;
+	a->cap = cap;
+	return 0;
+}
+
+static inline int push(struct vec_f32 *a, float x)
 {
 	if (a->dim == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 16;
-		if (cap > SIZE_MAX / sizeof(float))
-			return -ENOMEM;
-		float *v = realloc(a->v, cap * sizeof(float));
-		if (!v)
-			return -ENOMEM;
-		a->v = v;
-		a->cap = cap;
+		int rc = grow(a);
+		if (rc)
+			return rc;
 	}
 	a->v[a->dim++] = x;
 	return 0;
+}
+
+int vec_f32_push(struct vec_f32 *a, float x)
+{
+	return push(a, x);
 }
 
 int vec_err_message(const struct vec_err *e, struct buf *out)
@@ -199,13 +216,318 @@ static int token_value(const char *t, size_t n, double *out)
 	return 0;
 }
 
+/* Exactly representable powers of ten: 10^22 < 2^53 * 2^22 is the last. */
+static const double pow10_exact[23] = {
+        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The value of eight ASCII digits at once (SWAR, as in Lemire's
+ * fast_float): v holds them little-endian, the first in the low byte. */
+static uint32_t eight_value(uint64_t v)
+{
+	v -= 0x3030303030303030u;
+	v = v * 10 + (v >> 8); /* pairs of digits, in every other byte */
+	v = (((v & 0x000000FF000000FFu) * 0x000F424000000064u) +
+	     (((v >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >>
+	    32;
+	return (uint32_t)v;
+}
+#endif
+
+static const uint64_t pow10_u64[20] = {
+        1u,
+        10u,
+        100u,
+        1000u,
+        10000u,
+        100000u,
+        1000000u,
+        10000000u,
+        100000000u,
+        1000000000u,
+        10000000000u,
+        100000000000u,
+        1000000000000u,
+        10000000000000u,
+        100000000000000u,
+        1000000000000000u,
+        10000000000000000u,
+        100000000000000000u,
+        1000000000000000000u,
+        10000000000000000000u,
+};
+
+/* A decimal being read: its significant digits so far, and the '0' digits
+ * past the 19th that were left out of w (each a factor of ten). */
+struct acc {
+	uint64_t w;
+	int nd;    /* digits in w */
+	int extra; /* zeros left out */
+};
+
+/* Reads the digits at t[*i..avail) into a (the first significant); false
+ * when a nonzero digit comes past 19 significant digits. A long run of
+ * trailing zeros ("340282330000000000000000000000000000000") fits. */
+static inline bool digits(const char *t, size_t avail, size_t *i, struct acc *a)
+{
+	size_t j = *i;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* Up to eight digits a step: the run's length from a mask of the
+	 * bytes that are not digits (nothing before the first such byte can
+	 * carry into it), then the run shifted up behind '0's. */
+	while (avail - j >= 8) {
+		uint64_t v;
+		memcpy(&v, t + j, 8);
+		uint64_t not_digit = ((v & 0xF0F0F0F0F0F0F0F0u) |
+		                      (((v + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4)) ^
+		                     0x3333333333333333u;
+		int k = not_digit ? __builtin_ctzll(not_digit) / 8 : 8;
+		if (k == 0)
+			break;
+		uint32_t d =
+		        k == 8 ? eight_value(v)
+		               : eight_value(v << (8 * (8 - k)) | 0x3030303030303030u >> (8 * k));
+		if (a->nd + k <= 19 && !a->extra) {
+			a->w = a->w * pow10_u64[k] + d;
+			a->nd += k;
+		} else if (d == 0) {
+			a->extra += k;
+		} else {
+			return false;
+		}
+		j += (size_t)k;
+		if (k < 8) {
+			*i = j;
+			return true;
+		}
+	}
+#endif
+	for (; j < avail && is_digit((unsigned char)t[j]); j++) {
+		unsigned d = (unsigned)(t[j] - '0');
+		if (a->nd < 19 && !a->extra) {
+			a->w = a->w * 10 + d;
+			a->nd++;
+		} else if (d == 0) {
+			a->extra++;
+		} else {
+			return false;
+		}
+	}
+	*i = j;
+	return true;
+}
+
+/* What scan_number() saw of a token: its value is w * 10^e10, and `plain`
+ * says it is laid out as vec_format_f32() lays numbers out (no exponent,
+ * no trailing zero after a '.', "0" alone for zero). */
+struct token {
+	uint64_t w;
+	int e10;
+	bool plain;
+};
+
+/* The tokens TiDB prints, and numbers like them: digits, optionally '.'
+ * and digits, optionally an exponent, with at most 19 significant digits;
+ * every such token is a valid_token(). Reads t[0..avail) (t[0] is not a '0'
+ * before a digit); true with the token's length in *len and what it says
+ * in *tk when the token is one of these and ends before avail (at a byte
+ * that cannot continue a number); false: the slow path judges it. */
+static bool scan_number(const char *t, size_t avail, size_t *len, struct token *tk)
+{
+	size_t i = 0;
+	struct acc a = {0, 0, 0};
+	int e10 = 0;
+	if (!is_digit((unsigned char)t[0]))
+		return false; /* '+' or '.' first */
+	if (t[0] == '0')
+		i = 1; /* "0" alone: a '0' before a digit was refused */
+	else if (!digits(t, avail, &i, &a))
+		return false;
+	tk->plain = true;
+	if (i < avail && t[i] == '.') {
+		size_t f = ++i;
+		if (a.w == 0)
+			while (i < avail && t[i] == '0')
+				i++; /* leading zeros: not significant */
+		if (!digits(t, avail, &i, &a))
+			return false;
+		if (i == f)
+			return false;
+		e10 -= (int)(i - f);
+		tk->plain = t[i - 1] != '0';
+	}
+	e10 += a.extra;
+	if (i < avail && (t[i] == 'e' || t[i] == 'E')) {
+		int sign = 1, e = 0;
+		size_t d0;
+		if (++i < avail && (t[i] == '+' || t[i] == '-'))
+			sign = t[i++] == '-' ? -1 : 1;
+		for (d0 = i; i < avail && is_digit((unsigned char)t[i]) && i - d0 < 4; i++)
+			e = e * 10 + (t[i] - '0');
+		if (i == d0)
+			return false;
+		e10 += sign * e;
+		tk->plain = false;
+	}
+	/* The token must end here, before the end of the input. */
+	if (i == avail || num_char((unsigned char)t[i]))
+		return false;
+	*len = i;
+	tk->w = a.w;
+	tk->e10 = e10;
+	if (a.w == 0)
+		tk->plain = i == 1;
+	return true;
+}
+
+/* token_value() for a scanned token, fast when the decimal w * 10^e has
+ * w <= 2^53 and |e| <= 22 (or e a little above 22 with w small enough to
+ * take the excess exactly): w and 10^|e| are then exact doubles, and one
+ * IEEE multiplication or division rounds their product or quotient
+ * correctly (Clinger, "How to read floating point numbers accurately",
+ * 1990): the double strtod gives. Needs round-to-nearest without excess
+ * precision, as C's default environment on every target vecgate builds
+ * for has; elsewhere every value takes the slow path. */
+static bool fast_value(const struct token *tk, double *out)
+{
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+	(void)tk, (void)out;
+	return false;
+#else
+	uint64_t w = tk->w;
+	int e10 = tk->e10;
+	if (w == 0) {
+		*out = 0;
+		return true;
+	}
+	const uint64_t exact = UINT64_C(1) << 53;
+	if (e10 > 22 && e10 <= 22 + 15 && w <= exact / pow10_u64[e10 - 22]) {
+		w *= pow10_u64[e10 - 22];
+		e10 = 22;
+	}
+	if (w > exact || e10 < -22 || e10 > 22)
+		return false;
+	double v = (double)(int64_t)w; /* w <= 2^53: the one-instruction conversion */
+	*out = e10 < 0 ? v / pow10_exact[-e10] : v * pow10_exact[e10];
+	return true;
+#endif
+}
+
+typedef unsigned __int128 u128;
+
+/* canonical_token() without printing, for most floats: whether w * 10^e10
+ * (w >= 10, no trailing zero) is the decimal vec_f32_digits() gives for f.
+ * That decimal is the closest (ties to even) of those with the fewest
+ * digits that read back as f, i.e. that lie in f's rounding interval I
+ * (between the midpoints to f's neighbours; the ends belong to I when f's
+ * mantissa is even). w * 10^e10 is it exactly when
+ *   (a) it lies in I;
+ *   (b) no decimal with fewer digits does: a shorter decimal in I makes
+ *       I hold a multiple of 10^(e10+1), and the nearest ones around w are
+ *       (w / 10) * 10 and that plus 10;
+ *   (c) neither w - 1 nor w + 1 (same length: (b) excludes the others)
+ *       lies in I closer to f, or as close and even.
+ * With f = mv * 2^e2 and both exponents <= 0, comparing a decimal c *
+ * 10^e10 with x * 2^e2 is comparing c << -e2 with x * 10^-e10, in 128
+ * bits while -e2 <= 90 and -e10 <= 28; in doubles for -e10 <= 11. 1 yes,
+ * 0 no, -1 out of that range (w < 10, e10 > 0, subnormal f...). */
+static int canonical_fast(float f, uint64_t w, int e10)
+{
+	uint32_t bits;
+	memcpy(&bits, &f, sizeof(bits));
+	uint32_t ieee_m = bits & 0x7FFFFFu, ieee_e = (bits >> 23) & 0xFFu;
+	int e2 = (int)ieee_e - 127 - 23 - 2;
+	if (w < 10 || e10 > 0 || ieee_e == 0 || ieee_e == 0xFF)
+		return -1;
+	uint32_t m2 = (1u << 23) | ieee_m;
+	bool even = (m2 & 1) == 0;
+	if (e10 >= -11) {
+		/* The same in doubles, exactly: I's ends have 26 significant
+		 * bits and 10^11 = 5^11 * 2^11 has 26, so f, I's ends and the
+		 * decimals all scale by 10^-e10 without rounding; and every
+		 * point of I lies within a factor 2 of every other (I lies
+		 * between c0 >= 10 and c0 + 10), so their differences are exact
+		 * too (Sterbenz). */
+		uint64_t ub = (uint64_t)(ieee_e - 150 + 1023) << 52;
+		double ulp, fd = fabs((double)f);
+		memcpy(&ulp, &ub, sizeof(ulp));
+		double p = pow10_exact[-e10];
+		double lo = (fd - ulp * (ieee_m == 0 && ieee_e > 1 ? 0.25 : 0.5)) * p;
+		double hi = (fd + ulp * 0.5) * p, x = fd * p;
+		double y = (double)(int64_t)w, c0 = (double)(int64_t)(w / 10 * 10);
+#define IN_D(v) (even ? (lo <= (v) && (v) <= hi) : (lo < (v) && (v) < hi))
+		if (!IN_D(y) || IN_D(c0) || IN_D(c0 + 10))
+			return 0;
+		/* (c): w is the integer nearest x, or the nearer one is not in I
+		 * (a tie goes to the even one). */
+		double d = fabs(y - x);
+		if (d < 0.5 || (d == 0.5 && !(w & 1)))
+			return 1;
+		double n = x > y ? y + 1 : y - 1;
+		return !IN_D(n);
+#undef IN_D
+	}
+	if (e10 < -28 || e2 > 0 || e2 < -90)
+		return -1;
+	uint32_t mv = 4 * m2, mp = mv + 2, mm = mv - 1 - (ieee_m != 0 || ieee_e <= 1);
+	int b = -e10, a = -e2;
+	u128 p10 = (u128)pow10_u64[b < 19 ? b : 19] * pow10_u64[b < 19 ? 0 : b - 19];
+	u128 lo = p10 * mm, hi = p10 * mp, x = p10 * mv;
+#define IN_I(y) (even ? (lo <= (y) && (y) <= hi) : (lo < (y) && (y) < hi))
+	u128 y = (u128)w << a;
+	if (!IN_I(y))
+		return 0;
+	uint64_t c0 = w / 10 * 10;
+	u128 y0 = (u128)c0 << a, y1 = (u128)(c0 + 10) << a;
+	if (IN_I(y0) || IN_I(y1))
+		return 0;
+	u128 d = y > x ? y - x : x - y, unit = (u128)1 << a;
+	u128 n[2] = {y - unit, y + unit};
+	for (int i = 0; i < 2; i++) {
+		if (!IN_I(n[i]))
+			continue;
+		u128 dn = n[i] > x ? n[i] - x : x - n[i];
+		if (dn < d || (dn == d && (w & 1)))
+			return 0;
+	}
+#undef IN_I
+	return 1;
+}
+
+/* Whether vec_format_f32() prints (float)v as the token tk read (the sign
+ * matches by construction). */
+static bool canonical_token(double v, const struct token *tk)
+{
+	if (!tk->plain)
+		return false;
+	if (tk->w == 0)
+		return true; /* "0" or "-0", as -0 prints */
+	float f = (float)v;
+	if (f == 0 || isinf(f))
+		return false;
+	uint64_t w = tk->w;
+	int e10 = tk->e10;
+	while (w % 10 == 0) {
+		w /= 10;
+		e10++;
+	}
+	int fast = canonical_fast(f, w, e10);
+	if (fast >= 0)
+		return fast;
+	int32_t fe;
+	uint32_t d = vec_f32_digits(f, &fe);
+	return d == w && fe == e10;
+}
+
 /* ReadFloat64() at sc->p (whitespace already skipped). 0 with the value,
  * -EINVAL when json-iterator records an error, or -ENOMEM. The checks before
  * the token are its fast path's: an empty number, a leading '.', a leading
  * zero followed by a digit (only there: "+01" goes to the slow path and
  * passes). A token that runs into the end of the input makes json-iterator
  * record io.EOF, which fails the whole parse whatever the number was. */
-static int read_number(struct scanner *sc, double *out)
+static int read_number(struct scanner *sc, double *out, bool *canon)
 {
 	bool neg = false;
 	if (sc->p < sc->n && sc->s[sc->p] == '-') {
@@ -221,14 +543,23 @@ static int read_number(struct scanner *sc, double *out)
 	if (c == '0' && sc->p + 1 < sc->n && is_digit((unsigned char)t[1]))
 		return -EINVAL;
 	size_t len = 0;
-	while (sc->p + len < sc->n && num_char((unsigned char)t[len]))
-		len++;
-	if (sc->p + len == sc->n || !valid_token(t, len))
-		return -EINVAL;
-	sc->p += len;
-	int rc = token_value(t, len, out);
+	int rc = 0;
+	struct token tk = {0, 0, false};
+	bool scanned = scan_number(t, sc->n - sc->p, &len, &tk);
+	if (!scanned) {
+		len = 0;
+		while (sc->p + len < sc->n && num_char((unsigned char)t[len]))
+			len++;
+		if (sc->p + len == sc->n || !valid_token(t, len))
+			return -EINVAL;
+	}
+	if (!scanned || !fast_value(&tk, out))
+		rc = token_value(t, len, out);
 	if (neg)
 		*out = -*out;
+	if (canon && *canon)
+		*canon = rc == 0 && scanned && canonical_token(*out, &tk);
+	sc->p += len;
 	return rc;
 }
 
@@ -298,22 +629,128 @@ static bool null_ok(struct scanner *sc, enum vec_dialect dialect)
 	return trailing_ok(sc);
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&                        \
+        defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+/* How many of the 8 bytes of v (little-endian) are digits before the first
+ * that is not (nothing before that byte carries into it). */
+static int digit_run(uint64_t v)
+{
+	uint64_t not_digit = ((v & 0xF0F0F0F0F0F0F0F0u) |
+	                      (((v + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4)) ^
+	                     0x3333333333333333u;
+	return not_digit ? __builtin_ctzll(not_digit) / 8 : 8;
+}
+
+/* The value of the first k (0..8) digits of v. */
+static uint64_t run_value(uint64_t v, int k)
+{
+	if (k == 0)
+		return 0;
+	return eight_value(k == 8 ? v : v << (8 * (8 - k)) | 0x3030303030303030u >> (8 * k));
+}
+
+static uint64_t load8(const char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* The elements as TiDB prints them, at full speed: "-?D+(.D+)?" followed
+ * by ',', at most 7 digits before a '.' and 15 after it. Reads elements
+ * from sc->p while at least 32 bytes follow, and stops before the first it
+ * cannot take (or that ends with ']'), leaving it and the rest to
+ * read_elements(). Every element it takes, read_number() reads the same
+ * way (scan_number(), fast_value()), and canonical_token() judges it. */
+static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count, bool *canon)
+{
+	const char *s = sc->s;
+	size_t p = sc->p;
+	while (p + 32 <= sc->n) {
+		const char *t = s + p;
+		bool neg = t[0] == '-';
+		t += neg;
+		int k = digit_run(load8(t));
+		if (k == 0 || k == 8 || (t[0] == '0' && k > 1))
+			break;
+		uint64_t w = run_value(load8(t), k);
+		t += k;
+		int frac = 0;
+		bool plain = true;
+		if (*t == '.') {
+			t++;
+			uint64_t v1 = load8(t), v2 = load8(t + 8);
+			int k1 = digit_run(v1), k2 = k1 == 8 ? digit_run(v2) : 0;
+			if (k1 == 0 || k2 == 8)
+				break;
+			frac = k1 + k2;
+			if (k + frac > 19)
+				break;
+			w = (w * pow10_u64[k1] + run_value(v1, k1)) * pow10_u64[k2] +
+			    run_value(v2, k2);
+			t += frac;
+			plain = t[-1] != '0';
+		}
+		if (*t != ',' || w > (UINT64_C(1) << 53))
+			break;
+		double d = (double)(int64_t)w; /* w <= 2^53 */
+		d = frac ? d / pow10_exact[frac] : d;
+		d = neg ? -d : d;
+		float f = (float)d;
+		if (canon && *canon) {
+			/* A fraction ending in a nonzero digit: w has no trailing
+			 * zero and is not 0, and f is finite. */
+			int fast = frac && plain ? canonical_fast(f, w, -frac) : -1;
+			struct token tk = {w, -frac, w ? plain : frac == 0};
+			*canon = fast >= 0 ? fast : canonical_token(d, &tk);
+		}
+		int rc = ++*count <= VEC_MAX_DIM ? push(out, f) : 0;
+		if (rc)
+			return rc;
+		p = (size_t)(t - s) + 1;
+	}
+	sc->p = p;
+	return 0;
+}
+#else
+static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count, bool *canon)
+{
+	(void)sc, (void)out, (void)count, (void)canon;
+	return 0;
+}
+#endif
+
+/* Skips JSON whitespace; when there was some, the text is not TiDB's
+ * (*canon, when not NULL). */
+static void skip_ws_canon(struct scanner *sc, bool *canon)
+{
+	size_t p = sc->p;
+	skip_ws(sc);
+	if (canon && sc->p != p)
+		*canon = false;
+}
+
 /* The elements after '[' up to and including ']'. Returns 0, -EINVAL for a
  * syntax error, -ERANGE for a number beyond float32 (master only; *bad is
  * the number), or -ENOMEM. Counts every element in *count but stores at
- * most VEC_MAX_DIM: the dimension check comes after the syntax check. */
+ * most VEC_MAX_DIM: the dimension check comes after the syntax check.
+ * canon (may be NULL) is cleared unless every element is as TiDB prints
+ * it, with nothing between them but one ','. */
 static int read_elements(struct scanner *sc, enum vec_dialect dialect, struct vec_f32 *out,
-                         size_t *count, double *bad)
+                         size_t *count, double *bad, bool *canon)
 {
-	skip_ws(sc);
+	skip_ws_canon(sc, canon);
 	if (sc->p < sc->n && sc->s[sc->p] == ']') {
 		sc->p++;
 		return 0;
 	}
+	int rc = plain_elements(sc, out, count, canon);
+	if (rc)
+		return rc;
 	for (;;) {
 		double v;
-		skip_ws(sc);
-		int rc = read_number(sc, &v);
+		skip_ws_canon(sc, canon);
+		rc = read_number(sc, &v, canon);
 		if (rc)
 			return rc;
 		/* ParseFloat never yields NaN or +-Inf here (overflow is an
@@ -322,9 +759,9 @@ static int read_elements(struct scanner *sc, enum vec_dialect dialect, struct ve
 			*bad = v;
 			return -ERANGE;
 		}
-		if (++*count <= VEC_MAX_DIM && (rc = vec_f32_push(out, (float)v)) != 0)
+		if (++*count <= VEC_MAX_DIM && (rc = push(out, (float)v)) != 0)
 			return rc;
-		skip_ws(sc);
+		skip_ws_canon(sc, canon);
 		if (sc->p == sc->n)
 			return -EINVAL;
 		char c = sc->s[sc->p++];
@@ -336,35 +773,44 @@ static int read_elements(struct scanner *sc, enum vec_dialect dialect, struct ve
 }
 
 static int parse(struct scanner *sc, enum vec_dialect dialect, struct vec_f32 *out, size_t *count,
-                 double *bad)
+                 double *bad, bool *canon)
 {
-	skip_ws(sc);
+	skip_ws_canon(sc, canon);
 	if (sc->p == sc->n)
 		return -EINVAL;
 	char c = sc->s[sc->p++];
-	if (c == 'n')
+	if (c == 'n') {
+		if (canon)
+			*canon = false;
 		return null_ok(sc, dialect) ? 0 : -EINVAL;
+	}
 	if (c != '[')
 		return -EINVAL;
-	int rc = read_elements(sc, dialect, out, count, bad);
+	int rc = read_elements(sc, dialect, out, count, bad, canon);
+	if (canon && sc->p != sc->n)
+		*canon = false;
 	if (rc == 0 && dialect == VEC_TIDB_MASTER && !trailing_ok(sc))
 		rc = -EINVAL;
 	return rc;
 }
 
-int vec_parse_dialect(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
-                      struct vec_err *err)
+static int parse_text(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
+                      bool *canon, struct vec_err *err)
 {
 	struct scanner sc = {s, n, 0};
 	size_t count = 0;
 	double bad = 0;
 	out->dim = 0;
-	int rc = parse(&sc, dialect, out, &count, &bad);
+	if (canon)
+		*canon = true;
+	int rc = parse(&sc, dialect, out, &count, &bad, canon);
 	if (rc == 0 && count > VEC_MAX_DIM)
 		rc = -E2BIG;
 	if (rc == 0)
 		return 0;
 	out->dim = 0;
+	if (canon)
+		*canon = false;
 	if (rc == -ENOMEM)
 		return fail(err, rc, "out of memory", NULL, 0);
 	if (rc == -E2BIG)
@@ -376,6 +822,18 @@ int vec_parse_dialect(const char *s, size_t n, enum vec_dialect dialect, struct 
 		return fail(err, -EINVAL, text, NULL, 0);
 	}
 	return fail(err, -EINVAL, "Invalid vector text: ", s, n);
+}
+
+int vec_parse_dialect(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
+                      struct vec_err *err)
+{
+	return parse_text(s, n, dialect, out, NULL, err);
+}
+
+int vec_parse_canonical(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
+                        bool *canonical, struct vec_err *err)
+{
+	return parse_text(s, n, dialect, out, canonical, err);
 }
 
 int vec_parse(const char *s, size_t n, struct vec_f32 *out, struct vec_err *err)

@@ -13,22 +13,33 @@
 Test(proto_answer, status)
 {
 	static const struct {
-		uint16_t now, before, after, want;
+		uint16_t now, captured, want;
 	} cases[] = {
-	        {0x0002, 0x0002, 0x0002, 0x0002},
-	        /* the captured answer opened a transaction: so does ours */
-	        {0x0002, 0x0002, 0x0003, 0x0003},
-	        /* it ended one */
-	        {0x0003, 0x0003, 0x0002, 0x0002},
-	        /* bits it left alone keep the session's value */
-	        {0x0003, 0x0002, 0x0002, 0x0003},
-	        {0x0200, 0x0000, 0x0000, 0x0200},
-	        /* SERVER_STATUS_LAST_ROW_SENT (0x80) set by the answer */
-	        {0x0001, 0x0000, 0x0080, 0x0081},
+	        /* autocommit, no transaction: the answer leaves it so */
+	        {0x0002, 0x0002, 0x0002},
+	        /* captured inside a transaction, answered outside one */
+	        {0x0002, 0x0003, 0x0002},
+	        /* captured outside, answered inside */
+	        {0x0003, 0x0002, 0x0003},
+	        /* autocommit off: the statement opens a transaction (PyMySQL
+	         * sessions right after COMMIT) */
+	        {0x0000, 0x0001, 0x0001},
+	        {0x0000, 0x0000, 0x0001},
+	        /* per-statement bits come from the captured answer, not from
+	         * the session's previous statement */
+	        {0x0022, 0x0002, 0x0002},
+	        {0x0002, 0x0022, 0x0022},
+	        {0x0001, 0x0080, 0x0081},
+	        /* session bits stay the session's */
+	        {0x0202, 0x0002, 0x0202},
+	        {0x2003, 0x0003, 0x2003},
+	        /* never more results or a cursor */
+	        {0x0002, 0x004a, 0x0002},
 	};
 	for (size_t i = 0; i < N(cases); i++)
-		cr_assert_eq(proto_answer_status(cases[i].now, cases[i].before, cases[i].after),
-		             cases[i].want, "case %zu", i);
+		cr_assert_eq(proto_answer_status(cases[i].now, cases[i].captured), cases[i].want,
+		             "case %zu: %#x", i,
+		             proto_answer_status(cases[i].now, cases[i].captured));
 }
 
 static uint8_t *dup_exact(const void *p, size_t n)

@@ -16,7 +16,20 @@ static struct cache_table *const TB = (struct cache_table *)0x2000;
 
 struct fake {
 	int written_a, written_b, ddl, all, privileges;
+	int keys_live; /* key objects not freed yet */
+	int last_keys; /* rows in the keys of the last write (-1: unknown) */
+	const char *last_reason;
 };
+
+/* Fake keys: a count of rows. */
+static void *keys(struct fake *f, int rows)
+{
+	int *k = malloc(sizeof(*k));
+	cr_assert(k);
+	*k = rows;
+	f->keys_live++;
+	return k;
+}
 
 static struct cache_table *find(void *ctx, const char *db, const char *table)
 {
@@ -27,13 +40,33 @@ static struct cache_table *find(void *ctx, const char *db, const char *table)
 		return TB;
 	return NULL;
 }
-static void written(void *ctx, struct cache_table *t)
+static void written(void *ctx, struct cache_table *t, void *k, const char *reason)
 {
 	struct fake *f = ctx;
 	if (t == TA)
 		f->written_a++;
 	else if (t == TB)
 		f->written_b++;
+	f->last_keys = k ? *(int *)k : -1;
+	f->last_reason = reason;
+	if (k) {
+		free(k);
+		f->keys_live--;
+	}
+}
+static bool keys_merge(void *ctx, void *into, void *from)
+{
+	struct fake *f = ctx;
+	*(int *)into += *(int *)from;
+	free(from);
+	f->keys_live--;
+	return true;
+}
+static void keys_free(void *ctx, void *k)
+{
+	struct fake *f = ctx;
+	free(k);
+	f->keys_live--;
 }
 static void ddl(void *ctx, struct cache_table *t)
 {
@@ -49,7 +82,15 @@ static void privileges(void *ctx)
 	((struct fake *)ctx)->privileges++;
 }
 
-static const struct sess_state_ops ops = {find, written, ddl, all_changed, privileges};
+static const struct sess_state_ops ops = {
+        .find = find,
+        .written = written,
+        .keys_merge = keys_merge,
+        .keys_free = keys_free,
+        .ddl = ddl,
+        .all_changed = all_changed,
+        .privileges_changed = privileges,
+};
 
 static void fresh(struct sess_state *st, struct fake *f)
 {
@@ -268,4 +309,66 @@ Test(sess_state, settings)
 	/* backslashes follow the server's status */
 	sess_state_status(&st, AC | PROTO_STATUS_NO_BACKSLASH_ESCAPES);
 	cr_assert_eq(st.lexflags, SQL_LEX_NO_BACKSLASH_ESCAPES);
+}
+
+/* The rows a write touched travel with the transaction to its commit:
+ * merged across statements, dropped on rollback, unknown once any write to
+ * the table is not known (or failed). */
+Test(sess_state, written_rows_reach_the_commit)
+{
+	struct sess_state st;
+	struct fake f;
+	fresh(&st, &f);
+	/* autocommit: the statement's keys go with its commit */
+	sess_state_statement_keys(&st, TA, keys(&f, 2), NULL);
+	run(&st, "INSERT INTO t VALUES (1), (2)", false, 0, AC);
+	cr_assert_eq(f.written_a, 1);
+	cr_assert_eq(f.last_keys, 2);
+	/* a transaction: keys of several statements merge */
+	run(&st, "BEGIN", false, 0, TX);
+	sess_state_statement_keys(&st, TA, keys(&f, 1), NULL);
+	run(&st, "UPDATE t SET v = 1 WHERE id = 1", false, 0, TX);
+	sess_state_statement_keys(&st, TA, keys(&f, 3), NULL);
+	run(&st, "DELETE FROM t WHERE id IN (4, 5, 6)", false, 0, TX);
+	cr_assert_eq(f.written_a, 1);
+	run(&st, "COMMIT", false, 0, AC);
+	cr_assert_eq(f.written_a, 2);
+	cr_assert_eq(f.last_keys, 4);
+	/* one write whose rows are not known: the table's keys are unknown */
+	run(&st, "BEGIN", false, 0, TX);
+	sess_state_statement_keys(&st, TA, keys(&f, 1), NULL);
+	run(&st, "UPDATE t SET v = 1 WHERE id = 1", false, 0, TX);
+	sess_state_statement_keys(&st, TA, NULL, "no_key_in_where");
+	run(&st, "UPDATE t SET v = 2", false, 0, TX);
+	sess_state_statement_keys(&st, TA, keys(&f, 1), NULL);
+	run(&st, "UPDATE t SET v = 1 WHERE id = 2", false, 0, TX);
+	run(&st, "COMMIT", false, 0, AC);
+	cr_assert_eq(f.last_keys, -1);
+	cr_assert_str_eq(f.last_reason, "no_key_in_where");
+	/* a write without keys given at all */
+	run(&st, "UPDATE t SET v = 3", false, 0, AC);
+	cr_assert_eq(f.last_keys, -1);
+	/* a refused write: its keys are not trusted */
+	run(&st, "BEGIN", false, 0, TX);
+	sess_state_statement_keys(&st, TA, keys(&f, 1), NULL);
+	run(&st, "INSERT INTO t VALUES (1)", true, 0, TX);
+	run(&st, "COMMIT", false, 0, AC);
+	cr_assert_eq(f.last_keys, -1);
+	/* keys for another table than the one written: unused, freed */
+	sess_state_statement_keys(&st, TB, keys(&f, 1), NULL);
+	run(&st, "INSERT INTO t VALUES (9)", false, 0, AC);
+	cr_assert_eq(f.last_keys, -1);
+	/* rollback frees them */
+	run(&st, "BEGIN", false, 0, TX);
+	sess_state_statement_keys(&st, TA, keys(&f, 5), NULL);
+	run(&st, "INSERT INTO t VALUES (7)", false, 0, TX);
+	int before = f.written_a;
+	run(&st, "ROLLBACK", false, 0, AC);
+	cr_assert_eq(f.written_a, before);
+	/* a new login drops an open transaction's keys */
+	run(&st, "BEGIN", false, 0, TX);
+	sess_state_statement_keys(&st, TA, keys(&f, 5), NULL);
+	run(&st, "INSERT INTO t VALUES (8)", false, 0, TX);
+	sess_state_login(&st, "u2", "a", 1, 46);
+	cr_assert_eq(f.keys_live, 0, "every key object freed (%d left)", f.keys_live);
 }
