@@ -13,6 +13,16 @@ double result_qps(const struct result *r)
 	return r->seconds > 0 ? (double)r->ops / r->seconds : 0;
 }
 
+double result_read_qps(const struct result *r)
+{
+	return r->seconds > 0 ? (double)r->reads / r->seconds : 0;
+}
+
+static bool split_reads(const struct bench_cfg *cfg)
+{
+	return (cfg->workload->flags & WL_WRITES) != 0;
+}
+
 double result_cpu_per_op(const struct result *r, double cpu)
 {
 	uint64_t n = r->ops + r->errors;
@@ -62,6 +72,15 @@ void report_line(const struct bench_cfg *cfg, const struct result *r)
 	put_opt(result_cpu_per_op(r, r->bench_cpu), 9, 1);
 	put_opt(r->host_busy < 0 ? -1 : r->host_busy * 100, 5, 0);
 	printf("\n");
+	if (split_reads(cfg)) {
+		/* The same window's reads alone (the row above is reads and writes). */
+		const struct hist *rh = &r->read_hist;
+		printf("%-12s %4d %3s %9" PRIu64 " %10.1f %8.1f %8.1f %8.1f %8.1f %9.1f %6s\n",
+		       "  reads", r->threads, rnd, r->reads, result_read_qps(r),
+		       us(hist_percentile(rh, 50)), us(hist_percentile(rh, 90)),
+		       us(hist_percentile(rh, 99)), us(hist_percentile(rh, 99.9)),
+		       us((double)rh->max), "-");
+	}
 	if (r->errors && r->round)
 		printf("%-12s first error: %s\n", "", r->first_error);
 }
@@ -74,6 +93,7 @@ static void aggregate(const struct bench_cfg *cfg, struct result *const *runs, i
 			struct result *a = &aggs[ti * cfg->ntargets + t];
 			memset(a, 0, offsetof(struct result, hist));
 			hist_init(&a->hist);
+			hist_init(&a->read_hist);
 			a->target = t;
 			a->threads = cfg->threads[ti];
 			a->proxy_cpu = a->proxy_sys = a->db_cpu = a->bench_cpu = a->host_busy = 0;
@@ -96,6 +116,7 @@ static void aggregate(const struct bench_cfg *cfg, struct result *const *runs, i
 				a->nrounds++;
 				a->seconds += r->seconds;
 				a->ops += r->ops;
+				a->reads += r->reads;
 				if (!a->errors && r->errors)
 					snprintf(a->first_error, sizeof(a->first_error), "%s",
 					         r->first_error);
@@ -109,6 +130,7 @@ static void aggregate(const struct bench_cfg *cfg, struct result *const *runs, i
 				a->bench_cpu += r->bench_cpu;
 				busy_weighted += r->host_busy * r->seconds;
 				hist_merge(&a->hist, &r->hist);
+				hist_merge(&a->read_hist, &r->read_hist);
 			}
 			if (!have_proxy || !a->nrounds)
 				a->proxy_cpu = a->proxy_sys = -1;
@@ -218,6 +240,13 @@ static void csv_row(FILE *f, const struct bench_cfg *cfg, const struct result *r
 	csv_opt(f, r->host_busy < 0 ? -1 : r->host_busy * 100);
 	fputc(',', f);
 	csv_str(f, r->first_error);
+	if (split_reads(cfg)) {
+		const struct hist *rh = &r->read_hist;
+		fprintf(f, ",%" PRIu64 ",%.1f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f", r->reads,
+		        result_read_qps(r), us(hist_mean(rh)), us(hist_percentile(rh, 50)),
+		        us(hist_percentile(rh, 90)), us(hist_percentile(rh, 99)),
+		        us(hist_percentile(rh, 99.9)), us((double)rh->max));
+	}
 	fputc('\n', f);
 }
 
@@ -231,7 +260,11 @@ int report_csv(const struct bench_cfg *cfg, struct result *const *runs, int nrun
 	           "qps,mean_us,"
 	           "p50_us,p90_us,p99_us,p999_us,max_us,proxy_cpu_us_per_op,proxy_sys_us_per_op,db_"
 	           "cpu_us_per_op,"
-	           "bench_cpu_us_per_op,host_busy_pct,first_error\n");
+	           "bench_cpu_us_per_op,host_busy_pct,first_error");
+	if (split_reads(cfg))
+		fprintf(f, ",reads,read_qps,read_mean_us,read_p50_us,read_p90_us,read_p99_us,"
+		           "read_p999_us,read_max_us");
+	fputc('\n', f);
 	for (int i = 0; i < nruns; i++)
 		csv_row(f, cfg, runs[i]);
 	for (int i = 0; i < cfg->nthreads * cfg->ntargets; i++)
@@ -292,6 +325,17 @@ static void json_result(FILE *f, const struct bench_cfg *cfg, const struct resul
 	json_num(f, "db_cpu_us_per_op", result_cpu_per_op(r, r->db_cpu));
 	json_num(f, "bench_cpu_us_per_op", result_cpu_per_op(r, r->bench_cpu));
 	json_num(f, "host_busy_pct", r->host_busy < 0 ? -1 : r->host_busy * 100);
+	if (split_reads(cfg)) {
+		const struct hist *rh = &r->read_hist;
+		fprintf(f, ", \"reads\": %" PRIu64, r->reads);
+		json_num(f, "read_qps", result_read_qps(r));
+		json_num(f, "read_mean_us", us(hist_mean(rh)));
+		json_num(f, "read_p50_us", us(hist_percentile(rh, 50)));
+		json_num(f, "read_p90_us", us(hist_percentile(rh, 90)));
+		json_num(f, "read_p99_us", us(hist_percentile(rh, 99)));
+		json_num(f, "read_p999_us", us(hist_percentile(rh, 99.9)));
+		json_num(f, "read_max_us", us((double)rh->max));
+	}
 	if (!r->round) {
 		json_num(f, "qps_min", r->qps_min);
 		json_num(f, "qps_max", r->qps_max);

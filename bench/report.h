@@ -15,6 +15,7 @@ struct result {
 	double seconds;    /* measured window */
 	uint64_t ops;      /* statements that succeeded in the window */
 	uint64_t errors;   /* statements (or reconnects) that failed in the window */
+	uint64_t reads;    /* WL_WRITES: the successful statements that were not writes */
 	char first_error[BENCH_ERR_LEN];
 	double proxy_cpu;        /* seconds of CPU the target's --pid used; < 0 unknown */
 	double proxy_sys;        /* the part of proxy_cpu spent in the kernel */
@@ -24,9 +25,12 @@ struct result {
 	double qps_min, qps_max; /* aggregates: spread of the rounds' throughput */
 	double p50_min, p50_max; /* aggregates: spread of the rounds' p50, ns */
 	struct hist hist;        /* latencies of the successful statements */
+	struct hist read_hist;   /* WL_WRITES: those of the reads alone */
 };
 
 double result_qps(const struct result *r);
+/* WL_WRITES: reads (successful statements that were not writes) per second. */
+double result_read_qps(const struct result *r);
 /* CPU microseconds per statement (successful or not) from cpu seconds; < 0 unknown. */
 double result_cpu_per_op(const struct result *r, double cpu);
 

@@ -42,8 +42,9 @@ struct client {
 	struct run *run;
 	struct wl_thread wl;
 	struct hist hist;
+	struct hist read_hist;     /* WL_WRITES: the statements that were not writes */
 	_Atomic uint64_t progress; /* statements done in the window, read by the progress line */
-	uint64_t ops, errors;
+	uint64_t ops, errors, reads;
 	char first_error[BENCH_ERR_LEN];
 };
 
@@ -239,11 +240,16 @@ static void *client_main(void *arg)
 			}
 		}
 		c->wl.broken = false;
+		c->wl.write = false;
 		int rc = w->run(&c->wl, err, sizeof(err));
 		uint64_t end = now_ns();
 		if (rc == 0) {
 			if (measured) {
 				hist_record(&c->hist, end - start);
+				if (!c->wl.write) {
+					hist_record(&c->read_hist, end - start);
+					c->reads++;
+				}
 				c->ops++;
 				atomic_fetch_add_explicit(&c->progress, 1, memory_order_relaxed);
 			}
@@ -310,6 +316,7 @@ static int measure(struct bench_cfg *cfg, int ti, int nthreads, int round, struc
 		               ((uint64_t)round << 32) ^ (uint64_t)ti;
 		bench_rand(&cl[i].wl.rng);
 		hist_init(&cl[i].hist);
+		hist_init(&cl[i].read_hist);
 		atomic_init(&cl[i].progress, 0);
 		if (pthread_create(&cl[i].tid, NULL, client_main, &cl[i]) != 0) {
 			fprintf(stderr, "vecgate_bench: pthread_create failed after %d threads\n",
@@ -380,7 +387,9 @@ static int measure(struct bench_cfg *cfg, int ti, int nthreads, int round, struc
 	                       : -1;
 	for (int i = 0; i < started; i++) {
 		hist_merge(&r->hist, &cl[i].hist);
+		hist_merge(&r->read_hist, &cl[i].read_hist);
 		r->ops += cl[i].ops;
+		r->reads += cl[i].reads;
 		if (!r->errors && cl[i].errors)
 			snprintf(r->first_error, sizeof(r->first_error), "%s", cl[i].first_error);
 		r->errors += cl[i].errors;
@@ -879,6 +888,7 @@ int main(int argc, char **argv)
 				if (!r)
 					return 1;
 				hist_init(&r->hist);
+				hist_init(&r->read_hist);
 				r->target = t;
 				r->threads = cfg.threads[ti];
 				r->round = round;

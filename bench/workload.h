@@ -8,13 +8,17 @@
  * the driver reconnects and calls thread_init() again.
  *
  * A workload with WL_OWN_CONNECTION gets no connection (t->conn is NULL) and
- * opens and closes its own inside run(): logins are what it measures. */
+ * opens and closes its own inside run(): logins are what it measures.
+ *
+ * A workload with WL_WRITES mixes reads and writes: run() sets th->write for
+ * a write (the driver clears it before each call), and the driver keeps the
+ * other statements' (the reads') count and latencies apart as well. */
 #ifndef BENCH_WORKLOAD_H
 #define BENCH_WORKLOAD_H
 
 #include "bench.h"
 
-enum { WL_OWN_CONNECTION = 1u << 0 };
+enum { WL_OWN_CONNECTION = 1u << 0, WL_WRITES = 1u << 1 };
 
 struct wl_thread {
 	const struct bench_cfg *cfg;
@@ -25,6 +29,7 @@ struct wl_thread {
 	int index;   /* 0 .. threads-1 */
 	bool broken; /* set by run() when the connection must be reopened (the
 	                driver also checks bench_conn_broken on conn) */
+	bool write;  /* WL_WRITES: set by run() when the request was a write */
 };
 
 struct workload {
