@@ -62,6 +62,7 @@ uint64_t cache_now_ms(void)
 }
 
 static void start_load(struct cache_table *t);
+static void fill_spec(struct cache_table *t, struct cache_load_spec *spec);
 static void forget(struct cache_table *t);
 static void maybe_patch(struct cache_table *t);
 static void pending_prune(struct cache_table *t);
@@ -211,21 +212,7 @@ static void start_load(struct cache_table *t)
 	if (!j)
 		return;
 	j->t = t;
-	j->spec = (struct cache_load_spec){
-	        .host = c->host,
-	        .port = c->opt.port,
-	        .user = c->user,
-	        .password = c->password,
-	        .tls = c->opt.tls,
-	        .tls_verify = c->opt.tls_verify,
-	        .tls_ca_file = c->ca,
-	        .db = t->db,
-	        .table = t->table,
-	        .column = t->column,
-	        .version = t->version,
-	        .memory_limit = c->opt.memory_limit,
-	        .timeout_s = (unsigned)(c->opt.load_timeout_ms / 1000),
-	};
+	fill_spec(t, &j->spec);
 	if (net_work_submit(c->opt.loop, load_work, load_done, j) < 0) {
 		free(j);
 		return;
