@@ -196,6 +196,8 @@ static void apply_limits(struct app *a)
 	a->px.lim.keepalive_s = (unsigned)(c->server.tcp_keepalive / 1000);
 	if (a->cache)
 		cache_set_max_staleness(a->cache, c->cache.max_staleness);
+	if (a->px.cache)
+		a->px.cache->proof_max_age_ms = c->cache.proof_max_age;
 	log_set_level((enum log_level)c->server.log_level);
 	if (a->pool)
 		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age,
@@ -303,7 +305,8 @@ static int setup_cache(struct app *a, char *err, size_t errlen)
 	};
 	if (!(a->cache = cache_new(&opt, err, errlen)))
 		return -EINVAL;
-	if (!(a->px.cache = proxy_cache_new(a->cache, c->cache.result_cache_size))) {
+	if (!(a->px.cache = proxy_cache_new(a->cache, c->cache.result_cache_size,
+	                                    c->cache.proof_max_age))) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}

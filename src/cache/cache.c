@@ -461,6 +461,11 @@ static void patch_done(void *data, int status)
 	}
 	if (c->closing || t->state == CACHE_FORGOTTEN) {
 		cache_snapshot_unref(j->result);
+		if (t->state == CACHE_FORGOTTEN && t->patch_conn) {
+			/* Nothing will patch a forgotten table again. */
+			mysql_close(t->patch_conn);
+			t->patch_conn = NULL;
+		}
 	} else if (j->rc < 0) {
 		t->patch_failures++;
 		metrics_inc(c->m_patches_failed, 1);

@@ -196,6 +196,13 @@ static const struct key keys[] = {
          "and DELETE that name their keys) patch the snapshot: the rows are read back after "
          "the commit and a new version is published in milliseconds. Off: every write makes "
          "the table's snapshot stale until a full reload."},
+        {"cache", "proof_max_age", T_DURATION, "60s", "1s", "1h", NULL, RELOAD, false,
+         F(cache.proof_max_age),
+         "A query shape is answered from memory for a user only after the database answered "
+         "it for that user (and role, database, settings); the proof is renewed by sending one "
+         "execution to the database again once it is this old. Privileges revoked straight on "
+         "the database (not through vecgate) are therefore honoured within this time; lower "
+         "is safer, each renewal costs one query on the database per user and shape."},
         {"cache", "max_tables", T_INT, "32", "1", "100000", NULL, RESTART, false,
          F(cache.max_tables),
          "With tables = auto: most tables admitted at once. A table is admitted only after "

@@ -97,6 +97,7 @@ struct config {
 		uint64_t load_timeout;
 		int max_tables;
 		bool patches;
+		uint64_t proof_max_age;
 	} cache;
 	struct {
 		struct config_addr listen;

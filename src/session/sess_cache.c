@@ -26,10 +26,6 @@
 #include "sql/knn.h"
 
 #define MAX_STATEMENTS 16
-/* A user's right to read an answer was proved by TiDB answering it; privileges
- * changed directly on TiDB are not seen by vecgate, so the proof is renewed
- * (one execution of the shape goes to TiDB again) at least this often. */
-#define PROOF_MAX_AGE_MS (5 * 60 * 1000)
 
 static struct {
 	bool ready;
@@ -196,13 +192,18 @@ static const struct sess_state_ops state_ops = {
 
 /* ---- lifetime ---- */
 
-struct proxy_cache *proxy_cache_new(struct cache *c, size_t result_cache_bytes)
+struct proxy_cache *proxy_cache_new(struct cache *c, size_t result_cache_bytes,
+                                    uint64_t proof_max_age_ms)
 {
 	metrics_setup();
 	struct proxy_cache *pc = calloc(1, sizeof(*pc));
 	if (!pc)
 		return NULL;
 	pc->cache = c;
+	/* A user's right to read an answer was proved by TiDB answering it;
+	 * privileges changed directly on TiDB are not seen by vecgate, so the
+	 * proof is renewed at least this often. */
+	pc->proof_max_age_ms = proof_max_age_ms;
 	pc->shapes = cache_shapes_new(20000);
 	pc->results = result_cache_bytes ? rcache_new(result_cache_bytes) : NULL;
 	if (!pc->shapes) {
@@ -527,7 +528,7 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 	if (sh && sh->state == CACHE_SHAPE_REJECTED)
 		return bypass(&k, "rejected_shape");
 	if (!sh || sh->state != CACHE_SHAPE_VERIFIED || sh->schema_version != t->schema_version ||
-	    now - sh->verified_ms >= PROOF_MAX_AGE_MS) {
+	    now - sh->verified_ms >= kc->pc->proof_max_age_ms) {
 		/* The first execution of the shape for this identity: TiDB
 		 * answers, and its answer is recorded to be compared with
 		 * vecgate's. */

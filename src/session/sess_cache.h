@@ -25,9 +25,13 @@ struct proxy_cache {
 	struct cache *cache;
 	struct cache_shapes *shapes;
 	struct rcache *results; /* NULL: no result cache */
+	/* A proof older than this is renewed: one execution goes to TiDB
+	 * again ([cache] proof_max_age; reloadable). */
+	uint64_t proof_max_age_ms;
 };
 
-struct proxy_cache *proxy_cache_new(struct cache *c, size_t result_cache_bytes);
+struct proxy_cache *proxy_cache_new(struct cache *c, size_t result_cache_bytes,
+                                    uint64_t proof_max_age_ms);
 void proxy_cache_free(struct proxy_cache *pc);
 
 /* How an answer computed off the loop reaches the session (owner). Each is

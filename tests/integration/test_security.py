@@ -388,3 +388,38 @@ def test_null_parameter_in_a_recognised_prepared_statement(db, setup, tmp_path):
     finally:
         rc = vg.stop()
     assert rc == 0, vg.log.read_text()[-3000:]
+
+
+# ---- privileges changed after a proof ----
+
+def test_revoke_through_vecgate_and_straight_on_the_database(db, setup, tmp_path):
+    """A user whose SELECT is revoked never receives the table's rows from
+    memory again: at once when the REVOKE goes through vecgate, within
+    [cache] proof_max_age when it is made straight on the database."""
+    vg = Vecgate(db, tmp_path, cache__tables=f"{B}.t(v)", cache__user=db.user,
+                 cache__proof_max_age="1s").start()
+    sql = KNN.format(t=f"{B}.t", id=1)
+    try:
+        wait_servable(vg, f"{B}.t")
+        for revoke_via in (vg, db):
+            with db.connect(autocommit=True) as c, c.cursor() as cur:
+                cur.execute(f"GRANT SELECT ON {B}.t TO 'u2'@'%'")
+            conn = vg.connect(A, user="u2", password=PW, autocommit=True)
+            try:
+                for _ in range(4):  # proved, then answered from memory
+                    assert outcome(conn, sql)[0] == "rows"
+                    time.sleep(0.05)
+                before = served(vg)
+                assert outcome(conn, sql)[0] == "rows"
+                assert served(vg) > before, "the shape was not answered from memory"
+                with revoke_via.connect(autocommit=True) as c, c.cursor() as cur:
+                    cur.execute(f"REVOKE SELECT ON {B}.t FROM 'u2'@'%'")
+                if revoke_via is db:
+                    time.sleep(1.2)  # the proof's age bound
+                got = outcome(conn, sql)
+                assert got[0] == "error" and got[1] == 1142, (revoke_via, got)
+                assert outcome(conn, sql)[0] == "error"
+            finally:
+                conn.close()
+    finally:
+        assert vg.stop() == 0
