@@ -52,6 +52,7 @@ struct cache {
 struct load_job {
 	struct cache_table *t;
 	struct cache_load_spec spec;
+	struct cache_base *prev; /* referenced while the load runs */
 	struct cache_snapshot *snap;
 	char err[512];
 };
@@ -111,6 +112,8 @@ static void load_done(void *data, int status)
 	struct cache *c = t->cache;
 	c->loads_in_flight--;
 	t->loading = false;
+	cache_base_unref(j->prev);
+	j->prev = NULL;
 	if (!j->snap) {
 		t->load_failures++;
 		metrics_inc(c->m_loads_failed, 1);
@@ -152,10 +155,11 @@ static void load_done(void *data, int status)
 		metrics_observe_ns(c->m_load_seconds, j->snap->load_ms * 1000000u);
 		metrics_inc(c->m_rows, j->snap->n_rows);
 		metrics_inc(c->m_bytes, j->snap->bytes);
-		log_info("cache %s.%s: loaded %zu rows, %zu bytes in %" PRIu64
-		         " ms (version %" PRIu64 "%s)",
-		         t->db, t->table, j->snap->n_rows, j->snap->bytes, j->snap->load_ms,
-		         j->snap->version, j->snap->version == t->version ? "" : ", already stale");
+		log_info("cache %s.%s: loaded %zu rows (%zu unchanged, not parsed again), %zu "
+		         "bytes in %" PRIu64 " ms (version %" PRIu64 "%s)",
+		         t->db, t->table, j->snap->n_rows, j->snap->base->reused_rows,
+		         j->snap->bytes, j->snap->load_ms, j->snap->version,
+		         j->snap->version == t->version ? "" : ", already stale");
 		if (old)
 			cache_snapshot_unref(old);
 		/* A snapshot is as old as its read's start: a table that takes
@@ -213,7 +217,15 @@ static void start_load(struct cache_table *t)
 		return;
 	j->t = t;
 	fill_spec(t, &j->spec);
+	/* A refresh copies the rows that did not change from the published
+	 * base instead of parsing them again. */
+	if (t->snap) {
+		j->prev = t->snap->base;
+		cache_base_ref(j->prev);
+		j->spec.prev = j->prev;
+	}
 	if (net_work_submit(c->opt.loop, load_work, load_done, j) < 0) {
+		cache_base_unref(j->prev);
 		free(j);
 		return;
 	}
@@ -959,7 +971,8 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			        ",\"loading\":%s,\"loads\":%" PRIu64 ",\"load_failures\":%" PRIu64
 			        ",\"delta_rows\":%zu,\"replaced_rows\":%zu,\"patches\":%" PRIu64
 			        ",\"patched_rows\":%" PRIu64 ",\"patch_failures\":%" PRIu64
-			        ",\"pending_writes\":%zu,\"patch_key\":\"%s\",\"last_error\":",
+			        ",\"pending_writes\":%zu,\"patch_key\":\"%s\",\"reused_rows\":%zu,"
+			        "\"last_error\":",
 			        t->state == CACHE_READY   ? "ready"
 			        : t->state == CACHE_EMPTY ? "empty"
 			                                  : "failed",
@@ -974,7 +987,8 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			        t->patch_failures, t->n_pending,
 			        !t->snap                    ? ""
 			        : t->snap->base->why_no_key ? t->snap->base->why_no_key
-			                                    : "ok");
+			                                    : "ok",
+			        t->snap ? t->snap->base->reused_rows : 0);
 		if (rc == 0)
 			rc = buf_append_json_str(out, t->last_error);
 		if (rc == 0)

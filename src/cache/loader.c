@@ -24,6 +24,9 @@
 
 #include <mysql.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "core/clock.h"
 
 /* A batch ends after this many rows or bytes, whichever comes first. */
@@ -303,6 +306,8 @@ struct parsed {
 	uint32_t dim;
 	bool is_null;
 	bool canonical; /* the cell is the canonical text of the floats */
+	bool reused;    /* copied from the previous base, not parsed */
+	uint64_t fp;    /* hash of the row's bytes as sent */
 };
 
 struct reader {
@@ -340,6 +345,10 @@ struct load {
 	unsigned long *lens;
 	size_t out_bytes; /* of seg, after the last batch */
 	size_t rows_out;  /* rows in seg */
+	/* A refresh: the previous base, when its columns and key are the same. */
+	const struct cache_base *prev;
+	struct buf fps, canon; /* per row out: fingerprint, canonical flag */
+	size_t reused;
 	size_t rows_read; /* rows handed to the parsers */
 	size_t pending;   /* bytes of batches queued or waiting */
 	bool failed;
@@ -483,8 +492,13 @@ static int add_batch(struct load *L, struct batch *b)
 			return -EIO;
 		int rc = cache_segment_builder_add_parsed(&L->seg, L->cells, L->lens, v,
 		                                          meta[r].dim, meta[r].canonical);
+		uint8_t canon = meta[r].canonical;
+		if (rc == 0 && (buf_append(&L->fps, &meta[r].fp, sizeof(meta[r].fp)) < 0 ||
+		                buf_append(&L->canon, &canon, 1) < 0))
+			rc = -ENOMEM;
 		if (rc)
 			return rc;
+		L->reused += meta[r].reused;
 		v += meta[r].dim;
 		L->rows_out++;
 	}
@@ -585,12 +599,50 @@ static struct batch *queue_take(struct load *L)
 /* Parses the vector cells of one batch's rows, and keeps the rows as the
  * segment will: the vector cell empty when its text is canonical (the
  * builder does not keep it). */
+/* A refresh: the previous base's copy of this row when its bytes are the
+ * same (same key, same fingerprint); its floats go to v. */
+static bool reuse_row(struct load *L, const uint8_t *const *kcell, const size_t *klen, uint64_t fp,
+                      struct vec_f32 *v, struct parsed *m, struct buf *key, struct buf *tmp)
+{
+	const struct cache_base *p = L->prev;
+	buf_reset(key);
+	for (size_t k = 0; k < p->n_key; k++)
+		if (!kcell[k] || cache_key_append(p, k, kcell[k], klen[k], key) < 0)
+			return false;
+	size_t r = cache_base_find(p, key->data, key->len, tmp);
+	if (r == SIZE_MAX || p->row_fp[r] != fp)
+		return false;
+	const struct vec_table *vt = cache_segment_vecs(p->rows);
+	size_t dim;
+	bool is_null;
+	size_t cap = vec_table_dim(vt, NULL);
+	if (cap == 0 || v->cap < cap) {
+		/* Room for the table's dimension; another one is parsed. */
+		v->dim = 0;
+		for (size_t i = 0; i < cap; i++)
+			if (vec_f32_push(v, 0) < 0)
+				return false;
+	}
+	if (vec_table_get(vt, r, v->v, v->cap, &dim, &is_null) < 0 || is_null || dim > v->cap)
+		return false;
+	v->dim = dim;
+	m->dim = (uint32_t)dim;
+	m->canonical = p->row_canonical[r];
+	m->reused = true;
+	return true;
+}
+
 static void parse_batch(struct load *L, struct batch *b, struct vec_f32 *v)
 {
 	size_t vc = L->shape.vec_col;
 	struct rd rd = rd_make(b->rows.data, b->rows.len);
+	struct buf key, tmp;
+	buf_init(&key);
+	buf_init(&tmp);
 	for (size_t r = 0; r < b->n_rows; r++) {
 		const uint8_t *row = rd.p, *vcell = NULL, *vend = NULL, *text = NULL;
+		const uint8_t *kcell[8] = {0};
+		size_t klen[8] = {0};
 		uint64_t len = 0;
 		for (size_t i = 0; i < L->shape.n_cols; i++) {
 			bool is_null = false;
@@ -599,8 +651,14 @@ static void parse_batch(struct load *L, struct batch *b, struct vec_f32 *v)
 			/* The reader wrote these: well formed. */
 			if (!rd_lenenc(&rd, &n, &is_null) || (!is_null && rd_left(&rd) < n)) {
 				b->rc = -EIO;
-				return;
+				goto out;
 			}
+			if (L->prev)
+				for (size_t k = 0; k < L->prev->n_key; k++)
+					if (L->prev->key_cols[k] == i && !is_null) {
+						kcell[k] = rd.p;
+						klen[k] = (size_t)n;
+					}
 			if (!is_null)
 				rd.p += n;
 			if (i == vc) {
@@ -610,13 +668,16 @@ static void parse_batch(struct load *L, struct batch *b, struct vec_f32 *v)
 				len = n;
 			}
 		}
-		struct parsed m = {0, text == NULL, false};
-		if (text) {
+		struct parsed m = {0, text == NULL, false, false, 0};
+		m.fp = XXH3_64bits(row, (size_t)(rd.p - row));
+		if (text && L->prev && reuse_row(L, kcell, klen, m.fp, v, &m, &key, &tmp)) {
+			b->rc = 0;
+		} else if (text) {
 			b->rc = cache_segment_parse(&L->shape, (const char *)text,
 			                            (unsigned long)len, v, &m.canonical, b->err,
 			                            sizeof(b->err));
 			if (b->rc)
-				return;
+				goto out;
 			m.dim = (uint32_t)v->dim;
 		}
 		b->rc = buf_append(&b->meta, &m, sizeof(m));
@@ -630,9 +691,12 @@ static void parse_batch(struct load *L, struct batch *b, struct vec_f32 *v)
 		if (b->rc == 0)
 			b->rc = buf_append(&b->kept, vend, (size_t)(rd.p - vend));
 		if (b->rc)
-			return;
+			goto out;
 		b->parsed++;
 	}
+out:
+	buf_free(&key);
+	buf_free(&tmp);
 }
 
 static void *parser_main(void *arg)
@@ -884,6 +948,8 @@ void cache_load_result_free(struct cache_load_result *r)
 		return;
 	free(r->cols);
 	free(r->pk);
+	free(r->row_fp);
+	free(r->row_canonical);
 	cache_segment_unref(r->base);
 	memset(r, 0, sizeof(*r));
 }
@@ -940,6 +1006,22 @@ int cache_load_base_tuned(const struct cache_load_spec *spec,
 	}
 	L->spec = spec;
 	L->res = out;
+	buf_init(&L->fps);
+	buf_init(&L->canon);
+	/* A refresh reuses the rows of the previous base that did not change,
+	 * when that base has the same columns and key (and kept fingerprints). */
+	const struct cache_base *pv = spec->prev;
+	if (pv && pv->row_fp && pv->row_canonical && pv->n_key && pv->n_key == out->n_pk &&
+	    pv->n_cols == out->n_cols && pv->vec_col == out->vec_col &&
+	    pv->dialect == out->dialect) {
+		bool same = true;
+		for (size_t k = 0; k < pv->n_key; k++)
+			same &= pv->key_cols[k] == out->pk[k];
+		for (size_t c = 0; c < out->n_cols && same; c++)
+			same &= !strcmp(pv->cols[c].name, out->cols[c].name) &&
+			        !strcmp(pv->cols[c].data_type, out->cols[c].data_type);
+		L->prev = same ? pv : NULL;
+	}
 	/* Whatever the server, a cell that is exactly vec_format_f32_array()
 	 * of its floats is what the server sends for that row: the text need
 	 * not be kept (segment.h). */
@@ -1070,6 +1152,11 @@ int cache_load_base_tuned(const struct cache_load_spec *spec,
 		rc = -ENOMEM;
 		goto failed;
 	}
+	out->row_fp = (uint64_t *)L->fps.data;
+	out->row_canonical = L->canon.data;
+	buf_init(&L->fps);
+	buf_init(&L->canon);
+	out->reused_rows = L->reused;
 	rc = 0;
 failed:
 	if (L) {
@@ -1108,6 +1195,10 @@ failed:
 		mysql_close(my);
 	free(readers);
 	free(parsers);
+	if (L) {
+		buf_free(&L->fps);
+		buf_free(&L->canon);
+	}
 	free(L);
 	free(auto_inc);
 	if (rc < 0)
@@ -1140,6 +1231,11 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 	b->dialect = r.dialect;
 	b->rows = r.base;
 	r.base = NULL;
+	b->row_fp = r.row_fp;
+	b->row_canonical = r.row_canonical;
+	r.row_fp = NULL;
+	r.row_canonical = NULL;
+	b->reused_rows = r.reused_rows;
 	b->loaded_ms = r.loaded_ms;
 	b->load_ms = r.load_ms;
 	b->other_unique = r.other_unique;
@@ -1166,7 +1262,8 @@ struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, c
 		b->why_no_key = "key_columns";
 	}
 	cache_load_result_free(&r);
-	b->bytes = sizeof(*b) + b->n_cols * sizeof(*b->cols) + cache_segment_bytes(b->rows);
+	b->bytes = sizeof(*b) + b->n_cols * sizeof(*b->cols) + cache_segment_bytes(b->rows) +
+	           cache_segment_rows(b->rows) * (sizeof(*b->row_fp) + 1);
 	int rc = cache_base_index(b);
 	if (rc == -ENOMEM) {
 		snprintf(err, errlen, "out of memory");

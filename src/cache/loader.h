@@ -58,6 +58,9 @@ struct cache_load_result {
 	unsigned connections;       /* connections that read rows */
 	unsigned parse_threads;     /* threads that parsed them */
 	struct cache_segment *base; /* every row (refs 1: the result's) */
+	uint64_t *row_fp;           /* [rows] hash of each row's bytes as sent */
+	uint8_t *row_canonical;     /* [rows] its vector text was canonical */
+	size_t reused_rows;         /* rows copied from spec->prev, unparsed */
 };
 
 /* Loads spec's table over the control-plane connection settings of spec

@@ -25,6 +25,8 @@ void cache_base_unref(struct cache_base *b)
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	free(b->cols);
+	free(b->row_fp);
+	free(b->row_canonical);
 	cache_segment_unref(b->rows);
 	if (b->index) {
 		free(((void **)b->index)[0]);
@@ -187,8 +189,7 @@ static bool row_has_key(const struct cache_base *b, size_t r, const uint8_t *key
 	       !memcmp(tmp->data, key, n);
 }
 
-/* The base row holding key, or SIZE_MAX. */
-static size_t index_find(const struct cache_base *b, const uint8_t *key, size_t n, struct buf *tmp)
+size_t cache_base_find(const struct cache_base *b, const uint8_t *key, size_t n, struct buf *tmp)
 {
 	const struct cache_key_index *ix = b->index;
 	if (!ix)
@@ -371,7 +372,8 @@ struct cache_snapshot *cache_snapshot_patch(const struct cache_snapshot *s,
 		else
 			memset(n->live, 0xff, words * 8);
 		for (size_t i = 0; i < set.n; i++) {
-			size_t r = index_find(b, set.bytes.data + set.v[i].off, set.v[i].len, &tmp);
+			size_t r = cache_base_find(b, set.bytes.data + set.v[i].off, set.v[i].len,
+			                           &tmp);
 			if (r != SIZE_MAX && (n->live[r / 64] >> (r % 64) & 1)) {
 				n->live[r / 64] &= ~(1ull << (r % 64));
 				n->n_dead++;

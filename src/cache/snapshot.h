@@ -58,6 +58,12 @@ struct cache_base {
 	struct cache_key_index *index; /* base row of each key; NULL without a key */
 	uint64_t loaded_ms;            /* monotonic time the load's read began */
 	uint64_t load_ms;              /* how long the load took */
+	/* Per row: a hash of its bytes as the server sent them, and whether
+	 * its vector cell is the canonical text of its floats (a refresh
+	 * copies unchanged rows, cache_load_spec.prev). NULL: not kept. */
+	uint64_t *row_fp;
+	uint8_t *row_canonical;
+	size_t reused_rows; /* rows the load copied from the previous base */
 	size_t bytes;
 };
 
@@ -90,6 +96,13 @@ static inline void cache_snapshot_ref(struct cache_snapshot *s)
 }
 void cache_snapshot_unref(struct cache_snapshot *s);
 void cache_base_unref(struct cache_base *b);
+static inline void cache_base_ref(struct cache_base *b)
+{
+	atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+/* The base row holding a canonical key, or SIZE_MAX; tmp is scratch (one
+ * per thread). Thread-safe. */
+size_t cache_base_find(const struct cache_base *b, const uint8_t *key, size_t n, struct buf *tmp);
 
 /* Live rows (base rows not replaced, plus the delta). */
 size_t cache_snapshot_live_rows(const struct cache_snapshot *s);
@@ -155,6 +168,10 @@ struct cache_load_spec {
 	uint64_t version;    /* stamped on the snapshot */
 	size_t memory_limit; /* give up past this many bytes */
 	unsigned timeout_s;
+	/* The base of the snapshot being refreshed, or NULL: a row whose bytes
+	 * are what they were then is copied from it instead of parsed. The
+	 * caller keeps it referenced during the load. */
+	const struct cache_base *prev;
 };
 
 #endif
