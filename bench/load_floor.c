@@ -49,6 +49,7 @@ struct cache_load_tuning {
 };
 #else
 #include "cache/loader.h"
+#include "cache/patch.h"
 #include "cache/segment.h"
 #endif
 
@@ -58,41 +59,15 @@ struct opts {
 	int repeat;
 };
 
+/* The loader's own connection (same TLS, timeouts, character set), so the
+ * floor is measured over the protocol the loader uses. */
 static MYSQL *connect_db(const struct cache_load_spec *spec)
 {
-	MYSQL *my = mysql_init(NULL);
+	char err[512];
+	MYSQL *my = cache_connect(spec, err, sizeof(err));
 	if (!my)
-		return NULL;
-	unsigned timeout = 600;
-	mysql_optionsv(my, MYSQL_OPT_READ_TIMEOUT, &timeout);
-	mysql_optionsv(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-	if (spec->tls) {
-		my_bool yes = 1, verify = spec->tls_verify;
-		mysql_optionsv(my, MYSQL_OPT_SSL_ENFORCE, &yes);
-		mysql_optionsv(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
-		if (spec->tls_ca_file && *spec->tls_ca_file)
-			mysql_optionsv(my, MYSQL_OPT_SSL_CA, spec->tls_ca_file);
-	}
-	if (!mysql_real_connect(my, spec->host, spec->user, spec->password, NULL,
-	                        (unsigned)spec->port, NULL, 0)) {
-		fprintf(stderr, "load-floor: connect: %s\n", mysql_error(my));
-		mysql_close(my);
-		return NULL;
-	}
+		fprintf(stderr, "load-floor: %s\n", err);
 	return my;
-}
-
-static void quote(const char *name, char *out, size_t n)
-{
-	size_t j = 0;
-	out[j++] = '`';
-	for (const char *p = name; *p && j + 3 < n; p++) {
-		if (*p == '`')
-			out[j++] = '`';
-		out[j++] = *p;
-	}
-	out[j++] = '`';
-	out[j] = 0;
 }
 
 /* One value of a one-row query, or "" (NULL or no row). */
@@ -157,8 +132,8 @@ static int floor_run(const struct opts *o, unsigned n, double *secs, uint64_t *r
                      uint64_t *bytes)
 {
 	char qd[600], qt[600], qk[600] = "", q[2048];
-	quote(o->spec.db, qd, sizeof(qd));
-	quote(o->spec.table, qt, sizeof(qt));
+	cache_quote_ident(o->spec.db, qd, sizeof(qd));
+	cache_quote_ident(o->spec.table, qt, sizeof(qt));
 	struct reader rd[CACHE_LOAD_MAX_CONNECTIONS];
 	char lo_s[32] = "", hi_s[32] = "";
 	if (n > CACHE_LOAD_MAX_CONNECTIONS)
@@ -179,7 +154,7 @@ static int floor_run(const struct opts *o, unsigned n, double *secs, uint64_t *r
 		         o->spec.db, o->spec.table);
 		if (rc == 0)
 			rc = query_value(my, q, key, sizeof(key));
-		quote(key, qk, sizeof(qk));
+		cache_quote_ident(key, qk, sizeof(qk));
 		if (rc == 0 && atoi(count) == 1) {
 			snprintf(q, sizeof(q), "SELECT MIN(%s) FROM %s.%s", qk, qd, qt);
 			rc = query_value(my, q, lo_s, sizeof(lo_s));
@@ -286,8 +261,8 @@ static int check_run(const struct opts *o)
 	}
 	MYSQL *my = connect_db(&o->spec);
 	char qd[600], qt[600], q[1400];
-	quote(o->spec.db, qd, sizeof(qd));
-	quote(o->spec.table, qt, sizeof(qt));
+	cache_quote_ident(o->spec.db, qd, sizeof(qd));
+	cache_quote_ident(o->spec.table, qt, sizeof(qt));
 	snprintf(q, sizeof(q), "SELECT * FROM %s.%s", qd, qt);
 	MYSQL_RES *rs = NULL;
 	if (!my || mysql_query(my, q) != 0 || !(rs = mysql_use_result(my))) {

@@ -74,7 +74,7 @@ static enum cache_cmp comparison(const char *type, const char *column_type, cons
 	return CACHE_CMP_NONE;
 }
 
-static char *quote_ident(const char *name, char *out, size_t n)
+char *cache_quote_ident(const char *name, char *out, size_t n)
 {
 	size_t j = 0;
 	out[j++] = '`';
@@ -236,8 +236,9 @@ static void tidb_table_info(MYSQL *my, const struct cache_load_spec *spec, const
 	/* SHOW CREATE TABLE marks the key's column "[auto_rand] AUTO_RANDOM(5)"
 	 * inside a TiDB-only comment. */
 	char qd[520], qt[520];
-	snprintf(q, sizeof(q), "SHOW CREATE TABLE %s.%s", quote_ident(spec->db, qd, sizeof(qd)),
-	         quote_ident(spec->table, qt, sizeof(qt)));
+	snprintf(q, sizeof(q), "SHOW CREATE TABLE %s.%s",
+	         cache_quote_ident(spec->db, qd, sizeof(qd)),
+	         cache_quote_ident(spec->table, qt, sizeof(qt)));
 	if (mysql_query(my, q) == 0 && (res = mysql_store_result(my))) {
 		if ((row = mysql_fetch_row(res)) && mysql_num_fields(res) >= 2 && row[1] &&
 		    strstr(row[1], "[auto_rand] AUTO_RANDOM"))
@@ -923,7 +924,8 @@ static bool plan_split(MYSQL *my, const struct cache_load_spec *spec, const char
 			goto out;
 	}
 	snprintf(q, sizeof(q), "SELECT MIN(%s), MAX(%s) FROM %s.%s", key, key,
-	         quote_ident(spec->db, qd, sizeof(qd)), quote_ident(spec->table, qt, sizeof(qt)));
+	         cache_quote_ident(spec->db, qd, sizeof(qd)),
+	         cache_quote_ident(spec->table, qt, sizeof(qt)));
 	if (mysql_query(my, q) != 0 || !(res = mysql_store_result(my)))
 		goto out;
 	if ((row = mysql_fetch_row(res)) && row[0] && row[1]) {
@@ -1047,11 +1049,11 @@ int cache_load_base_tuned(const struct cache_load_spec *spec,
 	bool int_key = out->n_pk == 1 && (out->cols[out->pk[0]].cmp == CACHE_CMP_INT ||
 	                                  out->cols[out->pk[0]].cmp == CACHE_CMP_UINT);
 	char qd[520], qt[520], qk[520];
-	quote_ident(spec->db, qd, sizeof(qd));
-	quote_ident(spec->table, qt, sizeof(qt));
+	cache_quote_ident(spec->db, qd, sizeof(qd));
+	cache_quote_ident(spec->table, qt, sizeof(qt));
 	out->loaded_ms = core_now_ms();
 	if (int_key && want > 1 && ((tidb && clustered) || tuning->split_without_snapshot)) {
-		quote_ident(out->cols[out->pk[0]].name, qk, sizeof(qk));
+		cache_quote_ident(out->cols[out->pk[0]].name, qk, sizeof(qk));
 		if (!plan_split(my, spec, qk, out->cols[out->pk[0]].cmp == CACHE_CMP_UINT,
 		                tidb && !tuning->split_without_snapshot, want,
 		                tuning->split_without_snapshot ? 1 : SPLIT_MIN_KEYS, &L->read_ts,

@@ -12,12 +12,9 @@
 
 static int append_ident(struct buf *q, const char *name)
 {
-	if (buf_append(q, "`", 1) < 0)
-		return -ENOMEM;
-	for (const char *p = name; *p; p++)
-		if ((*p == '`' && buf_append(q, "`", 1) < 0) || buf_append(q, p, 1) < 0)
-			return -ENOMEM;
-	return buf_append(q, "`", 1) < 0 ? -ENOMEM : 0;
+	char quoted[2 * 256 + 3]; /* a name of up to 256 bytes, every byte doubled */
+	cache_quote_ident(name, quoted, sizeof(quoted));
+	return buf_append(q, quoted, strlen(quoted)) < 0 ? -ENOMEM : 0;
 }
 
 /* One value of a canonical key as an SQL literal. */

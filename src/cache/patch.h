@@ -14,6 +14,10 @@
  * the reason in err. */
 MYSQL *cache_connect(const struct cache_load_spec *spec, char *err, size_t errlen);
 
+/* name as a backquoted SQL identifier in out (n bytes; names longer than
+ * fit are cut). Returns out. */
+char *cache_quote_ident(const char *name, char *out, size_t n);
+
 /* An inclusive range of a single integer key (rows an AUTO_INCREMENT insert
  * generated). */
 struct cache_key_range {

@@ -726,7 +726,7 @@ static void row_cells(const struct cache_plan *p, const struct vec_hit *h, bool 
 		memset(cell, 0, sizeof(*cell));
 		if (oc->kind == CACHE_OUT_CELL) {
 			char *sc = NULL;
-			if (oc->col == p->snap->vec_col) {
+			if (oc->col == p->snap->vec_col && scratch) {
 				sc = scratch;
 				scratch += scratch_one;
 			}
@@ -764,8 +764,10 @@ int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, si
 		vec_cells +=
 		        p->cols[c].kind == CACHE_OUT_CELL && p->cols[c].col == p->snap->vec_col;
 	size_t scratch_one = cache_snapshot_scratch_size(p->snap);
-	char *scratch = vec_cells ? malloc(vec_cells * scratch_one) : NULL;
-	int rc = cells && dtext && (scratch || !vec_cells) ? 0 : -ENOMEM;
+	/* 0: no vector cell is rebuilt, every one is kept as sent. */
+	bool need_scratch = vec_cells && scratch_one;
+	char *scratch = need_scratch ? malloc(vec_cells * scratch_one) : NULL;
+	int rc = cells && dtext && (scratch || !need_scratch) ? 0 : -ENOMEM;
 	for (size_t i = 0; i < nhits && rc == 0; i++) {
 		ssize_t start = proto_pkt_begin(out);
 		if (start < 0) {

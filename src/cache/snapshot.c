@@ -93,13 +93,9 @@ size_t cache_snapshot_live_rows(const struct cache_snapshot *s)
 
 size_t cache_snapshot_scratch_size(const struct cache_snapshot *s)
 {
-	size_t dim = vec_table_dim(cache_segment_vecs(s->base->rows), NULL);
-	if (s->delta) {
-		size_t d2 = vec_table_dim(cache_segment_vecs(s->delta), NULL);
-		if (d2 > dim)
-			dim = d2;
-	}
-	return cache_segment_vec_text_max(dim);
+	size_t a = cache_segment_scratch_size(s->base->rows);
+	size_t b = s->delta ? cache_segment_scratch_size(s->delta) : 0;
+	return a > b ? a : b;
 }
 
 bool cache_snapshot_cell(const struct cache_snapshot *s, size_t r, size_t c, char *scratch,

@@ -110,7 +110,7 @@ size_t cache_snapshot_live_rows(const struct cache_snapshot *s);
 /* Row r's cell of column c as the server printed it: false for NULL. *p
  * points into the snapshot, or into scratch for a vector cell rebuilt from
  * its floats (scratch: cache_snapshot_scratch_size(s) bytes; may be NULL
- * when c is not the vector column). */
+ * when c is not the vector column or that size is 0). */
 bool cache_snapshot_cell(const struct cache_snapshot *s, size_t r, size_t c, char *scratch,
                          const uint8_t **p, size_t *n);
 size_t cache_snapshot_scratch_size(const struct cache_snapshot *s);

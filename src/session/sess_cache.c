@@ -808,20 +808,8 @@ static void statement_keys(struct sess_cache *kc, const char *text, size_t len,
 	struct sess_state *st = &kc->st;
 	if (c->kind != SQL_KIND_WRITE || c->ntables != 1 || (c->flags & SQL_CF_ALL_TABLES))
 		return;
-	char db[256], table[256];
-	const struct sql_table_ref *ref = &c->tables[0];
-	if (sql_name_copy(text, &ref->table, table, sizeof(table)) < 0)
-		return;
-	if (ref->db.len || ref->db.quote) {
-		if (sql_name_copy(text, &ref->db, db, sizeof(db)) < 0)
-			return;
-	} else if (st->db_known) {
-		snprintf(db, sizeof(db), "%s", st->db);
-	} else {
-		return;
-	}
-	struct cache_table *t = cache_find(kc->pc->cache, db, strlen(db), table, strlen(table));
-	if (!t)
+	struct cache_table *t;
+	if (sess_state_table(st, text, &c->tables[0], &t) < 0 || !t)
 		return;
 	const struct cache_base *b = cache_table_base(t);
 	const char *why = !b ? "not_loaded" : b->why_no_key;

@@ -181,6 +181,25 @@ void sess_state_status(struct sess_state *st, uint16_t status)
 
 /* ---- statements ---- */
 
+int sess_state_table(const struct sess_state *st, const char *text, const struct sql_table_ref *r,
+                     struct cache_table **t)
+{
+	char db[256], table[256];
+	*t = NULL;
+	if (sql_name_copy(text, &r->table, table, sizeof(table)) < 0)
+		return -1;
+	if (r->db.len || r->db.quote) {
+		if (sql_name_copy(text, &r->db, db, sizeof(db)) < 0)
+			return -1;
+	} else if (st->db_known) {
+		snprintf(db, sizeof(db), "%s", st->db);
+	} else {
+		return -1;
+	}
+	*t = st->ops->find(st->ctx, db, table);
+	return 0;
+}
+
 /* Applies f to every cached table a statement names. An unqualified name is
  * in the session's database; when that is not known, any table. */
 static void for_tables(struct sess_state *st, const char *text, const struct sql_class *c,
@@ -193,25 +212,10 @@ static void for_tables(struct sess_state *st, const char *text, const struct sql
 		return;
 	}
 	for (size_t i = 0; i < c->ntables; i++) {
-		char db[256], table[256];
-		const struct sql_table_ref *r = &c->tables[i];
-		if (sql_name_copy(text, &r->table, table, sizeof(table)) < 0) {
+		struct cache_table *t;
+		if (sess_state_table(st, text, &c->tables[i], &t) < 0)
 			st->txn_all = true;
-			continue;
-		}
-		if (r->db.len || r->db.quote) {
-			if (sql_name_copy(text, &r->db, db, sizeof(db)) < 0) {
-				st->txn_all = true;
-				continue;
-			}
-		} else if (st->db_known) {
-			snprintf(db, sizeof(db), "%s", st->db);
-		} else {
-			st->txn_all = true;
-			continue;
-		}
-		struct cache_table *t = st->ops->find(st->ctx, db, table);
-		if (t)
+		else if (t)
 			f(st, t);
 	}
 }

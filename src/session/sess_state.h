@@ -98,6 +98,12 @@ void sess_state_statement_keys(struct sess_state *st, struct cache_table *t, voi
  * committed what it wrote. */
 void sess_state_status(struct sess_state *st, uint16_t status);
 
+/* The cached table a statement names (*t NULL when not cached): an
+ * unqualified name is in the session's database. -1 when which table is
+ * not known (the database is unknown, a name too long). */
+int sess_state_table(const struct sess_state *st, const char *text, const struct sql_table_ref *r,
+                     struct cache_table **t);
+
 /* Whether the open transaction wrote t (its kNN reads must see that). */
 bool sess_state_txn_has(const struct sess_state *st, const struct cache_table *t);
 
