@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/buf.h" /* MUST_CHECK */
+#include "vec/vec.h"  /* enum vec_arith */
 
 /* Rows per block: one AVX-512 float32 register. AVX2 reads a block as two
  * 8-lane halves, NEON as four 4-lane quarters, scalar code lane by lane, so
@@ -49,6 +50,7 @@ struct vec_table {
 	struct vec_chunk *chunks;
 	size_t n_chunks, chunks_cap;
 	float *norms;        /* [n_slots]: TiDB's float32 sum of v[i]*v[i], for cosine */
+	float *norms_fused;  /* [n_slots]: the same sum with fmaf (fused arithmetics) */
 	uint32_t *slot_row;  /* [n_slots]: row of each slot (ascending); NULL when
 	                      * every row is in a block (slot == row) */
 	uint32_t *null_rows; /* [n_null]: rows whose vector is NULL, ascending */
@@ -95,10 +97,18 @@ size_t vec_table_null_count(const struct vec_table *t);
  * first one's. */
 size_t vec_table_mixed(const struct vec_table *t, size_t *row, size_t *dim);
 /* Bytes allocated for the table (vectors, norms, indexes, the struct):
- * 4 * dim + 4 per row (+ 4 once a NULL or mixed row exists), the last
+ * 4 * dim + 8 per row (+ 4 once a NULL or mixed row exists), the last
  * block's padding, and at most one partly filled chunk (chunks grow to
  * about 4 MiB; those of 2 MiB or more are huge-page aligned and advised). */
 size_t vec_table_bytes(const struct vec_table *t);
+
+/* The rows' squared norms (cosine) in arithmetic arith, indexed by slot:
+ * norms or norms_fused. */
+static inline const float *vec_table_norms(const struct vec_table *t, enum vec_arith arith)
+{
+	return vec_arith_of_metric(arith, VEC_COSINE) == VEC_ARITH_FUSED ? t->norms_fused
+	                                                                 : t->norms;
+}
 
 /* Block b (< n_blocks): its first float, 64-byte aligned; *run (if not NULL)
  * gets how many blocks from b on are contiguous in memory. */

@@ -37,6 +37,14 @@ int vec_knn(const struct vec_table *t, enum vec_metric m, const float *q, size_t
             size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
             struct vec_hit *out, size_t *n_out)
 {
+	return vec_knn_arith(t, m, VEC_ARITH_SEPARATE, q, dim, k, offset, th, allowed, out, n_out);
+}
+
+int vec_knn_arith(const struct vec_table *t, enum vec_metric m, enum vec_arith arith,
+                  const float *q, size_t dim, size_t k, size_t offset,
+                  const struct vec_threshold *th, const uint64_t *allowed, struct vec_hit *out,
+                  size_t *n_out)
+{
 	_Static_assert(64 % W == 0, "a block's filter bits must sit in one word");
 	*n_out = 0;
 	if (t->n_mixed)
@@ -44,7 +52,7 @@ int vec_knn(const struct vec_table *t, enum vec_metric m, const float *q, size_t
 	if (t->n_slots && dim != t->dim)
 		return -EINVAL;
 	struct vec_scan_query sq;
-	int rc = vec_scan_prepare(&sq, m, q, dim);
+	int rc = vec_scan_prepare_arith(&sq, m, arith, q, dim);
 	if (rc || k == 0)
 		return rc;
 
@@ -57,6 +65,7 @@ int vec_knn(const struct vec_table *t, enum vec_metric m, const float *q, size_t
 		if (row_allowed(allowed, t->null_rows[i]))
 			rc = vec_topk_offer(&s, t->null_rows[i], NAN, true);
 
+	const float *norms = vec_table_norms(t, arith);
 	float acc[BATCH * W];
 	double d[BATCH * W];
 	bool nul[BATCH * W];
@@ -79,7 +88,7 @@ int vec_knn(const struct vec_table *t, enum vec_metric m, const float *q, size_t
 		/* Spare lanes of the last block have no norm: finish rows only. */
 		size_t rows = t->n_slots - b * W < n * W ? t->n_slots - b * W : n * W;
 		vec_scan_sums(&sq, blk, n, acc);
-		vec_scan_finish(&sq, acc, t->norms + b * W, rows, d, nul);
+		vec_scan_finish(&sq, acc, norms ? norms + b * W : NULL, rows, d, nul);
 		for (size_t i = 0; i < rows && rc == 0; i++) {
 			if (!(masks[i / W] >> (i % W) & 1) || (!nul[i] && d[i] >= worst))
 				continue;

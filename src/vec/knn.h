@@ -26,5 +26,13 @@
 int vec_knn(const struct vec_table *t, enum vec_metric m, const float *q, size_t dim, size_t k,
             size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
             struct vec_hit *out, size_t *n_out) MUST_CHECK;
+/* vec_knn in a chosen arithmetic (enum vec_arith; vec_knn is
+ * VEC_ARITH_SEPARATE): the distances are then bit-identical to those of a
+ * TiDB whose Go build computes them that way. Same contract, and -EINVAL
+ * for an unknown arithmetic. */
+int vec_knn_arith(const struct vec_table *t, enum vec_metric m, enum vec_arith arith,
+                  const float *q, size_t dim, size_t k, size_t offset,
+                  const struct vec_threshold *th, const uint64_t *allowed, struct vec_hit *out,
+                  size_t *n_out) MUST_CHECK;
 
 #endif

@@ -1,6 +1,7 @@
 /* Run-time choice of the distance kernels, the scalar kernels every CPU can
- * run, and the per-row finish that turns float32 sums into TiDB's doubles
- * exactly as vec_dist.c does (built with -ffp-contract=off). */
+ * run (both arithmetics), and the per-row finish that turns float32 sums
+ * into TiDB's doubles exactly as vec_dist.c does (built with
+ * -ffp-contract=off). */
 #include "vec/scan.h"
 
 #include <errno.h>
@@ -59,6 +60,41 @@ static void l1_scalar(const float *blocks, size_t n, size_t dim, const float *q,
 	}
 }
 
+/* The fused pair: one fmaf per step. x86-64 code built without -mfma calls
+ * libm's fmaf for it (glibc picks its FMA instruction at load time on a CPU
+ * that has one, a correctly rounded software path otherwise): exact either
+ * way, and only run when no fused SIMD kernel can (vec_isa_for_arith) or
+ * when forced. */
+static void dot_fused_scalar(const float *blocks, size_t n, size_t dim, const float *q, float *acc)
+{
+	for (size_t b = 0; b < n; b++) {
+		const float *p = blocks + b * dim * W;
+		float s[W] = {0};
+		for (size_t j = 0; j < dim; j++) {
+			float qj = q[j];
+			for (size_t l = 0; l < W; l++)
+				s[l] = fmaf(p[j * W + l], qj, s[l]);
+		}
+		memcpy(acc + b * W, s, sizeof(s));
+	}
+}
+
+static void l2sq_fused_scalar(const float *blocks, size_t n, size_t dim, const float *q, float *acc)
+{
+	for (size_t b = 0; b < n; b++) {
+		const float *p = blocks + b * dim * W;
+		float s[W] = {0};
+		for (size_t j = 0; j < dim; j++) {
+			float qj = q[j];
+			for (size_t l = 0; l < W; l++) {
+				float d = p[j * W + l] - qj;
+				s[l] = fmaf(d, d, s[l]);
+			}
+		}
+		memcpy(acc + b * W, s, sizeof(s));
+	}
+}
+
 static void cos_finish_scalar(const float *dot, const float *norms, float qnorm, size_t n,
                               double *dist, bool *is_null)
 {
@@ -78,8 +114,14 @@ static void cos_finish_scalar(const float *dot, const float *norms, float qnorm,
 	}
 }
 
-const struct vec__kernels vec__kernels_scalar = {dot_scalar, l2sq_scalar, l1_scalar,
-                                                 cos_finish_scalar};
+const struct vec__kernels vec__kernels_scalar = {
+        .dot = dot_scalar,
+        .l2sq = l2sq_scalar,
+        .l1 = l1_scalar,
+        .dot_fused = dot_fused_scalar,
+        .l2sq_fused = l2sq_fused_scalar,
+        .cos_finish = cos_finish_scalar,
+};
 
 /* 0 (VEC_ISA_AUTO) or the forced ISA; atomic so that a test forcing an ISA
  * never races a scan in another thread into undefined behaviour. */
@@ -147,6 +189,19 @@ enum vec_isa vec_scan_isa(void)
 	return VEC_ISA_SCALAR;
 }
 
+enum vec_isa vec_isa_for_arith(enum vec_isa isa, enum vec_arith arith)
+{
+	if (isa == VEC_ISA_AUTO)
+		isa = vec_scan_isa();
+#ifdef VEC__HAVE_X86
+	/* AVX2 does not imply FMA (AVX-512F does): without it the fused
+	 * kernels would fault, so fused scans run the scalar ones. */
+	if (isa == VEC_ISA_AVX2 && arith != VEC_ARITH_SEPARATE && !__builtin_cpu_supports("fma"))
+		return VEC_ISA_SCALAR;
+#endif
+	return isa;
+}
+
 static const struct vec__kernels *kernels(enum vec_isa isa)
 {
 	switch (isa) {
@@ -165,10 +220,18 @@ static const struct vec__kernels *kernels(enum vec_isa isa)
 	}
 }
 
-int vec_scan_prepare(struct vec_scan_query *sq, enum vec_metric m, const float *q, size_t dim)
+int vec_scan_prepare_arith(struct vec_scan_query *sq, enum vec_metric m, enum vec_arith arith,
+                           const float *q, size_t dim)
 {
-	const struct vec__kernels *k = kernels(vec_scan_isa());
+	int how = vec_arith_of_metric(arith, m);
+	if (how < 0)
+		return -EINVAL;
+	/* L1 has no multiply: its one kernel runs wherever the ISA does. */
+	bool fused = how == VEC_ARITH_FUSED && m != VEC_L1;
+	sq->isa = vec_isa_for_arith(vec_scan_isa(), fused ? VEC_ARITH_FUSED : VEC_ARITH_SEPARATE);
+	const struct vec__kernels *k = kernels(sq->isa);
 	sq->metric = m;
+	sq->arith = arith;
 	sq->q = q;
 	sq->dim = dim;
 	sq->qnorm = 0;
@@ -176,21 +239,25 @@ int vec_scan_prepare(struct vec_scan_query *sq, enum vec_metric m, const float *
 	switch (m) {
 	case VEC_COSINE:
 		/* The same float32 loop as vec_dist.c's nb. */
-		for (size_t i = 0; i < dim; i++)
-			sq->qnorm += q[i] * q[i];
-		sq->kernel = k->dot;
+		sq->qnorm = vec_norm_sq_f32(q, dim, arith);
+		sq->kernel = fused ? k->dot_fused : k->dot;
 		return 0;
 	case VEC_NEG_IP:
-		sq->kernel = k->dot;
+		sq->kernel = fused ? k->dot_fused : k->dot;
 		return 0;
 	case VEC_L2:
-		sq->kernel = k->l2sq;
+		sq->kernel = fused ? k->l2sq_fused : k->l2sq;
 		return 0;
 	case VEC_L1:
 		sq->kernel = k->l1;
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int vec_scan_prepare(struct vec_scan_query *sq, enum vec_metric m, const float *q, size_t dim)
+{
+	return vec_scan_prepare_arith(sq, m, VEC_ARITH_SEPARATE, q, dim);
 }
 
 void vec_scan_sums(const struct vec_scan_query *sq, const float *blocks, size_t n, float *acc)
@@ -232,18 +299,25 @@ void vec_scan_finish(const struct vec_scan_query *sq, const float *acc, const fl
 int vec_scan_table(const struct vec_table *t, enum vec_metric m, const float *q, size_t dim,
                    double *dist, bool *is_null)
 {
+	return vec_scan_table_arith(t, m, VEC_ARITH_SEPARATE, q, dim, dist, is_null);
+}
+
+int vec_scan_table_arith(const struct vec_table *t, enum vec_metric m, enum vec_arith arith,
+                         const float *q, size_t dim, double *dist, bool *is_null)
+{
 	struct vec_scan_query sq;
 	if (t->n_mixed)
 		return -EDOM;
 	if (t->n_slots && dim != t->dim)
 		return -EINVAL;
-	int rc = vec_scan_prepare(&sq, m, q, dim);
+	int rc = vec_scan_prepare_arith(&sq, m, arith, q, dim);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < t->n_null; i++) {
 		dist[t->null_rows[i]] = NAN;
 		is_null[t->null_rows[i]] = true;
 	}
+	const float *norms = vec_table_norms(t, arith);
 	float acc[BATCH * W];
 	double d[BATCH * W];
 	bool nul[BATCH * W];
@@ -256,7 +330,7 @@ int vec_scan_table(const struct vec_table *t, enum vec_metric m, const float *q,
 		size_t s0 = b * W, n = run * W;
 		if (s0 + n > t->n_slots)
 			n = t->n_slots - s0;
-		vec_scan_finish(&sq, acc, t->norms + s0, n, d, nul);
+		vec_scan_finish(&sq, acc, norms ? norms + s0 : NULL, n, d, nul);
 		for (size_t i = 0; i < n; i++) {
 			size_t r = vec_table_slot_row(t, s0 + i);
 			dist[r] = d[i];

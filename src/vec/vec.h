@@ -111,15 +111,57 @@ enum vec_metric {
 	VEC_NEG_IP, /* VEC_NEGATIVE_INNER_PRODUCT */
 };
 
+/* How each float32 step x*y + acc of a distance is rounded. TiDB computes
+ * the distances in Go loops (distance += a[i]*b[i]) that the Go compiler
+ * may fuse into fused multiply-adds, depending on the build (docs/tidb.md
+ * §3). L1 has no multiply, so it is the same in all of them. */
+enum vec_arith {
+	/* Round the product, then round the sum: amd64 as built by default
+	 * (GOAMD64=v1), and TiKV. */
+	VEC_ARITH_SEPARATE = 0,
+	/* Every step one fmaf (x*y + acc exact, rounded once): arm64. */
+	VEC_ARITH_FUSED = 1,
+	/* Cosine's and L2's sums fused, the inner product's separate: amd64
+	 * built with GOAMD64=v3 (Go folds the inner product's loads into its
+	 * multiply, which then no longer matches the fusing rule; checked
+	 * with Go 1.26 on TiDB's own code). */
+	VEC_ARITH_FUSED_EXCEPT_IP = 2,
+};
+
+/* Which of the two roundings metric m's sums use in arithmetic arith:
+ * VEC_ARITH_SEPARATE or VEC_ARITH_FUSED (-1 for an unknown arithmetic). */
+int vec_arith_of_metric(enum vec_arith arith, enum vec_metric m);
+
+/* "separate", "fused" or "fused-except-ip" ("?" for anything else). */
+const char *vec_arith_name(enum vec_arith arith);
+/* The arithmetic named s[0..n) (vec_arith_name's spelling): 0, or -EINVAL
+ * with *out untouched. */
+int vec_arith_parse(const char *s, size_t n, enum vec_arith *out) MUST_CHECK;
+
 /* TiDB's distance between a[0..dim) and b[0..dim): float32 accumulation,
  * left to right, no FMA. *is_null is set when TiDB answers NULL (a NaN
  * result, e.g. cosine against a zero vector); +-Inf is returned as is. */
 double vec_distance(enum vec_metric m, const float *a, const float *b, size_t dim, bool *is_null);
+/* vec_distance in a chosen arithmetic (VEC_ARITH_SEPARATE is vec_distance):
+ * the same float32 loops, element order, with every x*y + acc step (cosine's
+ * three sums, L2's d*d, the inner product) one fmaf where
+ * vec_arith_of_metric says fused. An unknown metric or arithmetic gives NaN
+ * (NULL). */
+double vec_distance_arith(enum vec_metric m, enum vec_arith arith, const float *a, const float *b,
+                          size_t dim, bool *is_null);
 /* vec_distance for vectors of possibly different dimensions: -EINVAL with
  * TiDB's "vectors have different dimensions: %d and %d" in *err when
  * adim != bdim, else 0 with the result in *out. */
 int vec_distance_check(enum vec_metric m, const float *a, size_t adim, const float *b, size_t bdim,
                        double *out, bool *is_null, struct vec_err *err) MUST_CHECK;
+/* vec_distance_check in a chosen arithmetic. */
+int vec_distance_check_arith(enum vec_metric m, enum vec_arith arith, const float *a, size_t adim,
+                             const float *b, size_t bdim, double *out, bool *is_null,
+                             struct vec_err *err) MUST_CHECK;
+/* Cosine's float32 squared norm of a[0..dim), exactly as
+ * vec_distance_arith(VEC_COSINE, arith) sums it (the kernels' stored row
+ * norms and the query's own). */
+float vec_norm_sq_f32(const float *a, size_t dim, enum vec_arith arith);
 /* VEC_L2_NORM: accumulated in double, unlike the distances. (Not named
  * vec_l2_norm: that is the UDF's symbol in tests/mariadb.) */
 double vec_norm(const float *a, size_t dim, bool *is_null);

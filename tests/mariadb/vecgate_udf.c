@@ -3,6 +3,7 @@
  * tests when tidb-server cannot be built. Load with functions.sql. */
 #include <mysql.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +12,45 @@
 
 /* Per-statement scratch, made in *_init and freed in *_deinit: the server
  * may run the same function in many threads at once, so nothing mutable is
- * static. VECGATE_UDF_DIALECT=v8.5 in the server's environment selects
- * TiDB v8.5.x parsing (see enum vec_dialect). */
+ * static (but the arithmetic below, set once at load). VECGATE_UDF_DIALECT=v8.5
+ * in the server's environment selects TiDB v8.5.x parsing (see enum
+ * vec_dialect). */
 struct scratch {
 	enum vec_dialect dialect;
+	enum vec_arith arith; /* the server's when the statement started */
 	struct vec_f32 a;
 	struct vec_f32 b;
 	struct buf text;
 };
 
 #define EXPORT __attribute__((visibility("default")))
+
+/* The distances' arithmetic (enum vec_arith), from VECGATE_UDF_ARITH in the
+ * server's environment ("separate", the default; "fused"; "fused-except-ip"),
+ * read once when the server loads the library, before any function runs:
+ * a database then answers as one TiDB build would. An unknown name makes
+ * every distance function refuse to start (arith_ok false), so a test
+ * never runs against an arithmetic it did not ask for.
+ * VECGATE_UDF_SET_ARITH('fused') changes it for statements that start
+ * afterwards, as a TiDB whose plan moves the distance between TiKV and
+ * TiDB's own (fused) code would: a test of how vecgate notices. */
+static _Atomic int arith = VEC_ARITH_SEPARATE;
+static bool arith_ok = true;
+static char arith_env[32];
+
+__attribute__((constructor)) static void read_arith(void)
+{
+	const char *e = getenv("VECGATE_UDF_ARITH");
+	enum vec_arith a;
+	if (!e || !*e)
+		return;
+	if (vec_arith_parse(e, strlen(e), &a) != 0) {
+		arith_ok = false;
+		snprintf(arith_env, sizeof(arith_env), "%s", e);
+		return;
+	}
+	atomic_store(&arith, (int)a);
+}
 
 /* The entry points MariaDB looks up by name. */
 #define REAL_FN(name)                                                                              \
@@ -42,6 +72,7 @@ EXPORT long long vec_dims(UDF_INIT *initid, UDF_ARGS *args, char *is_null, char 
 	                  char *is_null, char *error);
 STRING_FN(vec_from_text)
 STRING_FN(vec_as_text)
+STRING_FN(vecgate_udf_set_arith)
 
 /* Common *_init: nargs string arguments, scratch in initid->ptr. */
 static my_bool setup(UDF_INIT *initid, UDF_ARGS *args, char *message, unsigned nargs,
@@ -61,6 +92,7 @@ static my_bool setup(UDF_INIT *initid, UDF_ARGS *args, char *message, unsigned n
 	}
 	const char *d = getenv("VECGATE_UDF_DIALECT");
 	s->dialect = d && strcmp(d, "v8.5") == 0 ? VEC_TIDB_V8_5 : VEC_TIDB_MASTER;
+	s->arith = (enum vec_arith)atomic_load(&arith);
 	vec_f32_init(&s->a);
 	vec_f32_init(&s->b);
 	buf_init(&s->text);
@@ -119,7 +151,8 @@ static double distance(enum vec_metric m, const char *fn, UDF_INIT *initid, UDF_
 	struct vec_err e;
 	double d;
 	bool null;
-	if (vec_distance_check(m, s->a.v, s->a.dim, s->b.v, s->b.dim, &d, &null, &e) != 0) {
+	if (vec_distance_check_arith(m, s->arith, s->a.v, s->a.dim, s->b.v, s->b.dim, &d, &null,
+	                             &e) != 0) {
 		report(fn, &e);
 		*error = 1;
 		return 0;
@@ -131,6 +164,11 @@ static double distance(enum vec_metric m, const char *fn, UDF_INIT *initid, UDF_
 #define DISTANCE_FN(name, metric)                                                                  \
 	my_bool name##_init(UDF_INIT *initid, UDF_ARGS *args, char *message)                       \
 	{                                                                                          \
+		if (!arith_ok) {                                                                   \
+			snprintf(message, MYSQL_ERRMSG_SIZE, "unknown VECGATE_UDF_ARITH=%s",       \
+			         arith_env);                                                       \
+			return 1;                                                                  \
+		}                                                                                  \
 		return setup(initid, args, message, 2, #name);                                     \
 	}                                                                                          \
 	void name##_deinit(UDF_INIT *initid)                                                       \
@@ -224,3 +262,31 @@ static char *as_text(const char *fn, UDF_INIT *initid, UDF_ARGS *args, unsigned 
 	}
 TEXT_FN(vec_from_text)
 TEXT_FN(vec_as_text)
+
+/* VECGATE_UDF_SET_ARITH(name): the arithmetic of distance functions in
+ * statements that start from now on; returns its name. */
+my_bool vecgate_udf_set_arith_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
+{
+	return setup(initid, args, message, 1, "vecgate_udf_set_arith");
+}
+
+void vecgate_udf_set_arith_deinit(UDF_INIT *initid)
+{
+	teardown(initid);
+}
+
+char *vecgate_udf_set_arith(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned long *length,
+                            char *is_null, char *error)
+{
+	(void)initid;
+	enum vec_arith a;
+	if (!args->args[0] || vec_arith_parse(args->args[0], args->lengths[0], &a) != 0) {
+		*error = 1;
+		return NULL;
+	}
+	atomic_store(&arith, (int)a);
+	*is_null = 0;
+	*length = strlen(vec_arith_name(a));
+	memcpy(result, vec_arith_name(a), *length);
+	return result;
+}

@@ -1,0 +1,3 @@
+module vecgate.test/godist
+
+go 1.21
