@@ -3,7 +3,21 @@
  * 10, for every kernel the CPU has; then a streaming read of the same block
  * memory (best of N), and the ratio of the two.
  *
- *   vec_scan_bench [rows [dim [queries [cosine|l2|l1|negip]]]]
+ *   vec_scan_bench [rows [dim [queries [cosine|l2|l1|negip [ARITH|both]]]]]
+ *
+ * ARITH is the arithmetic of every scan (separate, the default; fused;
+ * fused-except-ip); "both" times each kernel in the separate and the fused
+ * arithmetic, one after the other in the same run, and prints fused/separate.
+ *
+ * A 7th argument "normal" draws rows and queries from the standard normal
+ * distribution instead of uniform [-1, 1). Last, mode=screened times the
+ * int8 screen with exact rescoring (src/vec/screen.h) on the same table and
+ * queries, in the first arithmetic, checks every answer against the exact
+ * scan's, and prints one line per mode:
+ *   vec_scan_bench: mode=screened rows=... ms_per_query=... floor_ms=... ratio=...
+ * mode=batch16 answers 16 queries per pass over the table (src/vec/batch.h),
+ * each block read once for all of them: the pass's time / 16 per query,
+ * every answer checked against the exact scan's too.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_setaffinity; the CMake build defines it already */
@@ -16,9 +30,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "vec/batch.h"
 #include "vec/block.h"
 #include "vec/knn.h"
 #include "vec/scan.h"
+#include "vec/screen.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -38,6 +54,17 @@ static float uniform(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* Rows and queries: uniform(), or standard normal (Box-Muller). */
+static bool normal_data;
+static float sample(void)
+{
+	if (!normal_data)
+		return uniform();
+	double u1 = ((double)uniform() + 1.0) / 2.0, u2 = ((double)uniform() + 1.0) / 2.0;
+	u1 = u1 > 0 && u1 < 1 ? u1 : 0.5;
+	return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -145,6 +172,16 @@ int main(int argc, char **argv)
 	for (int m = 0; argc > 4 && m < 4; m++)
 		if (strcmp(argv[4], metric_names[m]) == 0)
 			metric = (enum vec_metric)m;
+	enum vec_arith ariths[2] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED};
+	size_t n_ariths = 1;
+	if (argc > 5 && strcmp(argv[5], "both") == 0)
+		n_ariths = 2;
+	else if (argc > 5 && vec_arith_parse(argv[5], strlen(argv[5]), &ariths[0]) != 0) {
+		fprintf(stderr, "unknown arithmetic %s (separate, fused, fused-except-ip, both)\n",
+		        argv[5]);
+		return 2;
+	}
+	normal_data = argc > 6 && strcmp(argv[6], "normal") == 0;
 
 	cpu_set_t one;
 	CPU_ZERO(&one);
@@ -156,11 +193,20 @@ int main(int argc, char **argv)
 	float *v = malloc(dim * sizeof(float));
 	if (vec_builder_init(&b, dim) != 0)
 		return 1;
+	double build_ms = 0, norm_ms = 0;
+	volatile float norm_sink = 0;
 	for (size_t r = 0; r < rows; r++) {
 		for (size_t j = 0; j < dim; j++)
-			v[j] = uniform();
+			v[j] = sample();
+		double t0 = now_ms();
 		if (vec_builder_add(&b, v, dim) != 0)
 			return 1;
+		double t1 = now_ms();
+		/* What the fused norm costs the build (vec_builder_add sums it
+		 * beside the separate one): timed again on its own. */
+		norm_sink += vec_norm_sq_f32(v, dim, VEC_ARITH_FUSED);
+		norm_ms += now_ms() - t1;
+		build_ms += t1 - t0;
 	}
 	struct vec_table *t = vec_builder_finish(&b);
 	double bytes = (double)t->n_blocks * t->blk_floats * sizeof(float);
@@ -168,10 +214,12 @@ int main(int argc, char **argv)
 	       "(%.1f bytes/row)\n",
 	       rows, dim, metric_names[metric], k, bytes / 1e6, vec_table_bytes(t) / 1e6,
 	       (double)vec_table_bytes(t) / rows);
+	printf("build: %.1f ms, of which the fused squared norms about %.1f ms\n", build_ms,
+	       norm_ms);
 
 	float *q = malloc(queries * dim * sizeof(float));
 	for (size_t i = 0; i < queries * dim; i++)
-		q[i] = uniform();
+		q[i] = sample();
 
 	/* The read floor: the fastest reader, best of N runs each. */
 	double best_read = 1e30;
@@ -200,37 +248,51 @@ int main(int argc, char **argv)
 
 	static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512,
 	                                    VEC_ISA_NEON};
-	struct vec_hit ref[10], out[10];
-	size_t n_ref = 0;
+	struct vec_hit ref[2][10], out[10];
+	size_t n_ref[2] = {0, 0};
 	double *times = malloc(queries * sizeof(double));
 	for (size_t ii = 0; ii < sizeof(isas) / sizeof(isas[0]); ii++) {
 		if (vec_scan_force(isas[ii]) != 0)
 			continue;
-		size_t n;
 		int nq = isas[ii] == VEC_ISA_SCALAR ? (queries < 5 ? queries : 5) : queries;
-		for (int i = 0; i < nq; i++) {
-			double t0 = now_ms();
-			if (vec_knn(t, metric, q + i * dim, dim, k, 0, NULL, NULL, out, &n) != 0)
-				return 1;
-			times[i] = now_ms() - t0;
-			if (i == 0 && n_ref == 0) {
-				memcpy(ref, out, sizeof(out));
-				n_ref = n;
-			} else if (i == 0) {
-				for (size_t h = 0; h < n; h++)
-					if (out[h].row != ref[h].row ||
-					    memcmp(&out[h].dist, &ref[h].dist, sizeof(double)))
-						printf("  MISMATCH with the first kernel at hit "
-						       "%zu\n",
-						       h);
+		double med_of[2] = {0, 0};
+		for (size_t ai = 0; ai < n_ariths; ai++) {
+			size_t n;
+			for (int i = 0; i < nq; i++) {
+				double t0 = now_ms();
+				if (vec_knn_arith(t, metric, ariths[ai], q + i * dim, dim, k, 0,
+				                  NULL, NULL, out, &n) != 0)
+					return 1;
+				times[i] = now_ms() - t0;
+				/* Each arithmetic's first kernel is the reference for
+				 * the others: same rows, same bits. */
+				if (i == 0 && n_ref[ai] == 0) {
+					memcpy(ref[ai], out, sizeof(out));
+					n_ref[ai] = n;
+				} else if (i == 0) {
+					for (size_t h = 0; h < n; h++)
+						if (out[h].row != ref[ai][h].row ||
+						    memcmp(&out[h].dist, &ref[ai][h].dist,
+						           sizeof(double)))
+							printf("  MISMATCH with the first kernel "
+							       "at "
+							       "hit %zu\n",
+							       h);
+				}
 			}
+			qsort(times, nq, sizeof(double), cmp_double);
+			double med = times[nq / 2], best = times[0];
+			med_of[ai] = med;
+			printf("%-8s %-8s %7.2f ms/query median (%5.1f GB/s, %.2fx the floor), "
+			       "best "
+			       "%6.2f ms (%5.1f GB/s, %.2fx), %d queries\n",
+			       vec_isa_name(isas[ii]), vec_arith_name(ariths[ai]), med,
+			       bytes / med / 1e6, med / best_read, best, bytes / best / 1e6,
+			       best / best_read, nq);
 		}
-		qsort(times, nq, sizeof(double), cmp_double);
-		double med = times[nq / 2], best = times[0];
-		printf("%-8s %7.2f ms/query median (%5.1f GB/s, %.2fx the floor), best %6.2f ms "
-		       "(%5.1f GB/s, %.2fx), %d queries\n",
-		       vec_isa_name(isas[ii]), med, bytes / med / 1e6, med / best_read, best,
-		       bytes / best / 1e6, best / best_read, nq);
+		if (n_ariths == 2)
+			printf("%-8s fused/separate: %.3f (median)\n", vec_isa_name(isas[ii]),
+			       med_of[1] / med_of[0]);
 	}
 
 	/* The two-pass alternative: every distance materialised, then top-k. */
@@ -240,7 +302,8 @@ int main(int argc, char **argv)
 		for (int i = 0; i < queries; i++) {
 			double t0 = now_ms();
 			struct vec_topk s;
-			if (vec_scan_table(t, metric, q + i * dim, dim, d, nul) != 0 ||
+			if (vec_scan_table_arith(t, metric, ariths[0], q + i * dim, dim, d, nul) !=
+			            0 ||
 			    vec_topk_init(&s, k, rows, NULL) != 0)
 				return 1;
 			for (size_t r = 0; r < rows; r++)
@@ -256,10 +319,120 @@ int main(int argc, char **argv)
 		free(d);
 		free(nul);
 	}
-	printf("top hit: row %zu distance %.17g\n", ref[0].row, ref[0].dist);
+	for (size_t ai = 0; ai < n_ariths; ai++)
+		printf("top hit (%s): row %zu distance %.17g\n", vec_arith_name(ariths[ai]),
+		       ref[ai][0].row, ref[ai][0].dist);
+
+	/* mode=screened beside mode=exact, each mode's queries back to back
+	 * (its steady state), in the first arithmetic; a mismatch is any
+	 * difference from the exact scan's answer to the same query in rows,
+	 * distance bits or NULLs. Then the screened queries again, each right
+	 * after an exact one (its int8 codes evicted from the cache: "cold"). */
+	if (vec_scan_force(VEC_ISA_AUTO) != 0)
+		return 1;
+	double sb0 = now_ms();
+	struct vec_screen *scr = vec_screen_build(t);
+	if (!scr)
+		return 1;
+	double screen_build_ms = now_ms() - sb0;
+	double *times_s = malloc(queries * sizeof(double));
+	double *times_c = malloc(queries * sizeof(double));
+	struct vec_hit *want = malloc(queries * k * sizeof(*want));
+	size_t *n_want = malloc(queries * sizeof(size_t));
+	size_t mismatches = 0, blocks_exact = 0, blocks_all = 0;
+	for (int i = 0; i < queries; i++) {
+		double t0 = now_ms();
+		if (vec_knn_arith(t, metric, ariths[0], q + i * dim, dim, k, 0, NULL, NULL,
+		                  want + i * k, &n_want[i]) != 0)
+			return 1;
+		times[i] = now_ms() - t0;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < queries; i++) {
+			struct vec_hit got[10], *w = want + i * k, tmp[10];
+			size_t n_got, n_tmp;
+			struct vec_screen_stats st;
+			if (pass == 1 && vec_knn_arith(t, metric, ariths[0], q + i * dim, dim, k, 0,
+			                               NULL, NULL, tmp, &n_tmp) != 0)
+				return 1;
+			double t0 = now_ms();
+			if (vec_knn_screened_stats(t, scr, metric, ariths[0], q + i * dim, dim, k,
+			                           0, NULL, NULL, got, &n_got, &st) != 0)
+				return 1;
+			(pass ? times_c : times_s)[i] = now_ms() - t0;
+			bool same = n_want[i] == n_got;
+			for (size_t h = 0; same && h < n_got; h++)
+				same = w[h].row == got[h].row && w[h].is_null == got[h].is_null &&
+				       memcmp(&w[h].dist, &got[h].dist, sizeof(double)) == 0;
+			mismatches += !same;
+			blocks_exact += st.blocks_exact;
+			blocks_all += st.blocks;
+		}
+	}
+	qsort(times, queries, sizeof(double), cmp_double);
+	qsort(times_s, queries, sizeof(double), cmp_double);
+	qsort(times_c, queries, sizeof(double), cmp_double);
+	printf("screen: %s data, %.1f MB (%.1f bytes/row), built in %.0f ms; %.2f%% of blocks "
+	       "computed exactly; screened best %.2f ms; cold (after an exact query) median "
+	       "%.2f ms, %.2fx the floor\n",
+	       normal_data ? "normal" : "uniform", vec_screen_bytes(scr) / 1e6,
+	       (double)vec_screen_bytes(scr) / rows, screen_build_ms,
+	       100.0 * blocks_exact / (blocks_all ? blocks_all : 1), times_s[0],
+	       times_c[queries / 2], times_c[queries / 2] / best_read);
+
+	/* mode=batch16: passes of 16 queries (query p * 16 + i, cycling
+	 * through the set), at least 5 passes; each pass's time / 16. */
+	enum { BATCH_N = 16 };
+	int passes = queries / BATCH_N > 5 ? queries / BATCH_N : 5;
+	double *times_b = malloc(passes * sizeof(double));
+	struct vec_hit *bout = malloc(BATCH_N * k * sizeof(*bout));
+	size_t mismatches_b = 0;
+	for (int p = 0; p < passes; p++) {
+		struct vec_batch_query bq[BATCH_N];
+		for (int i = 0; i < BATCH_N; i++)
+			bq[i] = (struct vec_batch_query){
+			        .q = q + (size_t)((p * BATCH_N + i) % queries) * dim,
+			        .dim = dim,
+			        .k = k,
+			        .out = bout + i * k,
+			};
+		double t0 = now_ms();
+		if (vec_knn_batch(t, metric, ariths[0], bq, BATCH_N) != 0)
+			return 1;
+		times_b[p] = (now_ms() - t0) / BATCH_N;
+		for (int i = 0; i < BATCH_N; i++) {
+			const struct vec_hit *w = want + (size_t)((p * BATCH_N + i) % queries) * k;
+			size_t nw = n_want[(p * BATCH_N + i) % queries];
+			bool same = nw == bq[i].n_out;
+			for (size_t h = 0; same && h < nw; h++)
+				same = w[h].row == bq[i].out[h].row &&
+				       w[h].is_null == bq[i].out[h].is_null &&
+				       memcmp(&w[h].dist, &bq[i].out[h].dist, sizeof(double)) == 0;
+			mismatches_b += !same;
+		}
+	}
+	qsort(times_b, passes, sizeof(double), cmp_double);
+	for (int mode = 0; mode < 3; mode++) {
+		static const char *const mode_names[] = {"exact", "screened", "batch16"};
+		double med = mode == 2   ? times_b[passes / 2]
+		             : mode == 1 ? times_s[queries / 2]
+		                         : times[queries / 2];
+		size_t mis = mode == 2 ? mismatches_b : mode == 1 ? mismatches : 0;
+		printf("vec_scan_bench: mode=%s rows=%zu dim=%zu metric=%s ms_per_query=%.2f "
+		       "floor_ms=%.2f ratio=%.2f mismatches=%zu\n",
+		       mode_names[mode], rows, dim, metric_names[metric], med, best_read,
+		       med / best_read, mis);
+	}
+	free(times_b);
+	free(bout);
+	free(times_c);
+	free(want);
+	free(n_want);
+	free(times_s);
+	vec_screen_free(scr);
 	free(times);
 	free(q);
 	free(v);
 	vec_table_free(t);
-	return sink == 12345.0f;
+	return sink == 12345.0f && norm_sink == 12345.0f;
 }

@@ -1,0 +1,1035 @@
+/* The screened exact kNN (screen.h): an int8 pass bounds every row's TiDB
+ * distance, a threshold T from the bounds prunes the rows that cannot be
+ * answers, and the blocks holding the others go through the exact kernels
+ * of scan.h in the query's arithmetic. Built with -ffp-contract=off like
+ * the rest of src/vec: every float and double operation below is the one
+ * written, rounded once, which the error analysis relies on.
+ *
+ * Notation: a is a row (float32 values, taken as exact reals), q the query,
+ * n the dimension, c the row's int8 codes, s its float32 scale, a' = s*c
+ * (exact reals), u = 2^-24 (float32's unit roundoff), gamma_k =
+ * k*u / (1 - k*u). A float32 operation returns the exact result times
+ * (1 + delta), |delta| <= u, plus, for a product or a fused multiply-add
+ * whose result is below the normal range, an absolute eta, |eta| <= 2^-150
+ * (a sum or difference of floats is exact when it is subnormal). Summing n
+ * rounded terms in any order, each term passes through at most n roundings
+ * (its own product, at most n - 1 additions on its way up the tree), so
+ * |fl(sum) - sum| <= gamma_n * sum |terms| + UF, UF = n * 2^-149, with
+ * gamma_{n+2} when each term is (x - y)^2 of a rounded difference (two
+ * more roundings). No sum can overflow: rows and queries in doubt (max|x|
+ * above 1e15) are never bounded, so every |term| <= (2e15)^2 and n <=
+ * 16383 keeps every partial sum below 1e35 < FLT_MAX. */
+#include "vec/screen.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vec/knn.h"
+#include "vec/scan.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SCREEN_X86 1
+#endif
+
+#define W VEC_BLOCK_W
+/* Blocks per int8 kernel call (256 rows' estimates stay in L1), and per
+ * exact kernel call, as knn.c. */
+#define SCREEN_BATCH 16
+#define EXACT_BATCH  16
+/* Rows and queries beyond these magnitudes are in doubt (see above: no
+ * float32 overflow; and a row's float32 squared norm, >= (1e-15)^2, is a
+ * positive normal number, so cosine is never NULL for a bounded row). */
+#define MAG_MAX 1e15
+#define MAG_MIN 1e-15
+/* Relative slack of the double-precision steps at build and query time:
+ * a double sum of at most 16386 terms is off by at most gamma_16386 in
+ * double precision, 1.9e-12 relative to the sum of the |terms|. */
+#define BUILD_REL 1e-11
+/* The final widening of every bound (each double operation rounds by at
+ * most 1.2e-16 relative to its result), and an absolute floor. */
+#define WIDEN_REL 1e-12
+#define WIDEN_ABS 1e-300
+/* widen_down(1.0): cosine's lower bound when the dot is at most 0. */
+#define ONE_DOWN (1.0 - 1e-12 - 1e-300)
+
+struct vec_screen {
+	const struct vec_table *t;
+	size_t dim, n_slots, n_blocks;
+	int8_t *codes; /* n_blocks * dim * W, block b at b * dim * W */
+	size_t codes_bytes;
+	/* Per slot. Every float is rounded up from its double value. */
+	float *scale;  /* s; 0 for a row in doubt */
+	float *err2;   /* >= ||a - a'||_2 */
+	float *err1;   /* >= ||a - a'||_1 */
+	float *norm;   /* >= ||a||_2 */
+	float *norm_q; /* >= ||a'||_2 */
+	uint32_t *k2;  /* sum of c_i^2, exact: ||a'||_2^2 = s^2 * k2 */
+	int32_t *csum; /* sum of c_i, exact (the integer kernels' bias) */
+	uint8_t *doubt;
+	size_t n_doubt;
+	size_t bytes;
+	/* vec_screen_weaken_bounds (tests only). */
+	double err_scale;
+	bool drop_gamma;
+};
+
+/* The smallest float >= x (x finite). */
+static float f_up(double x)
+{
+	float f = (float)x;
+	if ((double)f < x)
+		f = nextafterf(f, INFINITY);
+	return f;
+}
+
+static double widen_down(double x)
+{
+	return x - fabs(x) * WIDEN_REL - WIDEN_ABS;
+}
+
+static double widen_up(double x)
+{
+	return x + fabs(x) * WIDEN_REL + WIDEN_ABS;
+}
+
+/* Codes of slot (block f's lane l) into block c; its per-slot terms. */
+static void quantize_row(struct vec_screen *s, const float *f, int8_t *c, size_t l, size_t slot)
+{
+	size_t dim = s->dim;
+	double mx = 0;
+	bool finite = true;
+	for (size_t j = 0; j < dim; j++) {
+		float a = f[j * W + l];
+		finite &= isfinite(a) != 0;
+		double x = fabs((double)a);
+		mx = x > mx ? x : mx; /* a NaN is caught by finite */
+	}
+	if (!finite || !(mx <= MAG_MAX) || mx < MAG_MIN) {
+		/* Codes stay 0 and scale 0: the kernels' estimate is
+		 * harmless, and the query never reads its bounds. */
+		s->doubt[slot] = 1;
+		s->n_doubt++;
+		return;
+	}
+	float sc = (float)(mx / 127.0); /* >= 7.8e-18: normal, nonzero */
+	double inv = 1.0 / sc;
+	double e2 = 0, e1 = 0, na = 0;
+	uint32_t k2 = 0;
+	int32_t csum = 0;
+	for (size_t j = 0; j < dim; j++) {
+		double a = f[j * W + l];
+		double r = a * inv;                        /* within +-127 (1 + 1e-7) */
+		int ri = (int)(r + (r >= 0 ? 0.5 : -0.5)); /* nearest, halves away from 0 */
+		int8_t ci = (int8_t)(ri > 127 ? 127 : ri < -127 ? -127 : ri);
+		c[j * W + l] = ci;
+		/* s * c is exact in double (24 + 7 bits); the error terms
+		 * hold whatever code was chosen, so nothing depends on how
+		 * a / s was rounded. */
+		double d = a - (double)sc * ci;
+		e2 += d * d;
+		e1 += fabs(d);
+		na += a * a;
+		k2 += (uint32_t)(ci * ci); /* <= 16383 * 127^2 < 2^32 */
+		csum += ci;
+	}
+	s->scale[slot] = sc;
+	s->err2[slot] = f_up(sqrt(e2) * (1 + BUILD_REL));
+	s->err1[slot] = f_up(e1 * (1 + BUILD_REL));
+	s->norm[slot] = f_up(sqrt(na) * (1 + BUILD_REL));
+	s->norm_q[slot] = f_up((double)sc * sqrt((double)k2) * (1 + BUILD_REL));
+	s->k2[slot] = k2;
+	s->csum[slot] = csum;
+}
+
+/* 64-byte aligned, huge-page aligned and advised when large (the int8 pass
+ * streams it like the float blocks). */
+static int8_t *alloc_codes(size_t bytes, size_t *got)
+{
+	const size_t huge = 2u << 20;
+	size_t align = bytes >= huge ? huge : 64;
+	size_t n = (bytes + align - 1) / align * align;
+	int8_t *p = aligned_alloc(align, n);
+	if (!p)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	if (align == huge)
+		(void)madvise(p, n, MADV_HUGEPAGE); /* advice only */
+#endif
+	*got = n;
+	return p;
+}
+
+struct vec_screen *vec_screen_build(const struct vec_table *t)
+{
+	struct vec_screen *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->t = t;
+	s->dim = t->dim;
+	s->n_slots = t->n_slots;
+	s->n_blocks = t->n_blocks;
+	s->err_scale = 1;
+	/* Per-slot arrays cover the last block's spare lanes too (the L1
+	 * kernel loads a whole block's scales), and never malloc(0). */
+	size_t blk = s->dim * W, ns = s->n_blocks * W;
+	ns = (ns > s->n_slots ? ns : s->n_slots) + 1;
+	s->bytes = sizeof(*s) + ns * (5 * sizeof(float) + 2 * sizeof(uint32_t) + 1);
+	s->scale = calloc(ns, sizeof(float));
+	s->err2 = calloc(ns, sizeof(float));
+	s->err1 = calloc(ns, sizeof(float));
+	s->norm = calloc(ns, sizeof(float));
+	s->norm_q = calloc(ns, sizeof(float));
+	s->k2 = calloc(ns, sizeof(uint32_t));
+	s->csum = calloc(ns, sizeof(int32_t));
+	s->doubt = calloc(ns, 1);
+	if (!s->scale || !s->err2 || !s->err1 || !s->norm || !s->norm_q || !s->k2 || !s->csum ||
+	    !s->doubt)
+		goto fail;
+	if (blk && s->n_blocks) {
+		s->codes = alloc_codes(s->n_blocks * blk, &s->codes_bytes);
+		if (!s->codes)
+			goto fail;
+		s->bytes += s->codes_bytes;
+	}
+	for (size_t b = 0; b < s->n_blocks; b++) {
+		size_t lanes = s->n_slots - b * W < W ? s->n_slots - b * W : W;
+		if (blk == 0) { /* dimension 0: nothing to bound */
+			for (size_t l = 0; l < lanes; l++)
+				s->doubt[b * W + l] = 1;
+			s->n_doubt += lanes;
+			continue;
+		}
+		const float *f = vec_table_block(t, b, NULL);
+		int8_t *c = s->codes + b * blk;
+		memset(c, 0, blk); /* spare lanes of the last block */
+		for (size_t l = 0; l < lanes; l++)
+			quantize_row(s, f, c, l, b * W + l);
+	}
+	return s;
+fail:
+	vec_screen_free(s);
+	return NULL;
+}
+
+void vec_screen_free(struct vec_screen *s)
+{
+	if (!s)
+		return;
+	free(s->codes);
+	free(s->scale);
+	free(s->err2);
+	free(s->err1);
+	free(s->norm);
+	free(s->norm_q);
+	free(s->k2);
+	free(s->csum);
+	free(s->doubt);
+	free(s);
+}
+
+size_t vec_screen_bytes(const struct vec_screen *s)
+{
+	return s ? s->bytes : 0;
+}
+
+size_t vec_screen_doubt_rows(const struct vec_screen *s)
+{
+	return s->n_doubt;
+}
+
+void vec_screen_weaken_bounds(struct vec_screen *s, double err_scale, bool drop_gamma)
+{
+	s->err_scale = err_scale;
+	s->drop_gamma = drop_gamma;
+}
+
+/* The int8 kernels, two kinds. Per lane (row) of n contiguous blocks:
+ * - float kernels give est[b * W + l], a float32 sum evaluated in any
+ *   order (the bounds allow for that): dot, sum c_i * q_i (each product
+ *   rounded, or fused into its add); l1, sum |fl(s * c_i - q_i)| with that
+ *   difference one fused multiply-add, rounded once;
+ * - integer kernels give the exact sums a1 = sum c_i * r1_i and a2 = sum
+ *   c_i * r2_i for the query quantized in two int8 terms, q' = t1 * r1 +
+ *   t2 * r2 (struct qprep): no rounding at all, |a| <= 16383 * 127 * 255
+ *   < 2^31. */
+typedef void float_fn(const int8_t *codes, size_t n, size_t dim, const float *q, const float *scale,
+                      float *est);
+
+/* One query in the integer kernels' terms: ub1/ub2 are r1/r2 biased by
+ * +128 into unsigned bytes (AVX-512 VNNI multiplies unsigned by signed
+ * bytes; the bias is taken off with the rows' sum of codes), dim rounded up
+ * to 4 with 128 (a zero term) past the end. */
+struct qprep {
+	double t1, t2;
+	uint8_t *ub1, *ub2;
+};
+
+typedef void int_fn(const int8_t *codes, size_t n, size_t dim, const struct qprep *qp,
+                    const int32_t *csum, int32_t *a1, int32_t *a2);
+
+static void dot_int_scalar(const int8_t *codes, size_t n, size_t dim, const struct qprep *qp,
+                           const int32_t *csum, int32_t *a1, int32_t *a2)
+{
+	(void)csum;
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		int32_t s1[W] = {0}, s2[W] = {0};
+		for (size_t j = 0; j < dim; j++) {
+			int32_t r1 = (int32_t)qp->ub1[j] - 128, r2 = (int32_t)qp->ub2[j] - 128;
+			for (size_t l = 0; l < W; l++) {
+				s1[l] += p[j * W + l] * r1;
+				s2[l] += p[j * W + l] * r2;
+			}
+		}
+		memcpy(a1 + b * W, s1, sizeof(s1));
+		memcpy(a2 + b * W, s2, sizeof(s2));
+	}
+}
+
+static void l1_scalar(const int8_t *codes, size_t n, size_t dim, const float *q, const float *scale,
+                      float *est)
+{
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		const float *sc = scale + b * W;
+		float acc[W] = {0};
+		for (size_t j = 0; j < dim; j++)
+			for (size_t l = 0; l < W; l++)
+				acc[l] += fabsf(fmaf(sc[l], (float)p[j * W + l], -q[j]));
+		memcpy(est + b * W, acc, sizeof(acc));
+	}
+}
+
+/* Whether AVX-512 scans may use the VNNI kernel (vec_screen_use_vnni). */
+static _Atomic bool vnni_off;
+
+void vec_screen_use_vnni(bool use)
+{
+	atomic_store(&vnni_off, !use);
+}
+
+#ifdef SCREEN_X86
+#define T512 __attribute__((target("avx512f")))
+
+/* Element j of 16 rows: 16 codes, widened to int32 and converted (exactly)
+ * to float32. */
+T512 static inline __m512 codes512(const int8_t *p)
+{
+	return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/* Four accumulators, so the adds of consecutive elements overlap. */
+T512 static void dot_avx512(const int8_t *codes, size_t n, size_t dim, const float *q,
+                            const float *scale, float *est)
+{
+	(void)scale;
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+		size_t j = 0;
+		for (; j + 4 <= dim; j += 4) {
+			s0 = _mm512_fmadd_ps(codes512(p + j * W), _mm512_set1_ps(q[j]), s0);
+			s1 = _mm512_fmadd_ps(codes512(p + (j + 1) * W), _mm512_set1_ps(q[j + 1]),
+			                     s1);
+			s2 = _mm512_fmadd_ps(codes512(p + (j + 2) * W), _mm512_set1_ps(q[j + 2]),
+			                     s2);
+			s3 = _mm512_fmadd_ps(codes512(p + (j + 3) * W), _mm512_set1_ps(q[j + 3]),
+			                     s3);
+		}
+		for (; j < dim; j++)
+			s0 = _mm512_fmadd_ps(codes512(p + j * W), _mm512_set1_ps(q[j]), s0);
+		_mm512_storeu_ps(est + b * W,
+		                 _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+	}
+}
+
+T512 static inline __m512 absdiff512(__m512 sc, const int8_t *p, float qj)
+{
+	return _mm512_abs_ps(_mm512_fmsub_ps(sc, codes512(p), _mm512_set1_ps(qj)));
+}
+
+T512 static void l1_avx512(const int8_t *codes, size_t n, size_t dim, const float *q,
+                           const float *scale, float *est)
+{
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		const __m512 sc = _mm512_loadu_ps(scale + b * W);
+		__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+		size_t j = 0;
+		for (; j + 4 <= dim; j += 4) {
+			s0 = _mm512_add_ps(s0, absdiff512(sc, p + j * W, q[j]));
+			s1 = _mm512_add_ps(s1, absdiff512(sc, p + (j + 1) * W, q[j + 1]));
+			s2 = _mm512_add_ps(s2, absdiff512(sc, p + (j + 2) * W, q[j + 2]));
+			s3 = _mm512_add_ps(s3, absdiff512(sc, p + (j + 3) * W, q[j + 3]));
+		}
+		for (; j < dim; j++)
+			s0 = _mm512_add_ps(s0, absdiff512(sc, p + j * W, q[j]));
+		_mm512_storeu_ps(est + b * W,
+		                 _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+	}
+}
+
+/* AVX-512 VNNI: four elements of a block's 16 rows are one 64-byte load;
+ * vpermb regroups it so that each 32-bit lane holds its row's four codes,
+ * and vpdpbusd adds the four products with the query's biased bytes
+ * (broadcast) into the lane's int32 sum. */
+#define TVNNI __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni")))
+
+TVNNI static void dot_vnni(const int8_t *codes, size_t n, size_t dim, const struct qprep *qp,
+                           const int32_t *csum, int32_t *a1, int32_t *a2)
+{
+	/* Byte 4i + k of the result is byte 16k + i of the load: element k of
+	 * the group, row i. */
+	uint8_t perm[64];
+	for (int i = 0; i < 16; i++)
+		for (int k = 0; k < 4; k++)
+			perm[4 * i + k] = (uint8_t)(16 * k + i);
+	const __m512i idx = _mm512_loadu_si512(perm);
+	size_t groups = dim / 4, tail = dim % 4;
+	const __mmask64 tail_mask = tail ? (1ull << (tail * W)) - 1 : 0;
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		/* Two chains per query term (even and odd groups), so that the
+		 * latency of one vpdpbusd does not hold up the next. */
+		__m512i s1 = _mm512_setzero_si512(), s2 = s1, s1b = s1, s2b = s1;
+		size_t g = 0;
+		for (; g + 2 <= groups; g += 2) {
+			__m512i c = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64));
+			__m512i d =
+			        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64 + 64));
+			int32_t w[4];
+			memcpy(&w[0], qp->ub1 + 4 * g, 8);
+			memcpy(&w[2], qp->ub2 + 4 * g, 8);
+			s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w[0]), c);
+			s2 = _mm512_dpbusd_epi32(s2, _mm512_set1_epi32(w[2]), c);
+			s1b = _mm512_dpbusd_epi32(s1b, _mm512_set1_epi32(w[1]), d);
+			s2b = _mm512_dpbusd_epi32(s2b, _mm512_set1_epi32(w[3]), d);
+		}
+		for (; g < groups; g++) {
+			__m512i c = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64));
+			int32_t w1, w2;
+			memcpy(&w1, qp->ub1 + 4 * g, 4);
+			memcpy(&w2, qp->ub2 + 4 * g, 4);
+			s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), c);
+			s2 = _mm512_dpbusd_epi32(s2, _mm512_set1_epi32(w2), c);
+		}
+		s1 = _mm512_add_epi32(s1, s1b);
+		s2 = _mm512_add_epi32(s2, s2b);
+		if (tail) { /* codes past the block's end read as 0 */
+			__m512i c = _mm512_permutexvar_epi8(
+			        idx, _mm512_maskz_loadu_epi8(tail_mask, p + groups * 64));
+			int32_t w1, w2;
+			memcpy(&w1, qp->ub1 + 4 * groups, 4);
+			memcpy(&w2, qp->ub2 + 4 * groups, 4);
+			s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), c);
+			s2 = _mm512_dpbusd_epi32(s2, _mm512_set1_epi32(w2), c);
+		}
+		/* sum c (r + 128) - 128 sum c = sum c r */
+		__m512i bias = _mm512_slli_epi32(_mm512_loadu_si512(csum + b * W), 7);
+		_mm512_storeu_si512(a1 + b * W, _mm512_sub_epi32(s1, bias));
+		_mm512_storeu_si512(a2 + b * W, _mm512_sub_epi32(s2, bias));
+	}
+}
+
+/* AVX2: a block's element j is two 8-lane halves (8 bytes each). The dot
+ * multiplies and adds separately, so it needs no FMA; the L1 kernel's
+ * difference must be fused and runs only on a CPU with FMA. */
+#define T256  __attribute__((target("avx2")))
+#define T256F __attribute__((target("avx2,fma")))
+
+T256 static inline __m256 codes256(const int8_t *p)
+{
+	return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+T256 static void dot_avx2(const int8_t *codes, size_t n, size_t dim, const float *q,
+                          const float *scale, float *est)
+{
+	(void)scale;
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		__m256 lo0 = _mm256_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+		size_t j = 0;
+		for (; j + 2 <= dim; j += 2) {
+			__m256 q0 = _mm256_set1_ps(q[j]), q1 = _mm256_set1_ps(q[j + 1]);
+			lo0 = _mm256_add_ps(lo0, _mm256_mul_ps(codes256(p + j * W), q0));
+			hi0 = _mm256_add_ps(hi0, _mm256_mul_ps(codes256(p + j * W + 8), q0));
+			lo1 = _mm256_add_ps(lo1, _mm256_mul_ps(codes256(p + (j + 1) * W), q1));
+			hi1 = _mm256_add_ps(hi1, _mm256_mul_ps(codes256(p + (j + 1) * W + 8), q1));
+		}
+		for (; j < dim; j++) {
+			__m256 q0 = _mm256_set1_ps(q[j]);
+			lo0 = _mm256_add_ps(lo0, _mm256_mul_ps(codes256(p + j * W), q0));
+			hi0 = _mm256_add_ps(hi0, _mm256_mul_ps(codes256(p + j * W + 8), q0));
+		}
+		_mm256_storeu_ps(est + b * W, _mm256_add_ps(lo0, lo1));
+		_mm256_storeu_ps(est + b * W + 8, _mm256_add_ps(hi0, hi1));
+	}
+}
+
+T256F static void l1_avx2(const int8_t *codes, size_t n, size_t dim, const float *q,
+                          const float *scale, float *est)
+{
+	const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		const __m256 sl = _mm256_loadu_ps(scale + b * W);
+		const __m256 sh = _mm256_loadu_ps(scale + b * W + 8);
+		__m256 lo = _mm256_setzero_ps(), hi = lo;
+		for (size_t j = 0; j < dim; j++) {
+			__m256 qj = _mm256_set1_ps(q[j]);
+			__m256 dl = _mm256_fmsub_ps(sl, codes256(p + j * W), qj);
+			__m256 dh = _mm256_fmsub_ps(sh, codes256(p + j * W + 8), qj);
+			lo = _mm256_add_ps(lo, _mm256_and_ps(dl, abs_mask));
+			hi = _mm256_add_ps(hi, _mm256_and_ps(dh, abs_mask));
+		}
+		_mm256_storeu_ps(est + b * W, lo);
+		_mm256_storeu_ps(est + b * W + 8, hi);
+	}
+}
+#endif
+
+/* The int8 kernel for metric m on the ISA that scans use now (so a test
+ * forcing an ISA runs these kernels too): *ff a float kernel, or *fi an
+ * integer one. AVX-512 runs the integer kernel where the CPU has VNNI and
+ * VBMI, AVX2 the float ones, anything else the scalar integer kernel
+ * (L1 is always a float kernel). */
+static void pick_kernel(enum vec_metric m, float_fn **ff, int_fn **fi)
+{
+	bool l1 = m == VEC_L1;
+	*ff = l1 ? l1_scalar : NULL;
+	*fi = l1 ? NULL : dot_int_scalar;
+#ifdef SCREEN_X86
+	switch (vec_scan_isa()) {
+	case VEC_ISA_AVX512:
+		if (l1) {
+			*ff = l1_avx512;
+		} else if (!atomic_load_explicit(&vnni_off, memory_order_relaxed) &&
+		           __builtin_cpu_supports("avx512bw") &&
+		           __builtin_cpu_supports("avx512vbmi") &&
+		           __builtin_cpu_supports("avx512vnni")) {
+			*fi = dot_vnni;
+		} else {
+			*ff = dot_avx512;
+			*fi = NULL;
+		}
+		return;
+	case VEC_ISA_AVX2:
+		if (!l1) {
+			*ff = dot_avx2;
+			*fi = NULL;
+		} else if (__builtin_cpu_supports("fma")) {
+			*ff = l1_avx2;
+		}
+		return;
+	default:
+		return;
+	}
+#endif
+}
+
+/* One query's constants for the bounds. */
+struct qctx {
+	const struct vec_screen *s;
+	enum vec_metric m;
+	const float *norms;  /* cosine: the table's float32 squared norms in the arithmetic */
+	double nb;           /* cosine: the query's float32 squared norm, as TiDB sums it */
+	double qn;           /* >= ||q||_2 */
+	double qq_lo, qq_hi; /* ||q||_2^2 lies in [qq_lo, qq_hi] */
+	double g_n, g_n2;    /* gamma_n, gamma_{n+2} (0 when weakened) */
+	double uf;           /* n * 2^-149 (0 when weakened) */
+	double es;           /* err_scale */
+	/* The int8 pass's own error on c.q: |cq - c.q| <= ||c|| own_q + own_uf
+	 * (see bounds()). */
+	double own_q, own_uf;
+};
+
+static double gamma_k(double k)
+{
+	double ku = ldexp(k, -24);
+	return widen_up(ku / (1 - ku));
+}
+
+static double clamp1(double x)
+{
+	return x > 1.0 ? 1.0 : x < -1.0 ? -1.0 : x;
+}
+
+/* [*lb, *ub] contains TiDB's distance between slot's row and q (never NULL
+ * for a row not in doubt), given cq, the int8 pass's estimate of c.q (dot
+ * metrics), or est, its float32 L1 sum.
+ *
+ * The estimate. With a float kernel (q' = q), summing the n rounded
+ * products in any order, |cq - c.q| <= gamma_n ||c|| ||q|| + UF. With an
+ * integer kernel, a1 and a2 are exact and cq = fl(fl(t1 a1) + fl(t2 a2))
+ * in double, |t1 a1| + |t2 a2| <= ||c|| (t1 ||r1|| + t2 ||r2||) (Cauchy-
+ * Schwarz), so its three roundings cost at most 1e-15 ||c|| (t1 ||r1|| +
+ * t2 ||r2||); and c.q' differs from c.q by at most ||c|| ||q - q'||. Either
+ * way |cq - c.q| <= ||c|| own_q + own_uf, and times s: |s cq - s c.q| <=
+ * ||a'|| own_q + s own_uf (||a'|| = s ||c||).
+ *
+ * Dot (cosine, negative inner product). TiDB's float32 dot D satisfies
+ * |D - a.q| <= gamma_n * sum|a_i q_i| + UF <= gamma_n ||a|| ||q|| + UF.
+ * a.q = s (c.q) + (a - a').q, |(a - a').q| <= ||a - a'|| ||q|| (Cauchy-
+ * Schwarz). Hence D lies within R = ||q|| (E2 + gamma_n ||a||) + ||a'||
+ * own_q + s own_uf + UF of s cq. s cq is rounded once (relative to itself),
+ * so it is widened on its own before R (a sum of nonnegative terms, widened
+ * too) is added or taken off, and the ends are widened again (each one
+ * double rounding relative to its own result): [lo, hi] holds D.
+ * - Negative inner product: TiDB returns -(double)D, exactly: [-hi, -lo].
+ * - Cosine: TiDB returns 1 - clamp(D / sqrt(na * nb)) with na, nb the very
+ *   float32 norms used here (the table's, the query's), every double step
+ *   rounded to nearest. For a fixed positive denominator, x -> fl(x / den)
+ *   is nondecreasing over the reals, so D <= hi gives fl(D / den) <=
+ *   fl(hi / den); clamp is nondecreasing, x -> fl(1 - x) nonincreasing:
+ *   lb = 1 - clamp(fl(hi / den)) <= TiDB's distance, and ub likewise from lo.
+ *   na >= 1e-30 and nb > 0 (rows and queries in doubt excluded), so den > 0.
+ *
+ * L2. ||a - q|| lies in [P - E2, P + E2], P = ||a' - q|| (triangle
+ * inequality), P^2 = ||a'||^2 + ||q||^2 - 2 s (c.q): ||a'||^2 = s^2 k2 (one
+ * double rounding), ||q||^2 within [qq_lo, qq_hi], s (c.q) within s cq +-
+ * (||a'|| own_q + s own_uf). The double evaluation of that difference may
+ * cancel, so its error is bounded by an absolute slack relative to the sum
+ * of the magnitudes, not to the result. TiDB's float32 sum of the rounded
+ * squares of the rounded differences is within gamma_{n+2} relative of
+ * ||a - q||^2 (nonnegative terms, so relative to the result), plus UF;
+ * then sqrt((double)sum), nondecreasing: sqrt of the sum's bounds.
+ *
+ * L1 (float kernels only). With v_i = s c_i - q_i, the kernel's terms are
+ * |v_i| (1 + delta) + eta, summed with at most n - 1 more roundings:
+ * |est - sum|v_i|| <= gamma_n sum|v_i| + UF, so sum|v_i| = ||a' - q||_1
+ * lies in [(est - UF) / (1 + gamma_n), (est + UF) / (1 - gamma_n)];
+ * ||a - q||_1 is within E1 of it (triangle inequality). TiDB sums
+ * |fl(a_i - q_i)| (exact differences up to one rounding, never an absolute
+ * error) with n - 1 additions: within gamma_n relative of ||a - q||_1, and
+ * (double)sum is exact.
+ *
+ * Each case finds lb first: when lb > t_run the row is pruned and its ub
+ * could not enter the heap (ub >= lb > t_run), so ub is left at +Inf, an
+ * upper bound too, which saves half the work on most rows. */
+static void bounds(const struct qctx *c, size_t slot, double cq, double t_run, double *lb,
+                   double *ub)
+{
+	const struct vec_screen *s = c->s;
+	double sc = s->scale[slot];
+	*ub = INFINITY;
+	switch (c->m) {
+	case VEC_COSINE:
+	case VEC_NEG_IP: {
+		double ctr = sc * cq;
+		double r = c->qn * (c->es * s->err2[slot] + c->g_n * (double)s->norm[slot]) +
+		           (double)s->norm_q[slot] * c->own_q + sc * c->own_uf + c->uf;
+		r = widen_up(r);
+		double lo = widen_down(widen_down(ctr) - r), hi = widen_up(widen_up(ctr) + r);
+		if (c->m == VEC_NEG_IP) {
+			*lb = -hi;
+			*ub = -lo;
+			return;
+		}
+		if (hi <= 0 && t_run < ONE_DOWN) {
+			/* fl(D / den) <= fl(hi / den) <= 0: TiDB's distance is at
+			 * least 1 > t_run, so the row is pruned without the square
+			 * root and the division (about half the rows). */
+			*lb = ONE_DOWN;
+			return;
+		}
+		double den = sqrt((double)c->norms[slot] * c->nb);
+		*lb = widen_down(1.0 - clamp1(hi / den));
+		if (*lb <= t_run)
+			*ub = widen_up(1.0 - clamp1(lo / den));
+		return;
+	}
+	case VEC_L2: {
+		double aa = sc * sc * (double)s->k2[slot];
+		double x = 2 * sc * cq;
+		double e = widen_up(2 * ((double)s->norm_q[slot] * c->own_q + sc * c->own_uf));
+		double slack = (aa + c->qq_hi + fabs(x) + e) * WIDEN_REL + WIDEN_ABS;
+		double e2 = c->es * s->err2[slot];
+		double p2lo = aa + c->qq_lo - x - e - slack;
+		double plo = p2lo > 0 ? widen_down(sqrt(p2lo)) : 0;
+		double dlo = widen_down(plo - e2);
+		dlo = dlo > 0 ? dlo : 0;
+		double slo = widen_down(dlo * dlo * (1 - c->g_n2)) - c->uf;
+		*lb = slo > 0 ? widen_down(sqrt(slo)) : 0;
+		if (*lb > t_run)
+			return;
+		double p2hi = aa + c->qq_hi - x + e + slack;
+		double phi = widen_up(sqrt(p2hi > 0 ? p2hi : 0));
+		double dhi = widen_up(phi + e2);
+		double shi = widen_up(dhi * dhi * (1 + c->g_n2)) + c->uf;
+		*ub = widen_up(sqrt(shi));
+		return;
+	}
+	case VEC_L1: {
+		double tlo = widen_down((cq - c->uf) / (1 + c->g_n));
+		double thi = widen_up((cq + c->uf) / (1 - c->g_n));
+		double e1 = c->es * s->err1[slot];
+		double llo = widen_down(tlo - e1), lhi = widen_up(thi + e1);
+		llo = llo > 0 ? llo : 0;
+		*lb = widen_down(llo * (1 - c->g_n));
+		*ub = widen_up(lhi * (1 + c->g_n));
+		return;
+	}
+	}
+	*lb = -INFINITY; /* unreachable: the metric was checked */
+}
+
+/* The query in two int8 terms, q' = t1 r1 + t2 r2 (t1 = max|q| / 127, t2
+ * the same for the remainder), biased bytes into qp (2 * round_up(dim, 4)
+ * bytes at buf). Returns own_q for the integer kernels: >= ||q - q'|| +
+ * 1e-15 (t1 ||r1|| + t2 ||r2||), computed with room for its own roundings. */
+static double quantize_query(const float *q, size_t dim, struct qprep *qp, uint8_t *buf)
+{
+	size_t padded = (dim + 3) / 4 * 4;
+	qp->ub1 = buf;
+	qp->ub2 = buf + padded;
+	memset(buf, 128, 2 * padded);
+	double mx = 0;
+	for (size_t j = 0; j < dim; j++) {
+		double x = fabs((double)q[j]);
+		mx = x > mx ? x : mx;
+	}
+	float t1 = (float)(mx / 127.0); /* > 0: the query is not in doubt */
+	double rmx = 0;
+	for (size_t j = 0; j < dim; j++) {
+		double r = nearbyint(q[j] / (double)t1);
+		r = r > 127 ? 127 : r < -127 ? -127 : r;
+		qp->ub1[j] = (uint8_t)(r + 128);
+		double x = fabs(q[j] - (double)t1 * r);
+		rmx = x > rmx ? x : rmx;
+	}
+	float t2 = (float)(rmx / 127.0);
+	double d2 = 0, n1 = 0, n2 = 0;
+	for (size_t j = 0; j < dim; j++) {
+		double r1 = (double)qp->ub1[j] - 128, r2 = 0;
+		if (t2 > 0) {
+			r2 = nearbyint((q[j] - (double)t1 * r1) / t2);
+			r2 = r2 > 127 ? 127 : r2 < -127 ? -127 : r2;
+			qp->ub2[j] = (uint8_t)(r2 + 128);
+		}
+		/* Whatever the codes, d2 measures the q' they make. */
+		double d = (q[j] - (double)t1 * r1) - (double)t2 * r2;
+		d2 += d * d;
+		n1 += r1 * r1;
+		n2 += r2 * r2;
+	}
+	qp->t1 = t1;
+	qp->t2 = t2;
+	/* d's first difference rounds relative to the remainder (at most
+	 * t1 / 2 an element), not to d: t1 sqrt(n) covers it. */
+	return widen_up(sqrt(d2) * (1 + BUILD_REL)) +
+	       1e-15 * widen_up(t1 * sqrt(n1) + t2 * sqrt(n2) + t1 * sqrt((double)dim)) *
+	               (1 + BUILD_REL);
+}
+
+static bool row_allowed(const uint64_t *allowed, size_t r)
+{
+	return !allowed || (allowed[r / 64] >> (r % 64) & 1);
+}
+
+/* Lanes of block b whose row the filter lets through (as knn.c). */
+static uint32_t block_mask(const struct vec_table *t, size_t b, const uint64_t *allowed)
+{
+	size_t left = t->n_slots - b * W;
+	uint32_t lanes = left >= W ? (1u << W) - 1 : (1u << left) - 1;
+	if (!allowed)
+		return lanes;
+	size_t s0 = b * W;
+	if (!t->slot_row)
+		return lanes & (uint32_t)(allowed[s0 / 64] >> (s0 % 64) & 0xffff);
+	uint32_t m = 0;
+	for (size_t l = 0; l < W; l++)
+		if (lanes >> l & 1 && row_allowed(allowed, t->slot_row[s0 + l]))
+			m |= 1u << l;
+	return m;
+}
+
+/* The cap smallest upper bounds seen: a max-heap, largest at h[0]. */
+struct ub_heap {
+	double *h;
+	size_t n, cap;
+};
+
+static void heap_offer(struct ub_heap *hp, double x)
+{
+	double *h = hp->h;
+	if (hp->cap == 0)
+		return;
+	if (hp->n < hp->cap) {
+		size_t i = hp->n++;
+		while (i > 0 && h[(i - 1) / 2] < x) {
+			h[i] = h[(i - 1) / 2];
+			i = (i - 1) / 2;
+		}
+		h[i] = x;
+		return;
+	}
+	if (!(x < h[0]))
+		return;
+	size_t i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, big = i;
+		double v = x;
+		if (l < hp->n && h[l] > v) {
+			big = l;
+			v = h[l];
+		}
+		if (r < hp->n && h[r] > v)
+			big = r;
+		if (big == i)
+			break;
+		h[i] = h[big];
+		i = big;
+	}
+	h[i] = x;
+}
+
+/* The current T: the cap-th smallest upper bound, +Inf until cap seen. */
+static double heap_t(const struct ub_heap *hp)
+{
+	return hp->n == hp->cap && hp->cap ? hp->h[0] : INFINITY;
+}
+
+struct cand {
+	uint32_t slot;
+	double lb; /* -Inf for a row in doubt */
+};
+
+struct cands {
+	struct cand *c;
+	size_t n, cap;
+};
+
+static int cand_push(struct cands *cs, size_t slot, double lb)
+{
+	if (cs->n == cs->cap) {
+		size_t ncap = cs->cap ? cs->cap * 2 : 256;
+		struct cand *nc = realloc(cs->c, ncap * sizeof(*nc));
+		if (!nc)
+			return -ENOMEM;
+		cs->c = nc;
+		cs->cap = ncap;
+	}
+	cs->c[cs->n++] = (struct cand){(uint32_t)slot, lb};
+	return 0;
+}
+
+/* Whether a row whose distance is >= lb fails the threshold. */
+static bool th_prunes(const struct vec_threshold *th, double lb)
+{
+	return th && (th->inclusive ? lb > th->value : lb >= th->value);
+}
+
+/* A query in doubt: max|q| outside [MAG_MIN, MAG_MAX], or not finite. */
+static bool query_in_doubt(const float *q, size_t dim)
+{
+	double mx = 0;
+	bool finite = true;
+	for (size_t j = 0; j < dim; j++) {
+		finite &= isfinite(q[j]) != 0;
+		double x = fabs((double)q[j]);
+		mx = x > mx ? x : mx;
+	}
+	return !finite || !(mx <= MAG_MAX) || mx < MAG_MIN;
+}
+
+int vec_knn_screened(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
+                     enum vec_arith arith, const float *q, size_t dim, size_t k, size_t offset,
+                     const struct vec_threshold *th, const uint64_t *allowed, struct vec_hit *out,
+                     size_t *n_out)
+{
+	struct vec_screen_stats st;
+	return vec_knn_screened_stats(t, s, m, arith, q, dim, k, offset, th, allowed, out, n_out,
+	                              &st);
+}
+
+/* Why the answer is vec_knn_arith's. Let M = offset + k (saturated): that
+ * answer is hits [offset, M) of the total order (NULL first, then distance
+ * d ascending, then row) over the allowed rows that pass the threshold (a
+ * NULL never passes one). A row not in doubt is never NULL (see bounds())
+ * and has lb <= d <= ub.
+ *
+ * Claim: an allowed row r not in doubt with lb_r > T, T the M-th smallest
+ * ub over the allowed rows not in doubt (each row's ub as bounds() gives
+ * it, which may be +Inf), is not among the first M. T is
+ * finite, so there are M distinct such rows w with ub_w <= T; r is none of
+ * them (ub_r >= lb_r > T). Each has d_w <= ub_w <= T < lb_r <= d_r, so
+ * d_w < d_r strictly: w is before r whatever the tie-break by row. With a
+ * threshold ("d < v" or "d <= v") that r passes, every w passes too,
+ * since d_w < d_r. So at least M rows eligible for the answer precede r.
+ * A row with lb > v (lb >= v for "<") fails the threshold outright.
+ *
+ * So every row of the first M is offered (the candidates, every row in
+ * doubt, every allowed NULL row), and the first M of the offered rows,
+ * a subset of the eligible rows containing the first M eligible ones, are
+ * exactly those first M. The offered rows' distances come from the exact
+ * kernels, so the selection, fed the same hits, keeps the same ones.
+ *
+ * The int8 pass keeps a running T (the M-th smallest ub so far, +Inf
+ * before M rows), which only decreases to the final T: a row dropped
+ * because lb > running T also has lb > final T. The survivors are then
+ * filtered by the final T. */
+int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
+                           enum vec_arith arith, const float *q, size_t dim, size_t k,
+                           size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
+                           struct vec_hit *out, size_t *n_out, struct vec_screen_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->blocks = t->n_blocks;
+	*n_out = 0;
+	if (t->n_mixed)
+		return -EDOM;
+	if (t->n_slots && dim != t->dim)
+		return -EINVAL;
+	if (s->t != t || s->n_slots != t->n_slots || s->dim != t->dim)
+		return -EINVAL;
+	struct vec_scan_query sq;
+	int rc = vec_scan_prepare_arith(&sq, m, arith, q, dim);
+	if (rc || k == 0)
+		return rc;
+	if (t->n_slots == 0 || dim == 0 || query_in_doubt(q, dim)) {
+		st->fallback = true;
+		st->blocks_exact = t->n_blocks;
+		return vec_knn_arith(t, m, arith, q, dim, k, offset, th, allowed, out, n_out);
+	}
+
+	struct qctx c = {.s = s, .m = m, .norms = vec_table_norms(t, arith), .nb = sq.qnorm};
+	double qq = 0;
+	for (size_t j = 0; j < dim; j++)
+		qq += (double)q[j] * q[j];
+	c.qq_lo = qq * (1 - BUILD_REL);
+	c.qq_hi = qq * (1 + BUILD_REL);
+	c.qn = widen_up(sqrt(c.qq_hi));
+	c.g_n = s->drop_gamma ? 0 : gamma_k((double)dim);
+	c.g_n2 = s->drop_gamma ? 0 : gamma_k((double)dim + 2);
+	c.uf = s->drop_gamma ? 0 : ldexp((double)dim, -149);
+	c.es = s->err_scale;
+	float_fn *ff;
+	int_fn *fi;
+	pick_kernel(m, &ff, &fi);
+	struct qprep qp = {0, 0, NULL, NULL};
+	uint8_t *qbuf = NULL;
+	if (fi) {
+		qbuf = malloc(2 * ((dim + 3) / 4 * 4));
+		if (!qbuf)
+			return -ENOMEM;
+		c.own_q = quantize_query(q, dim, &qp, qbuf);
+		c.own_uf = 0;
+	} else {
+		c.own_q = c.g_n * c.qn;
+		c.own_uf = c.uf;
+	}
+
+	size_t want = k > SIZE_MAX - offset ? SIZE_MAX : k + offset;
+	/* Fewer slots than M: T stays +Inf (cap 0), every row is a candidate. */
+	struct ub_heap hp = {NULL, 0, want <= t->n_slots ? want : 0};
+	struct cands cs = {NULL, 0, 0};
+	struct vec_topk top;
+	bool top_init = false;
+	hp.h = malloc((hp.cap + 1) * sizeof(double));
+	if (!hp.h) {
+		rc = -ENOMEM;
+		goto done;
+	}
+
+	/* Pass 1: the int8 codes of every block with an allowed row. */
+	size_t blk = dim * W;
+	float est[SCREEN_BATCH * W];
+	int32_t a1[SCREEN_BATCH * W], a2[SCREEN_BATCH * W];
+	uint32_t masks[SCREEN_BATCH];
+	for (size_t b = 0; b < t->n_blocks && rc == 0;) {
+		size_t n = 0;
+		while (n < SCREEN_BATCH && b + n < t->n_blocks &&
+		       (masks[n] = block_mask(t, b + n, allowed)) != 0)
+			n++;
+		if (n == 0) {
+			b++;
+			continue;
+		}
+		if (fi)
+			fi(s->codes + b * blk, n, dim, &qp, s->csum + b * W, a1, a2);
+		else
+			ff(s->codes + b * blk, n, dim, q, s->scale + b * W, est);
+		st->blocks_screened += n;
+		for (size_t i = 0; i < n * W && rc == 0; i++) {
+			if (!(masks[i / W] >> (i % W) & 1))
+				continue;
+			size_t slot = b * W + i;
+			st->rows_screened++;
+			if (s->doubt[slot]) {
+				rc = cand_push(&cs, slot, -INFINITY);
+				continue;
+			}
+			double lb, ub;
+			double cq = fi ? qp.t1 * a1[i] + qp.t2 * a2[i] : (double)est[i];
+			bounds(&c, slot, cq, heap_t(&hp), &lb, &ub);
+			heap_offer(&hp, ub);
+			if (lb <= heap_t(&hp) && !th_prunes(th, lb))
+				rc = cand_push(&cs, slot, lb);
+		}
+		b += n;
+	}
+	if (rc)
+		goto done;
+
+	/* Pass 2: the final T, then the survivors' blocks, exactly. */
+	double T = heap_t(&hp);
+	size_t nc = 0;
+	for (size_t i = 0; i < cs.n; i++)
+		if (cs.c[i].lb <= T) {
+			st->doubt += s->doubt[cs.c[i].slot];
+			cs.c[nc++] = cs.c[i];
+		}
+	st->candidates = nc;
+	rc = vec_topk_init(&top, want, t->n_null + nc, th);
+	if (rc)
+		goto done;
+	top_init = true;
+	for (size_t i = 0; i < t->n_null && rc == 0; i++)
+		if (row_allowed(allowed, t->null_rows[i]))
+			rc = vec_topk_offer(&top, t->null_rows[i], NAN, true);
+
+	float acc[EXACT_BATCH * W];
+	double d[EXACT_BATCH * W];
+	bool nul[EXACT_BATCH * W];
+	for (size_t ci = 0; ci < nc && rc == 0;) {
+		size_t b0 = cs.c[ci].slot / W, run;
+		const float *fb = vec_table_block(t, b0, &run);
+		if (run > EXACT_BATCH)
+			run = EXACT_BATCH;
+		/* Consecutive blocks that all hold a candidate go in one call. */
+		size_t n = 1, cj = ci;
+		for (;;) {
+			while (cj < nc && cs.c[cj].slot / W < b0 + n)
+				cj++;
+			if (cj < nc && n < run && cs.c[cj].slot / W == b0 + n)
+				n++;
+			else
+				break;
+		}
+		size_t rows = t->n_slots - b0 * W < n * W ? t->n_slots - b0 * W : n * W;
+		vec_scan_sums(&sq, fb, n, acc);
+		vec_scan_finish(&sq, acc, c.norms ? c.norms + b0 * W : NULL, rows, d, nul);
+		st->blocks_exact += n;
+		for (; ci < cj && rc == 0; ci++) {
+			size_t i = cs.c[ci].slot - b0 * W;
+			rc = vec_topk_offer(&top, vec_table_slot_row(t, cs.c[ci].slot), d[i],
+			                    nul[i]);
+		}
+		ci = cj;
+	}
+	if (rc == 0)
+		*n_out = vec_topk_finish(&top, offset, k, out);
+done:
+	if (top_init)
+		vec_topk_free(&top);
+	free(cs.c);
+	free(hp.h);
+	free(qbuf);
+	return rc;
+}

@@ -1,0 +1,78 @@
+/* The screened exact kNN: a compact int8 copy of a vec_table's rows gives
+ * every row a proven interval [lb, ub] around TiDB's distance, and only the
+ * blocks that may hold an answer row are read in float32 and computed
+ * exactly. The answer is vec_knn_arith's, hit for hit and bit for bit; the
+ * proof is in screen.c, next to the bounds. The int8 pass reads about a
+ * quarter of the float32 bytes: on AVX-512 with VNNI and VBMI it sums c * q'
+ * exactly in integers (q' the query in two int8 terms), elsewhere in
+ * float32 (AVX-512F, AVX2) or in integers (scalar); L1 always in float32. */
+#ifndef VECGATE_VEC_SCREEN_H
+#define VECGATE_VEC_SCREEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vec/block.h"
+#include "vec/topk.h"
+#include "vec/vec.h"
+
+/* Per row: dim int8 codes c and a scale s (symmetric: s = max|a| / 127,
+ * c = round(a / s)), transposed in blocks of VEC_BLOCK_W like the float
+ * blocks (element j of a block's 16 rows is 16 contiguous bytes), and the
+ * error terms of the bounds, rounded up: ||a - s*c||_2, ||a - s*c||_1,
+ * ||a||_2, ||s*c||_2. Rows with a non-finite element, a zero scale or a
+ * magnitude where float32 sums could overflow or lose everything to
+ * underflow (max|a| > 1e15 or < 1e-15) are "in doubt" and always computed
+ * exactly. Read-only once built; it belongs to the table it was built from,
+ * which must outlive it. */
+struct vec_screen;
+
+/* The compact copy of a finished table; NULL when out of memory. */
+struct vec_screen *vec_screen_build(const struct vec_table *t);
+void vec_screen_free(struct vec_screen *s);
+/* Bytes allocated for the screen (about dim + 29 bytes per row). */
+size_t vec_screen_bytes(const struct vec_screen *s);
+/* Rows in doubt (always computed exactly). */
+size_t vec_screen_doubt_rows(const struct vec_screen *s);
+
+/* What one screened query did. */
+struct vec_screen_stats {
+	size_t blocks;          /* blocks in the table */
+	size_t blocks_screened; /* blocks whose int8 codes were read */
+	size_t rows_screened;   /* allowed rows in those blocks */
+	size_t blocks_exact;    /* blocks computed exactly in float32 */
+	size_t candidates;      /* non-NULL rows offered to the selection */
+	size_t doubt;           /* of them, rows in doubt */
+	bool fallback;          /* the query itself was in doubt: a plain exact scan */
+};
+
+/* vec_knn_arith(t, m, arith, q, dim, k, offset, th, allowed, out, n_out),
+ * answered through the screen s built from t: the same return codes, the
+ * same hits in the same order, the same distances bit for bit. A query
+ * with a non-finite element, all zeros, or max|q| outside [1e-15, 1e15] is
+ * answered by vec_knn_arith itself. -EINVAL also when s was not built from
+ * t. Thread-safe like vec_knn. */
+int vec_knn_screened(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
+                     enum vec_arith arith, const float *q, size_t dim, size_t k, size_t offset,
+                     const struct vec_threshold *th, const uint64_t *allowed, struct vec_hit *out,
+                     size_t *n_out) MUST_CHECK;
+/* vec_knn_screened, and what it did in *st (not NULL). */
+int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
+                           enum vec_arith arith, const float *q, size_t dim, size_t k,
+                           size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
+                           struct vec_hit *out, size_t *n_out,
+                           struct vec_screen_stats *st) MUST_CHECK;
+
+/* Whether screened scans on an AVX-512 CPU with VNNI and VBMI use the
+ * integer kernel (the default) or the float one of CPUs without them: for
+ * tests and benchmarks; call it while no scan runs. */
+void vec_screen_use_vnni(bool use);
+
+/* For tests only: makes the bounds UNSOUND, to show that each part of them
+ * matters. The quantization errors (||a - s*c||_2 and _1) are multiplied
+ * by err_scale (1 restores them), and with drop_gamma the float32 rounding
+ * terms are left out. Call it before the screen is shared. */
+void vec_screen_weaken_bounds(struct vec_screen *s, double err_scale, bool drop_gamma);
+
+#endif

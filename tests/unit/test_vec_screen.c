@@ -1,0 +1,637 @@
+/* Unit tests for src/vec/screen.c: the screened kNN answers exactly what
+ * vec_knn_arith answers (rows, distances bit for bit, NULLs, order) on
+ * adversarial tables, every metric and arithmetic, offsets, thresholds and
+ * row filters; weakening either part of the bounds makes it answer wrongly
+ * on crafted data; and on ordinary data it computes few blocks exactly. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vec/block.h"
+#include "vec/knn.h"
+#include "vec/scan.h"
+#include "vec/screen.h"
+#include "vec/vec.h"
+
+static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
+static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
+                                        VEC_ARITH_FUSED_EXCEPT_IP};
+#define N_METRICS (sizeof(metrics) / sizeof(metrics[0]))
+#define N_ARITHS  (sizeof(ariths) / sizeof(ariths[0]))
+
+static void reset_isa(void)
+{
+	cr_assert_eq(vec_scan_force(VEC_ISA_AUTO), 0);
+}
+
+TestSuite(vec_screen, .fini = reset_isa);
+
+/* xorshift64*: reproducible without libc's rand state. */
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static double unit(void) /* (0, 1) */
+{
+	return ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static float normal(void)
+{
+	return (float)(sqrt(-2 * log(unit())) * cos(6.283185307179586 * unit()));
+}
+
+/* A table and its rows, row-major (NULL rows flagged, their floats unused). */
+struct table {
+	struct vec_table *t;
+	struct vec_screen *s;
+	float *rows;
+	bool *is_null;
+	size_t n, dim;
+};
+
+static void finish_table(struct table *tb)
+{
+	struct vec_builder b;
+	cr_assert_eq(vec_builder_init(&b, tb->dim), 0);
+	for (size_t r = 0; r < tb->n; r++) {
+		if (tb->is_null[r])
+			cr_assert_eq(vec_builder_add_null(&b), 0);
+		else
+			cr_assert_eq(vec_builder_add(&b, tb->rows + r * tb->dim, tb->dim), 0);
+	}
+	tb->t = vec_builder_finish(&b);
+	vec_builder_free(&b);
+	tb->s = vec_screen_build(tb->t);
+	cr_assert_not_null(tb->s);
+}
+
+static struct table alloc_table(size_t n, size_t dim)
+{
+	struct table tb = {NULL, NULL, calloc(n * dim + 1, sizeof(float)), calloc(n + 1, 1),
+	                   n,    dim};
+	cr_assert(tb.rows && tb.is_null);
+	return tb;
+}
+
+static void free_table(struct table *tb)
+{
+	vec_screen_free(tb->s);
+	vec_table_free(tb->t);
+	free(tb->rows);
+	free(tb->is_null);
+}
+
+/* The kinds of adversarial table. */
+enum kind {
+	K_NORMAL,     /* plain random normal rows */
+	K_DUPLICATES, /* few distinct vectors, many copies: exact ties */
+	K_ULP,        /* one base vector, each row one element one ulp away */
+	K_NEAR_TIES,  /* a base plus noise far below the int8 step */
+	K_SCALES,     /* normal rows times 10^e, e in [-25, 25]: huge, tiny, doubt */
+	K_INTEGERS,   /* small integers: exact ties, exact codes */
+	K_AWKWARD,    /* zero vectors, an Inf, a NaN, one-hot rows, NULLs */
+	N_KINDS,
+};
+
+static struct table make_table(enum kind kind, size_t n, size_t dim)
+{
+	struct table tb = alloc_table(n, dim);
+	float *base = malloc(dim * sizeof(float) * 4);
+	for (size_t j = 0; j < dim * 4; j++)
+		base[j] = normal();
+	for (size_t r = 0; r < n; r++) {
+		float *v = tb.rows + r * dim;
+		tb.is_null[r] = rnd() % 23 == 0; /* some NULL rows in every kind */
+		switch (kind) {
+		case K_NORMAL:
+			for (size_t j = 0; j < dim; j++)
+				v[j] = normal();
+			break;
+		case K_DUPLICATES:
+			memcpy(v, base + rnd() % 4 * dim, dim * sizeof(float));
+			break;
+		case K_ULP: {
+			memcpy(v, base, dim * sizeof(float));
+			size_t j = rnd() % dim;
+			v[j] = nextafterf(v[j], rnd() % 2 ? INFINITY : -INFINITY);
+			break;
+		}
+		case K_NEAR_TIES:
+			for (size_t j = 0; j < dim; j++)
+				v[j] = base[j] + (float)(normal() * 1e-5);
+			break;
+		case K_SCALES: {
+			float f = (float)pow(10.0, (double)(rnd() % 51) - 25);
+			for (size_t j = 0; j < dim; j++)
+				v[j] = normal() * f;
+			break;
+		}
+		case K_INTEGERS:
+			for (size_t j = 0; j < dim; j++)
+				v[j] = (float)((int)(rnd() % 7) - 3);
+			break;
+		case K_AWKWARD:
+			for (size_t j = 0; j < dim; j++)
+				v[j] = normal();
+			switch (r % 11) {
+			case 0:
+				memset(v, 0, dim * sizeof(float));
+				break;
+			case 1:
+				v[rnd() % dim] = INFINITY;
+				break;
+			case 2:
+				v[rnd() % dim] = NAN;
+				break;
+			case 3:
+				memset(v, 0, dim * sizeof(float));
+				v[rnd() % dim] = 1.0f;
+				break;
+			case 4:
+				v[rnd() % dim] = 1e-30f; /* one element far below the rest */
+				break;
+			case 5:
+				for (size_t j = 0; j < dim; j++)
+					v[j] *= 1e-16f; /* below the screen's range: doubt */
+				break;
+			}
+			break;
+		case N_KINDS:
+			break;
+		}
+	}
+	free(base);
+	finish_table(&tb);
+	return tb;
+}
+
+/* A query of kind qk for table tb. */
+static void make_query(const struct table *tb, int qk, float *q)
+{
+	size_t dim = tb->dim;
+	size_t r = rnd() % tb->n;
+	switch (qk) {
+	case 0: /* a row itself: distance 0, duplicates tie */
+	case 1: /* a row, scaled: cosine ties */
+		for (size_t j = 0; j < dim; j++)
+			q[j] = tb->is_null[r] ? normal()
+			                      : tb->rows[r * dim + j] * (qk ? 3.0f : 1.0f);
+		break;
+	case 2: /* zero: every cosine NULL (the query is in doubt) */
+		memset(q, 0, dim * sizeof(float));
+		break;
+	case 3: /* one-hot */
+		memset(q, 0, dim * sizeof(float));
+		q[rnd() % dim] = -2.5f;
+		break;
+	case 4: /* tiny and huge: products near underflow and overflow */
+		for (size_t j = 0; j < dim; j++)
+			q[j] = normal() * (rnd() % 2 ? 1e-14f : 1e14f);
+		break;
+	default:
+		for (size_t j = 0; j < dim; j++)
+			q[j] = normal();
+		break;
+	}
+}
+
+/* A random row filter over n rows (density in 1/8ths), or NULL. */
+static uint64_t *make_allowed(size_t n, int density)
+{
+	if (density >= 8)
+		return NULL;
+	uint64_t *a = calloc(n / 64 + 1, sizeof(uint64_t));
+	for (size_t r = 0; r < n; r++)
+		if ((int)(rnd() % 8) < density)
+			a[r / 64] |= 1ull << (r % 64);
+	return a;
+}
+
+/* Whether compare() logs differences (not where they are the point). */
+static bool log_differences = true;
+
+/* One query both ways; returns 1 on any difference (and logs it). */
+static int compare(const struct table *tb, enum vec_metric m, enum vec_arith arith, const float *q,
+                   size_t k, size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
+                   struct vec_screen_stats *st)
+{
+	struct vec_hit *want = calloc(k + 1, sizeof(*want)), *got = calloc(k + 1, sizeof(*got));
+	size_t n_want = 99, n_got = 77;
+	struct vec_screen_stats local;
+	int rc_want =
+	        vec_knn_arith(tb->t, m, arith, q, tb->dim, k, offset, th, allowed, want, &n_want);
+	int rc_got = vec_knn_screened_stats(tb->t, tb->s, m, arith, q, tb->dim, k, offset, th,
+	                                    allowed, got, &n_got, st ? st : &local);
+	int bad = rc_want != rc_got || n_want != n_got;
+	for (size_t i = 0; !bad && i < n_want; i++)
+		bad = want[i].row != got[i].row || want[i].is_null != got[i].is_null ||
+		      memcmp(&want[i].dist, &got[i].dist, sizeof(double)) != 0;
+	if (bad && log_differences)
+		cr_log_info("differ: dim %zu metric %d arith %d k %zu offset %zu th %s filter %s: "
+		            "rc %d/%d n %zu/%zu first %zu %a / %zu %a",
+		            tb->dim, m, arith, k, offset, th ? "yes" : "no", allowed ? "yes" : "no",
+		            rc_want, rc_got, n_want, n_got, want[0].row, want[0].dist, got[0].row,
+		            got[0].dist);
+	free(want);
+	free(got);
+	return bad;
+}
+
+/* A threshold at one of the exact answer's own distances, so that rows
+ * tie with it, inclusive or not; NULL when there is none to take. */
+static bool pick_threshold(const struct table *tb, enum vec_metric m, enum vec_arith arith,
+                           const float *q, struct vec_threshold *th)
+{
+	struct vec_hit h[12];
+	size_t n;
+	if (vec_knn_arith(tb->t, m, arith, q, tb->dim, 12, 0, NULL, NULL, h, &n) != 0 || n == 0)
+		return false;
+	size_t i = rnd() % n;
+	if (h[i].is_null)
+		return false;
+	th->value = h[i].dist;
+	th->inclusive = rnd() % 2;
+	return true;
+}
+
+/* Every kind, dimension, metric, arithmetic, with offsets, thresholds and
+ * filters: no difference at all, hit for hit. */
+static size_t property_run(size_t dim, size_t n, int queries, size_t *mismatches, size_t *pruned)
+{
+	size_t compared = 0;
+	float *q = malloc(dim * sizeof(float));
+	for (int kind = 0; kind < N_KINDS; kind++) {
+		struct table tb = make_table((enum kind)kind, n, dim);
+		for (int qi = 0; qi < queries; qi++) {
+			make_query(&tb, qi % 7, q);
+			for (size_t mi = 0; mi < N_METRICS; mi++) {
+				for (size_t ai = 0; ai < N_ARITHS; ai++) {
+					static const size_t ks[] = {1, 3, 10, 40};
+					size_t k = ks[rnd() % 4];
+					size_t offset = rnd() % 3 == 0 ? rnd() % 20 : 0;
+					struct vec_threshold th, *thp = NULL;
+					if (rnd() % 3 == 0 &&
+					    pick_threshold(&tb, metrics[mi], ariths[ai], q, &th))
+						thp = &th;
+					uint64_t *allowed = make_allowed(n, (int)(rnd() % 10));
+					struct vec_screen_stats st;
+					*mismatches += compare(&tb, metrics[mi], ariths[ai], q, k,
+					                       offset, thp, allowed, &st);
+					*pruned += st.candidates < st.rows_screened;
+					compared++;
+					free(allowed);
+				}
+			}
+		}
+		free_table(&tb);
+	}
+	free(q);
+	return compared;
+}
+
+Test(vec_screen, identical_to_exact_knn, .timeout = 600)
+{
+	static const size_t dims[] = {1, 2, 3, 5, 16, 17, 33, 100, 257, 768, 1536};
+	size_t compared = 0, mismatches = 0, pruned = 0;
+	for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
+		size_t dim = dims[di];
+		size_t n = dim >= 768 ? 300 : dim >= 100 ? 800 : 2000;
+		compared += property_run(dim, n, dim >= 768 ? 7 : 14, &mismatches, &pruned);
+	}
+	cr_log_info("compared %zu queries, %zu pruned rows", compared, pruned);
+	cr_expect_eq(mismatches, 0, "%zu of %zu queries differ", mismatches, compared);
+	cr_assert_geq(compared, 5000);
+	/* Not vacuous: many queries really left rows out (not the ties of
+	 * the duplicate, one-ulp and near-tie tables, nor the zero query). */
+	cr_expect_gt(pruned * 3, compared, "only %zu of %zu queries pruned", pruned, compared);
+}
+
+/* The same with every ISA's kernels (int8 and float32), and on AVX-512 with
+ * and without the VNNI kernel. */
+Test(vec_screen, identical_on_every_isa, .timeout = 600)
+{
+	static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512,
+	                                    VEC_ISA_NEON};
+	size_t compared = 0, mismatches = 0, ran = 0, pruned = 0;
+	for (size_t ii = 0; ii < sizeof(isas) / sizeof(isas[0]); ii++) {
+		if (vec_scan_force(isas[ii]) != 0)
+			continue;
+		ran++;
+		compared += property_run(7, 200, 7, &mismatches, &pruned);
+		compared += property_run(130, 100, 7, &mismatches, &pruned);
+		if (isas[ii] == VEC_ISA_AVX512) { /* the float kernel of CPUs without VNNI */
+			vec_screen_use_vnni(false);
+			compared += property_run(7, 200, 7, &mismatches, &pruned);
+			compared += property_run(130, 100, 7, &mismatches, &pruned);
+			vec_screen_use_vnni(true);
+		}
+	}
+	reset_isa();
+	cr_expect_eq(mismatches, 0, "%zu of %zu queries differ", mismatches, compared);
+	cr_expect_gt(pruned * 3, compared, "only %zu of %zu queries pruned", pruned, compared);
+	cr_assert_geq(ran, 1);
+}
+
+/* Rows near the k-th distance: many rows within the int8 error of each
+ * other around a base vector, so the pruning threshold cuts through them. */
+Test(vec_screen, near_ties_at_the_kth_distance)
+{
+	size_t mismatches = 0, compared = 0;
+	for (int round = 0; round < 6; round++) {
+		size_t dim = round < 3 ? 64 : 768, n = 400;
+		struct table tb = alloc_table(n, dim);
+		float *q = malloc(dim * sizeof(float));
+		for (size_t j = 0; j < dim; j++)
+			q[j] = normal();
+		for (size_t r = 0; r < n; r++)
+			for (size_t j = 0; j < dim; j++) /* noise up to ~1/3 int8 step */
+				tb.rows[r * dim + j] =
+				        q[j] * 0.7f + (float)(normal() * 2e-3 * round);
+		finish_table(&tb);
+		for (size_t mi = 0; mi < N_METRICS; mi++)
+			for (size_t ai = 0; ai < N_ARITHS; ai++)
+				for (size_t k = 1; k <= 30; k += 7) {
+					mismatches += compare(&tb, metrics[mi], ariths[ai], q, k,
+					                      k % 2 ? 0 : 5, NULL, NULL, NULL);
+					compared++;
+				}
+		free(q);
+		free_table(&tb);
+	}
+	cr_expect_eq(mismatches, 0, "%zu of %zu queries differ", mismatches, compared);
+}
+
+/* The errors TiDB answers with, and what a query in doubt does. */
+Test(vec_screen, errors_and_fallback)
+{
+	struct table tb = make_table(K_NORMAL, 40, 8);
+	float q[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+	struct vec_hit h[5];
+	size_t n = 7;
+	struct vec_screen_stats st;
+	cr_expect_eq(vec_knn_screened(tb.t, tb.s, VEC_L2, VEC_ARITH_SEPARATE, q, 9, 5, 0, NULL,
+	                              NULL, h, &n),
+	             -EINVAL);
+	cr_expect_eq(n, 0);
+	cr_expect_eq(vec_knn_screened(tb.t, tb.s, (enum vec_metric)9, VEC_ARITH_SEPARATE, q, 8, 5,
+	                              0, NULL, NULL, h, &n),
+	             -EINVAL);
+	cr_expect_eq(vec_knn_screened(tb.t, tb.s, VEC_L2, (enum vec_arith)7, q, 8, 5, 0, NULL, NULL,
+	                              h, &n),
+	             -EINVAL);
+	cr_expect_eq(vec_knn_screened(tb.t, tb.s, VEC_L2, VEC_ARITH_SEPARATE, q, 8, 0, 0, NULL,
+	                              NULL, h, &n),
+	             0);
+	cr_expect_eq(n, 0);
+	/* A screen of another table is refused. */
+	struct table other = make_table(K_NORMAL, 40, 8);
+	cr_expect_eq(vec_knn_screened(tb.t, other.s, VEC_L2, VEC_ARITH_SEPARATE, q, 8, 5, 0, NULL,
+	                              NULL, h, &n),
+	             -EINVAL);
+	free_table(&other);
+	/* A query in doubt goes to the exact scan, with the same answer. */
+	q[3] = 1e20f;
+	cr_expect_eq(compare(&tb, VEC_L2, VEC_ARITH_SEPARATE, q, 5, 0, NULL, NULL, &st), 0);
+	cr_expect(st.fallback);
+	q[3] = NAN;
+	cr_expect_eq(compare(&tb, VEC_COSINE, VEC_ARITH_FUSED, q, 5, 0, NULL, NULL, &st), 0);
+	cr_expect(st.fallback);
+	q[3] = 4;
+	cr_expect_eq(compare(&tb, VEC_COSINE, VEC_ARITH_FUSED, q, 5, 0, NULL, NULL, &st), 0);
+	cr_expect(!st.fallback);
+	cr_expect_eq(st.blocks, tb.t->n_blocks);
+	free_table(&tb);
+
+	/* A row of another dimension: -EDOM, as vec_knn. */
+	struct vec_builder b;
+	cr_assert_eq(vec_builder_init(&b, VEC_DIM_ANY), 0);
+	cr_assert_eq(vec_builder_add(&b, q, 8), 0);
+	cr_assert_eq(vec_builder_add(&b, q, 3), 0);
+	struct vec_table *t = vec_builder_finish(&b);
+	vec_builder_free(&b);
+	struct vec_screen *s = vec_screen_build(t);
+	cr_assert_not_null(s);
+	cr_expect_eq(
+	        vec_knn_screened(t, s, VEC_L1, VEC_ARITH_SEPARATE, q, 8, 5, 0, NULL, NULL, h, &n),
+	        -EDOM);
+	vec_screen_free(s);
+	vec_table_free(t);
+}
+
+/* Empty, all-NULL and dimension-0 tables answer as vec_knn_arith does. */
+Test(vec_screen, degenerate_tables)
+{
+	float q[4] = {1, -1, 2, 0.5f};
+	struct vec_hit h[4], w[4];
+	size_t n, nw;
+	for (int c = 0; c < 3; c++) {
+		struct vec_builder b;
+		cr_assert_eq(vec_builder_init(&b, c == 2 ? 0 : 4), 0);
+		for (int r = 0; r < 5 && c > 0; r++)
+			cr_assert_eq(c == 1 ? vec_builder_add_null(&b) : vec_builder_add(&b, q, 0),
+			             0);
+		struct vec_table *t = vec_builder_finish(&b);
+		vec_builder_free(&b);
+		struct vec_screen *s = vec_screen_build(t);
+		cr_assert_not_null(s);
+		size_t dim = c == 2 ? 0 : 4;
+		for (size_t mi = 0; mi < N_METRICS; mi++) {
+			int rw = vec_knn_arith(t, metrics[mi], VEC_ARITH_SEPARATE, q, dim, 4, 1,
+			                       NULL, NULL, w, &nw);
+			int rg = vec_knn_screened(t, s, metrics[mi], VEC_ARITH_SEPARATE, q, dim, 4,
+			                          1, NULL, NULL, h, &n);
+			cr_expect_eq(rw, rg);
+			cr_expect_eq(nw, n);
+			for (size_t i = 0; i < n && i < nw; i++) {
+				cr_expect_eq(h[i].row, w[i].row);
+				cr_expect_eq(h[i].is_null, w[i].is_null);
+			}
+		}
+		vec_screen_free(s);
+		vec_table_free(t);
+	}
+}
+
+/* Rows the screen cannot bound are flagged and still answered exactly. */
+Test(vec_screen, doubt_rows)
+{
+	struct table tb = alloc_table(64, 32);
+	for (size_t r = 0; r < tb.n; r++)
+		for (size_t j = 0; j < tb.dim; j++)
+			tb.rows[r * 32 + j] = normal();
+	memset(tb.rows + 3 * 32, 0, 32 * sizeof(float)); /* zero scale */
+	tb.rows[9 * 32 + 4] = INFINITY;                  /* not finite */
+	tb.rows[17 * 32 + 1] = 3e15f;                    /* too large */
+	for (size_t j = 0; j < 32; j++)
+		tb.rows[40 * 32 + j] *= 1e-17f; /* too small */
+	finish_table(&tb);
+	cr_expect_eq(vec_screen_doubt_rows(tb.s), 4);
+	cr_expect_geq(vec_screen_bytes(tb.s), 64 * 32 + 64 * 4 * 5);
+	float q[32];
+	for (size_t j = 0; j < 32; j++)
+		q[j] = normal();
+	struct vec_screen_stats st;
+	for (size_t mi = 0; mi < N_METRICS; mi++) {
+		cr_expect_eq(
+		        compare(&tb, metrics[mi], VEC_ARITH_SEPARATE, q, 3, 0, NULL, NULL, &st), 0);
+		cr_expect_eq(st.doubt, 4, "metric %d: %zu doubt candidates", metrics[mi], st.doubt);
+	}
+	free_table(&tb);
+}
+
+/* Counts the queries whose answer differs, over every metric and
+ * arithmetic and a few k, on tb. */
+static size_t count_differences(const struct table *tb, const float *q)
+{
+	size_t bad = 0;
+	for (size_t mi = 0; mi < N_METRICS; mi++)
+		for (size_t ai = 0; ai < N_ARITHS; ai++)
+			for (size_t k = 1; k <= 9; k += 4)
+				bad += compare(tb, metrics[mi], ariths[ai], q, k, 0, NULL, NULL,
+				               NULL);
+	return bad;
+}
+
+/* Without the quantization error terms (||a - a'||), the bounds describe
+ * the int8 copy, not the rows: on rows that differ by less than an int8
+ * step the screen then prunes true answers. With them: no difference. */
+Test(vec_screen, quantization_term_matters)
+{
+	size_t weak = 0, sound = 0;
+	for (int round = 0; round < 4; round++) {
+		size_t dim = 48, n = 300;
+		struct table tb = alloc_table(n, dim);
+		float q[48], base[48];
+		for (size_t j = 0; j < dim; j++) {
+			base[j] = normal();
+			q[j] = normal();
+		}
+		for (size_t r = 0; r < n; r++)
+			for (size_t j = 0; j < dim; j++)
+				tb.rows[r * dim + j] = base[j] + (float)(normal() * 5e-3);
+		finish_table(&tb);
+		sound += count_differences(&tb, q);
+		vec_screen_weaken_bounds(tb.s, 0.0, false);
+		log_differences = false;
+		weak += count_differences(&tb, q);
+		log_differences = true;
+		free_table(&tb);
+	}
+	cr_log_info("quantization term dropped: %zu differences", weak);
+	cr_expect_eq(sound, 0);
+	cr_expect_gt(weak, 0, "dropping ||a - a'|| must change some answer");
+}
+
+/* Differences over every metric and arithmetic with the rounding terms
+ * dropped, on integer rows with max |element| 127 (scale 1: the int8 copy is
+ * exact) and q_j = A + k_j / 256 (q_0 = 127, one k_j = 127: the two int8
+ * terms of the query are exact too). Rows are one base vector of 60s and
+ * 61s with a few elements swapped, so their real distances differ by
+ * multiples of 1/256, less than TiDB's float32 rounding (partial sums near
+ * 4e5, where one ulp is 1/32): TiDB's order is decided by rounding, which
+ * only the gamma terms allow for. Returns (sound, weakened) differences. */
+static void rounding_round(size_t *sound, size_t *weak)
+{
+	size_t dim = 64, n = 200;
+	struct table tb = alloc_table(n, dim);
+	float q[64];
+	int base[64];
+	for (size_t j = 0; j < dim; j++) {
+		int kj = j == 1 ? 127 : (int)(rnd() % 255) - 127;
+		q[j] = j == 0 ? 127.0f : 100.0f + (float)kj / 256;
+		base[j] = j == 0 ? 127 : 60 + (int)(rnd() % 2);
+	}
+	for (size_t r = 0; r < n; r++) {
+		float *v = tb.rows + r * dim;
+		for (size_t j = 0; j < dim; j++)
+			v[j] = (float)base[j];
+		for (int sw = 0; sw < 3; sw++) {
+			size_t i = 1 + rnd() % (dim - 1), j = 1 + rnd() % (dim - 1);
+			float x = v[i];
+			v[i] = v[j];
+			v[j] = x;
+		}
+	}
+	finish_table(&tb);
+	cr_assert_eq(vec_screen_doubt_rows(tb.s), 0);
+	*sound += count_differences(&tb, q);
+	vec_screen_weaken_bounds(tb.s, 1.0, true);
+	log_differences = false;
+	*weak += count_differences(&tb, q);
+	log_differences = true;
+	free_table(&tb);
+}
+
+/* Without the float32 rounding terms (gamma), the bounds trust one
+ * evaluation of the sums, exact or float32, as if it were TiDB's: on data
+ * where rounding decides the order, answers change, with every kernel
+ * (integer or float). With them: no difference. */
+Test(vec_screen, rounding_term_matters)
+{
+	static const struct {
+		enum vec_isa isa;
+		bool vnni;
+	} kernels[] = {
+	        {VEC_ISA_AUTO, true},
+	        {VEC_ISA_AVX512, false},
+	        {VEC_ISA_AVX2, true},
+	        {VEC_ISA_SCALAR, true},
+	};
+	for (size_t ki = 0; ki < sizeof(kernels) / sizeof(kernels[0]); ki++) {
+		if (vec_scan_force(kernels[ki].isa) != 0)
+			continue;
+		vec_screen_use_vnni(kernels[ki].vnni);
+		size_t weak = 0, sound = 0;
+		for (int round = 0; round < 5; round++)
+			rounding_round(&sound, &weak);
+		cr_log_info("isa %s vnni %d: rounding terms dropped: %zu differences",
+		            vec_isa_name(kernels[ki].isa), kernels[ki].vnni, weak);
+		cr_expect_eq(sound, 0);
+		cr_expect_gt(weak, 0, "isa %s: dropping the gamma terms must change some answer",
+		             vec_isa_name(kernels[ki].isa));
+	}
+	vec_screen_use_vnni(true);
+	reset_isa();
+}
+
+/* The point of the screen: on ordinary data (random normal, 768
+ * dimensions) a top-10 query computes fewer than 20% of the blocks
+ * exactly, for every metric, with the exact answer. */
+Test(vec_screen, prunes_most_blocks, .timeout = 300)
+{
+	size_t n = 16000, dim = 768;
+	struct table tb = alloc_table(n, dim);
+	for (size_t i = 0; i < n * dim; i++)
+		tb.rows[i] = normal();
+	finish_table(&tb);
+	float *q = malloc(dim * sizeof(float));
+	for (size_t mi = 0; mi < N_METRICS; mi++) {
+		size_t exact = 0, blocks = 0;
+		for (int qi = 0; qi < 3; qi++) {
+			for (size_t j = 0; j < dim; j++)
+				q[j] = normal();
+			struct vec_screen_stats st;
+			cr_expect_eq(compare(&tb, metrics[mi], VEC_ARITH_SEPARATE, q, 10, 0, NULL,
+			                     NULL, &st),
+			             0);
+			cr_expect(!st.fallback);
+			cr_expect_eq(st.blocks_screened, st.blocks);
+			exact += st.blocks_exact;
+			blocks += st.blocks;
+		}
+		cr_log_info("metric %d: %zu of %zu blocks exact", metrics[mi], exact, blocks);
+		cr_expect_lt(exact * 5, blocks, "metric %d: %zu of %zu blocks computed exactly",
+		             metrics[mi], exact, blocks);
+	}
+	free(q);
+	free_table(&tb);
+}
