@@ -40,6 +40,10 @@
 
 #include "cache/snapshot.h"
 #include "core/clock.h"
+#ifndef LOAD_FLOOR_OLD
+#include "core/config.h"
+#include "core/upstream.h"
+#endif
 #include "vec/vec.h"
 #ifdef LOAD_FLOOR_OLD
 #define CACHE_LOAD_MAX_CONNECTIONS 16
@@ -386,6 +390,15 @@ static void conn_json(char host[256], int *port, char user[256], char ca[1024])
 		sscanf(p + 7, "%1023[^\"]", ca);
 }
 
+#ifndef LOAD_FLOOR_OLD
+static struct upstream_group *group;
+
+static void free_group(void)
+{
+	upstream_group_free(group);
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	static char host[256] = "127.0.0.1", user[256] = "root", ca[1024] = "";
@@ -394,15 +407,17 @@ int main(int argc, char **argv)
 	struct opts o = {
 	        .spec =
 	                {
+#ifdef LOAD_FLOOR_OLD
 	                        .host = host,
 	                        .port = port,
+	                        .timeout_s = 600,
+#endif
 	                        .user = user,
 	                        .password = "",
 	                        .db = "bench",
 	                        .table = "vec100k",
 	                        .column = "embedding",
 	                        .memory_limit = (size_t)64 << 30,
-	                        .timeout_s = 600,
 	                },
 	        .repeat = 3,
 	};
@@ -423,9 +438,9 @@ int main(int argc, char **argv)
 		if (takes && !v)
 			usage();
 		if (!strcmp(a, "--host"))
-			o.spec.host = v;
+			snprintf(host, sizeof(host), "%s", v);
 		else if (!strcmp(a, "--port"))
-			o.spec.port = atoi(v);
+			port = atoi(v);
 		else if (!strcmp(a, "--user"))
 			o.spec.user = v;
 		else if (!strcmp(a, "--password"))
@@ -463,10 +478,36 @@ int main(int argc, char **argv)
 	}
 	if (!any)
 		modes[0] = modes[1] = true;
+#ifdef LOAD_FLOOR_OLD
+	o.spec.host = host;
+	o.spec.port = port;
 	if (*ca) {
 		o.spec.tls = o.spec.tls_verify = true;
 		o.spec.tls_ca_file = ca;
 	}
+#else
+	/* The servers and TLS of a vecgate whose [upstream] names this one
+	 * server, verified against ca when given. */
+	static struct config cfg;
+	static struct upstream_target target;
+	char err[512];
+	config_init_defaults(&cfg);
+	snprintf(cfg.upstream.servers.v[0].host, sizeof(cfg.upstream.servers.v[0].host), "%s",
+	         host);
+	cfg.upstream.servers.v[0].port = (uint16_t)port;
+	cfg.upstream.servers.n = 1;
+	cfg.upstream.tls = cfg.upstream.tls_verify = *ca != '\0';
+	snprintf(cfg.upstream.tls_ca_file, sizeof(cfg.upstream.tls_ca_file), "%s", ca);
+	cfg.cache.load_timeout = 600 * 1000;
+	if (upstream_target_from_config(&cfg, &target, err, sizeof(err)) < 0) {
+		fprintf(stderr, "load-floor: %s\n", err);
+		return 1;
+	}
+	if (!(o.spec.upstream = upstream_group_new(&target, NULL, 1000)))
+		return 1;
+	group = o.spec.upstream;
+	atexit(free_group);
+#endif
 	if (o.repeat < 1)
 		o.repeat = 1;
 	if (check) {
@@ -489,7 +530,7 @@ int main(int argc, char **argv)
 		              : ncpu < 2           ? 2
 		                                   : (unsigned)ncpu;
 	printf("%s.%s(%s) at %s:%d (%s)%s, %ld cores\n", o.spec.db, o.spec.table, o.spec.column,
-	       o.spec.host, o.spec.port, version, o.spec.tls ? " over verified TLS" : "", ncpu);
+	       host, port, version, *ca ? " over verified TLS" : "", ncpu);
 	mysql_close(probe);
 	double floor_rps = 0;
 	for (int m = 0; m < 2; m++) {

@@ -22,12 +22,15 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <errmsg.h>
 #include <mysql.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "core/clock.h"
+#include "core/upstream.h"
+#include "net/tls_probe.h"
 
 /* A batch ends after this many rows or bytes, whichever comes first. */
 #define BATCH_ROWS  512
@@ -249,33 +252,131 @@ static void tidb_table_info(MYSQL *my, const struct cache_load_spec *spec, const
 
 /* ---- connections ---- */
 
-MYSQL *cache_connect(const struct cache_load_spec *spec, char *err, size_t errlen)
+/* Errors that say the server (or the path to it) cannot be used, so that
+ * another server may do: libmariadb's own (2000-2999: connect, TLS, lost
+ * connection) and the server turning every login away. Others (a wrong
+ * password, a missing grant) would be the same on every server. */
+static bool server_fault(unsigned e)
 {
+	return (e >= CR_MIN_ERROR && e <= CR_MAX_ERROR) || e == 1040 /* too many connections */ ||
+	       e == 1053 /* shutting down */ || e == 1129 /* host blocked */ ||
+	       e == 1130 /* host not allowed */;
+}
+
+/* One connection to server i as the description says: TLS required,
+ * verified, client certificate, TLS versions, timeouts. *fault: a failure
+ * that is the server's (see server_fault). */
+static MYSQL *connect_server(const struct cache_load_spec *spec, size_t i, bool *fault, char *err,
+                             size_t errlen)
+{
+	struct upstream_group *u = spec->upstream;
+	const struct upstream_target *t = upstream_group_target(u);
+	const struct upstream_server *s = &t->servers[i];
+	uint64_t connect_ms, read_ms;
+	upstream_timeouts(u, &connect_ms, &read_ms);
+	*fault = true;
+
+	/* libmariadb matches the certificate only against the address it
+	 * connects to: a different name is checked by a handshake of vecgate's
+	 * own (the sessions' SNI, chain and name rules), and libmariadb must
+	 * then see that very certificate before it sends the login. */
+	char fp[NET_TLS_FP_HEX + 1] = "";
+	bool pin = t->tls_verify && upstream_name_differs(t, i);
+	if (pin) {
+		char why[400];
+		if (net_tls_probe(s->host, s->port, upstream_tls_ctx(u), upstream_verify_name(t, i),
+		                  connect_ms, fp, why, sizeof(why)) < 0) {
+			seterr(err, errlen, "%s: %s", s->name, why);
+			return NULL;
+		}
+	}
+
 	MYSQL *my = mysql_init(NULL);
 	if (!my) {
+		*fault = false;
 		seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	unsigned timeout = spec->timeout_s ? spec->timeout_s : 600;
-	unsigned connect_timeout = 10;
-	mysql_optionsv(my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
-	mysql_optionsv(my, MYSQL_OPT_READ_TIMEOUT, &timeout);
+	unsigned connect_s = upstream_timeout_s(connect_ms), read_s = upstream_timeout_s(read_ms);
+	/* TCP always: libmariadb takes "localhost" for its Unix socket. */
+	unsigned protocol = MYSQL_PROTOCOL_TCP;
+	mysql_optionsv(my, MYSQL_OPT_PROTOCOL, &protocol);
+	mysql_optionsv(my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
+	mysql_optionsv(my, MYSQL_OPT_READ_TIMEOUT, &read_s);
+	mysql_optionsv(my, MYSQL_OPT_WRITE_TIMEOUT, &read_s);
 	mysql_optionsv(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-	if (spec->tls) {
-		my_bool yes = 1, verify = spec->tls_verify;
+	if (t->tls) {
+		/* Without verification the CA is left out too: libmariadb would
+		 * check the chain against it, which sessions do not. */
+		my_bool yes = 1, verify_address = t->tls_verify && !pin;
 		mysql_optionsv(my, MYSQL_OPT_SSL_ENFORCE, &yes);
-		mysql_optionsv(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
-		if (spec->tls_ca_file && *spec->tls_ca_file)
-			mysql_optionsv(my, MYSQL_OPT_SSL_CA, spec->tls_ca_file);
+		mysql_optionsv(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify_address);
+		if (t->tls_verify && *t->ca_file)
+			mysql_optionsv(my, MYSQL_OPT_SSL_CA, t->ca_file);
+		if (*t->cert_file) {
+			mysql_optionsv(my, MYSQL_OPT_SSL_CERT, t->cert_file);
+			mysql_optionsv(my, MYSQL_OPT_SSL_KEY, t->key_file);
+		}
+		mysql_optionsv(my, MARIADB_OPT_TLS_VERSION, upstream_tls_versions(t));
+		if (pin)
+			mysql_optionsv(my, MARIADB_OPT_TLS_PEER_FP, fp);
 	}
-	if (!mysql_real_connect(my, spec->host, spec->user, spec->password, NULL,
-	                        (unsigned)spec->port, NULL, 0)) {
-		seterr(err, errlen, "connect to %s:%d as %s: %s", spec->host, spec->port,
-		       spec->user, mysql_error(my));
+	if (!mysql_real_connect(my, s->host, spec->user, spec->password, NULL, s->port, NULL, 0)) {
+		unsigned e = mysql_errno(my);
+		*fault = server_fault(e);
+		seterr(err, errlen, "connect to %s as %s: %s%s", s->name, spec->user,
+		       mysql_error(my),
+		       pin && e == CR_SSL_CONNECTION_ERROR
+		               ? " (the certificate differs from the one checked for the name)"
+		               : "");
 		mysql_close(my);
 		return NULL;
 	}
 	return my;
+}
+
+MYSQL *cache_connect_server(const struct cache_load_spec *spec, size_t *server, char *err,
+                            size_t errlen)
+{
+	struct upstream_group *u = spec->upstream;
+	size_t order[CONFIG_ADDRS_MAX], n;
+	if (*server != CACHE_ANY_SERVER) {
+		order[0] = *server;
+		n = 1;
+	} else {
+		n = upstream_order(u, order);
+	}
+	size_t used = 0;
+	err[0] = '\0';
+	for (size_t k = 0; k < n; k++) {
+		char why[600];
+		bool fault;
+		MYSQL *my = connect_server(spec, order[k], &fault, why, sizeof(why));
+		if (my) {
+			upstream_reachable(u, order[k]);
+			*server = order[k];
+			return my;
+		}
+		if (fault) {
+			char what[700];
+			snprintf(what, sizeof(what), "cache connection: %s", why);
+			upstream_failed(u, order[k], what);
+		}
+		/* Every server's reason, so that the last error tells them all. */
+		int w = snprintf(err + used, errlen > used ? errlen - used : 0, "%s%s",
+		                 used ? "; " : "", why);
+		if (w > 0)
+			used = used + (size_t)w < errlen ? used + (size_t)w : errlen;
+		if (!fault)
+			break;
+	}
+	return NULL;
+}
+
+MYSQL *cache_connect(const struct cache_load_spec *spec, char *err, size_t errlen)
+{
+	size_t server = CACHE_ANY_SERVER;
+	return cache_connect_server(spec, &server, err, errlen);
 }
 
 /* ---- the pipeline ---- */
@@ -325,6 +426,7 @@ struct load {
 	struct cache_load_result *res;
 	struct cache_segment_shape shape;
 	uint64_t read_ts;
+	size_t server; /* the control connection's: every reader reads there */
 	pthread_mutex_t mu;
 	pthread_cond_t can_take; /* a batch is queued, or none will come */
 	pthread_cond_t can_put;  /* the queue has room */
@@ -757,7 +859,8 @@ static void *reader_main(void *arg)
 	struct batch *b = NULL;
 	bool cancel = false;
 	if (!rd->my) {
-		if (!(rd->my = cache_connect(spec, err, sizeof(err))))
+		size_t server = L->server;
+		if (!(rd->my = cache_connect_server(spec, &server, err, sizeof(err))))
 			goto failed;
 		if (L->read_ts) {
 			char q[96];
@@ -977,7 +1080,8 @@ int cache_load_base_tuned(const struct cache_load_spec *spec,
 	unsigned n_parsers = 0;
 	bool *auto_inc = NULL, sync_init = false;
 	int rc = -EIO;
-	MYSQL *my = cache_connect(spec, err, errlen);
+	size_t server = CACHE_ANY_SERVER;
+	MYSQL *my = cache_connect_server(spec, &server, err, errlen);
 	if (!my)
 		return -EIO;
 	struct names nm;
@@ -1008,6 +1112,7 @@ int cache_load_base_tuned(const struct cache_load_spec *spec,
 	}
 	L->spec = spec;
 	L->res = out;
+	L->server = server;
 	buf_init(&L->fps);
 	buf_init(&L->canon);
 	/* A refresh reuses the rows of the previous base that did not change,

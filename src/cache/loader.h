@@ -14,8 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mysql.h>
+
 #include "cache/segment.h"
 #include "cache/snapshot.h" /* struct cache_load_spec, struct cache_column */
+
+/* cache_connect_server(): any server, in the order upstream_order() gives. */
+#define CACHE_ANY_SERVER ((size_t)-1)
 
 /* The most connections one load opens. */
 #define CACHE_LOAD_MAX_CONNECTIONS 16
@@ -82,5 +87,16 @@ void cache_load_result_free(struct cache_load_result *r);
  * on a pool thread. NULL with the reason in err. */
 struct cache_snapshot *cache_snapshot_load(const struct cache_load_spec *spec, char *err,
                                            size_t errlen);
+
+/* A connection to TiDB for loads and patches, made as spec->upstream
+ * describes (the sessions' servers, TLS settings and health). With *server
+ * CACHE_ANY_SERVER, tries the servers in upstream_order()'s order and moves
+ * on when one cannot be used (connect, TLS, greeting, a server turning
+ * logins away), reporting each failure and the success to the shared
+ * health; otherwise connects to server *server only. Sets *server to the
+ * server used. NULL with every server's reason in err. cache_connect()
+ * (patch.h) is this with any server. Blocking. */
+MYSQL *cache_connect_server(const struct cache_load_spec *spec, size_t *server, char *err,
+                            size_t errlen);
 
 #endif

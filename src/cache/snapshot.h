@@ -155,19 +155,18 @@ struct cache_snapshot *cache_snapshot_patch(const struct cache_snapshot *s,
 
 /* ---- loading ---- */
 
+struct upstream_group;
+
 /* Where and how to load from. */
 struct cache_load_spec {
-	const char *host;
-	int port;
+	/* The servers, TLS settings, timeouts and health the sessions use
+	 * (core/upstream.h): loads and patches connect as they do. */
+	struct upstream_group *upstream;
 	const char *user;
 	const char *password;
-	bool tls;
-	bool tls_verify;
-	const char *tls_ca_file; /* NULL or "": system store */
 	const char *db, *table, *column;
 	uint64_t version;    /* stamped on the snapshot */
 	size_t memory_limit; /* give up past this many bytes */
-	unsigned timeout_s;
 	/* The base of the snapshot being refreshed, or NULL: a row whose bytes
 	 * are what they were then is copied from it instead of parsed. The
 	 * caller keeps it referenced during the load. */

@@ -1,6 +1,8 @@
 /* Upstream TiDB servers and their spare connections: each spare is already
  * past TCP, TiDB's greeting and TLS, so a client login costs no handshake to
- * TiDB. A spare's salt is shown to exactly one client. */
+ * TiDB. A spare's salt is shown to exactly one client. New sessions go to
+ * the healthy server with the fewest sessions; every server is checked
+ * every health_check_interval (docs/design.md §5). */
 #ifndef VECGATE_POOL_POOL_H
 #define VECGATE_POOL_POOL_H
 
@@ -11,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/list.h"
+#include "core/upstream.h"
 #include "net/net.h"
 #include "proto/handshake.h"
 
@@ -42,6 +45,9 @@ struct upstream {
 	 * client's own flags (upstream_start_tls). TiDB re-reads them from
 	 * the handshake response, so its spares are ready past TLS. */
 	bool tls_late;
+	/* A health check: connect, greeting and (with TLS) the handshake,
+	 * then closed without logging in. Never a spare. */
+	bool probe;
 	uint64_t created_ms;
 	uint64_t ready_ms;
 	struct list_node link; /* on the server's spare or pending list */
@@ -56,18 +62,13 @@ struct pool_waiter {
 };
 
 struct pool_options {
-	const char *const *servers; /* "host:port" */
-	int n_servers;
-	bool tls;
-	bool tls_verify;
-	const char *tls_server_name; /* empty: each server's host */
-	SSL_CTX *tls_ctx;
+	/* The servers, how to reach and verify them (TLS, name, timeouts), and
+	 * their health, shared with the cache's connections (core/upstream.h). */
+	struct upstream_group *upstream;
 	uint32_t client_caps; /* capabilities vecgate declares in SSLRequest */
 	int spares;           /* spare connections kept per server */
 	uint64_t spare_max_age_ms;
-	uint64_t connect_timeout_ms;
-	uint64_t retry_max_ms; /* longest wait between attempts on a down server */
-	unsigned keepalive_s;  /* TCP keepalive idle time, 0 = off */
+	unsigned keepalive_s; /* TCP keepalive idle time, 0 = off */
 };
 
 /* Creates the pool and starts connecting spares. NULL with *err set. */
@@ -95,11 +96,12 @@ void upstream_tls_done(struct upstream *u);
 /* Closes a bound upstream the session no longer needs. */
 void upstream_close(struct upstream *up);
 
-/* SIGHUP: new spare count, ages and timeouts (the rest needs a restart). */
-void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms, uint64_t connect_timeout_ms,
-                 uint64_t retry_max_ms);
+/* SIGHUP: new spare count and age (the timeouts are the upstream
+ * description's; the rest needs a restart). */
+void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms);
 
-/* JSON object with the servers, spares and counters, for /status. */
+/* JSON array with each server: health, sessions, spares, counters and the
+ * last health check, for /status. */
 int pool_status_json(const struct pool *p, struct buf *out) MUST_CHECK;
 
 uint64_t pool_now_ms(void);
