@@ -35,12 +35,17 @@ struct net_conn {
 	uv_tcp_t tcp;
 	uv_loop_t *loop;
 	net_event_cb cb;
-	void *data;          /* the owner's */
-	struct buf in;       /* plaintext received, not yet consumed by the owner */
-	struct buf out;      /* plaintext queued by net_write, flushed before the next poll */
-	struct ssl_st *ssl;  /* NULL until TLS starts */
-	struct bio_st *rbio; /* ciphertext from the peer, fed to OpenSSL */
-	struct bio_st *wbio; /* ciphertext from OpenSSL, sent to the peer */
+	void *data;         /* the owner's */
+	struct buf in;      /* plaintext received, not yet consumed by the owner */
+	struct buf out;     /* plaintext queued by net_write, flushed before the next poll */
+	struct ssl_st *ssl; /* NULL until TLS starts */
+	/* Ciphertext from the peer, read by OpenSSL through the connection's
+	 * BIO: rd/rd_len is the chunk just read (libuv's buffer, valid during
+	 * the read callback only), cin what is left of earlier chunks. */
+	const uint8_t *rd;
+	size_t rd_len;
+	struct buf cin;
+	struct buf cout; /* ciphertext from OpenSSL, sent to the peer on flush */
 	enum net_tls_state tls;
 	size_t queued;               /* bytes handed to uv_write and not yet written */
 	struct net_conn *dirty_next; /* on the loop's flush list */
