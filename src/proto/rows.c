@@ -1,6 +1,7 @@
 /* Text and binary protocol row payloads from typed cells. */
 #include "proto/rows.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +60,14 @@ static bool parse_int(const uint8_t *p, size_t n, bool is_unsigned, uint64_t *ou
 	return true;
 }
 
-/* FLOAT and DOUBLE from their text; the whole text must be the number. */
+/* FLOAT and DOUBLE from their text; the whole text must be the number.
+ * strtod would take an empty text as 0, stop at a NUL byte and skip leading
+ * white space, so those are refused first. */
 static int put_real(struct buf *b, uint8_t type, const uint8_t *p, size_t n)
 {
 	char tmp[64];
 	char *end;
-	if (n >= sizeof(tmp))
+	if (n == 0 || n >= sizeof(tmp) || memchr(p, 0, n) || isspace(p[0]))
 		return -ENOTSUP;
 	memcpy(tmp, p, n);
 	tmp[n] = 0;

@@ -613,6 +613,10 @@ static void end_row(struct kp *p, const enum val *v, const size_t *off)
 {
 	struct sql_write_keys *w = p->w;
 	const struct sql_key_table *t = p->t;
+	/* A value of this row was refused: v holds V_BAD with no bytes behind
+	 * its offset, and the statement is refused anyway. */
+	if (p->reason)
+		return;
 	w->nrows++;
 	if (t->auto_increment) {
 		bool zero = v[0] == V_OK && value_len(&w->scratch, off[0]) == 1 &&

@@ -215,6 +215,11 @@ static const struct row_case binary_cases[] = {
                "\x00\x00\x34\x26\xf5\x6b\x0c\x43")},
         {"double_text_garbage", 1, {TXT("0.5x")}, {T_DOUBLE}, -ENOTSUP, NONE},
         {"float_text_garbage", 1, {TXT("abc")}, {T_FLOAT}, -ENOTSUP, NONE},
+        /* strtod reads no number from these, or stops early: not numbers. */
+        {"double_text_empty", 1, {TXT("")}, {T_DOUBLE}, -ENOTSUP, NONE},
+        {"float_text_empty", 1, {TXT("")}, {T_FLOAT}, -ENOTSUP, NONE},
+        {"double_text_nul", 1, {TXT("1\0x")}, {T_DOUBLE}, -ENOTSUP, NONE},
+        {"float_text_space", 1, {TXT(" 1.5")}, {T_FLOAT}, -ENOTSUP, NONE},
         {"double_text_too_long",
          1,
          {TXT("0.000000000000000000000000000000000000000000000000000000000000001")},

@@ -570,6 +570,37 @@ Test(sql_keys, refused)
 	}
 }
 
+/* A key value refused before any of its bytes were kept, in a struct that
+ * has never held a key (as the session passes one): the row must not be
+ * stored from the empty working space, which was read from a NULL buffer.
+ * The first statement is valid SQL that the server accepts. */
+Test(sql_keys, refused_value_in_fresh_struct)
+{
+	static const struct {
+		const struct sql_key_table *t;
+		const char *sql;
+	} cases[] = {
+	        {&items, "INSERT INTO items SET id = @x"},
+	        {&items, "INSERT INTO items (id) VALUES (ASC)"},
+	        {&items, "INSERT INTO items SET id = ASC"},
+	        {&items, "REPLACE LOW_PRIORITY items SET id =ASC 4"},
+	        {&pairs, "INSERT INTO App.Pairs (a, b) VALUES (ASC, 'x')"},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		struct sql_write_keys w;
+		sql_write_keys_init(&w);
+		size_t n = strlen(cases[i].sql);
+		char *in = dup_exact(cases[i].sql, n);
+		const char *reason = NULL;
+		int rc = sql_write_keys(in, n, 0, "app", cases[i].t, NULL, 0, &w, &reason);
+		cr_expect_eq(rc, SQL_KEYS_NO, "%s", cases[i].sql);
+		cr_expect_str_eq(reason ? reason : "", "expression_key", "%s", cases[i].sql);
+		cr_expect_eq(w.nkeys, 0, "%s", cases[i].sql);
+		free(in);
+		sql_write_keys_free(&w);
+	}
+}
+
 Test(sql_keys, lexer_modes_and_options)
 {
 	const struct key_case cases[] = {
