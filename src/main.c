@@ -11,9 +11,11 @@
 
 #include "admin/endpoint.h"
 #include "cache/cache.h"
+#include "cache/segment.h"
 #include "session/sess_cache.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/upstream.h"
 #include "net/net.h"
 #include "net/rsa.h"
 #include "pool/pool.h"
@@ -34,6 +36,7 @@ struct app {
 	struct config cfg;
 	SSL_CTX *client_tls;
 	SSL_CTX *up_tls;
+	struct upstream_group *upstream; /* the servers and TLS of every link to TiDB */
 	struct pool *pool;
 	struct cache *cache;
 	struct config_table_list cache_tables;
@@ -46,8 +49,6 @@ struct app {
 	bool rsa_pending; /* the key for caching_sha2 is being made */
 	struct net_rsa *rsa_new;
 	char rsa_err[256];
-	char servers_buf[CONFIG_ADDRS_MAX][CONFIG_HOST_MAX + 16];
-	const char *servers[CONFIG_ADDRS_MAX];
 };
 
 static void usage(FILE *f)
@@ -191,6 +192,7 @@ static void apply_limits(struct app *a)
 	a->px.lim.idle_timeout_ms = c->server.idle_timeout;
 	a->px.lim.max_client_conns = c->server.max_client_conns;
 	a->px.lim.max_pending_logins = c->server.max_pending_logins;
+	a->px.lim.max_pending_logins_per_address = c->server.max_pending_logins_per_address;
 	a->px.lim.require_tls = c->server.require_tls;
 	a->px.lim.write_buffer_limit = c->server.write_buffer_limit;
 	a->px.lim.keepalive_s = (unsigned)(c->server.tcp_keepalive / 1000);
@@ -198,10 +200,14 @@ static void apply_limits(struct app *a)
 		cache_set_max_staleness(a->cache, c->cache.max_staleness);
 	if (a->px.cache)
 		a->px.cache->proof_max_age_ms = c->cache.proof_max_age;
+	cache_segment_set_screening(c->cache.screening);
 	log_set_level((enum log_level)c->server.log_level);
+	log_set_format((enum log_format)c->server.log_format);
+	if (a->upstream)
+		upstream_set_timeouts(a->upstream, c->upstream.connect_timeout,
+		                      c->cache.load_timeout, c->upstream.health_check_interval);
 	if (a->pool)
-		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age,
-		            c->upstream.connect_timeout, c->upstream.health_check_interval);
+		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age);
 	/* A raised max_pending_logins lets queued logins start now. */
 	proxy_admit_queued(&a->px);
 }
@@ -237,41 +243,43 @@ static void sighup_cb(uv_signal_t *h, int signum)
 	log_info("SIGHUP: configuration reloaded (%zu keys differed)", n);
 }
 
+/* --check-config: each setting that leaves a link less protected. */
+static void print_warning(void *ctx, const char *line)
+{
+	fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, line);
+}
+
+static void log_warning(void *ctx, const char *line)
+{
+	log_warn("%s", line);
+}
+
+/* The upstream description (servers, TLS, timeouts, health), then the pool
+ * of session connections on it. */
 static int setup_pool(struct app *a, char *err, size_t errlen)
 {
 	const struct config *c = &a->cfg;
-	if (c->upstream.tls) {
-		if (!c->upstream.tls_verify)
-			log_warn(
-			        "upstream TLS certificate verification is OFF ([upstream] "
-			        "tls_verify = false): the connection to TiDB is not authenticated");
+	static struct upstream_target target; /* large: kept off the stack */
+	if (upstream_target_from_config(c, &target, err, errlen) < 0)
+		return -EINVAL;
+	upstream_config_warnings(c, log_warning, NULL);
+	if (target.tls) {
 		a->up_tls =
-		        net_tls_client_ctx(c->upstream.tls_ca_file, c->upstream.tls_verify,
-		                           c->upstream.tls_min_version == CONFIG_TLS_1_3 ? 3 : 2,
-		                           c->upstream.tls_cert, c->upstream.tls_key, err, errlen);
+		        net_tls_client_ctx(target.ca_file, target.tls_verify, target.tls_min_minor,
+		                           target.cert_file, target.key_file, err, errlen);
 		if (!a->up_tls)
 			return -EINVAL;
-	} else {
-		log_warn("upstream TLS is OFF ([upstream] tls = false): statements and "
-		         "passwords travel to TiDB in plaintext");
 	}
-	for (size_t i = 0; i < c->upstream.servers.n; i++) {
-		config_addr_format(&c->upstream.servers.v[i], a->servers_buf[i],
-		                   sizeof(a->servers_buf[i]));
-		a->servers[i] = a->servers_buf[i];
+	if (!(a->upstream =
+	              upstream_group_new(&target, a->up_tls, c->upstream.health_check_interval))) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	struct pool_options opt = {
-	        .servers = a->servers,
-	        .n_servers = (int)c->upstream.servers.n,
-	        .tls = c->upstream.tls,
-	        .tls_verify = c->upstream.tls_verify,
-	        .tls_server_name = c->upstream.tls_server_name,
-	        .tls_ctx = a->up_tls,
+	        .upstream = a->upstream,
 	        .client_caps = UPSTREAM_SSL_CAPS,
 	        .spares = c->upstream.pool_spares,
 	        .spare_max_age_ms = c->upstream.spare_max_age,
-	        .connect_timeout_ms = c->upstream.connect_timeout,
-	        .retry_max_ms = c->upstream.health_check_interval,
 	        .keepalive_s = (unsigned)(c->upstream.tcp_keepalive / 1000),
 	};
 	a->pool = pool_new(a->loop, &opt, err, errlen);
@@ -286,20 +294,14 @@ static int setup_cache(struct app *a, char *err, size_t errlen)
 		return -EINVAL;
 	if (a->cache_tables.n == 0 && !a->cache_tables.auto_admit)
 		return 0;
-	const struct config_addr *up = &c->upstream.servers.v[0];
 	struct cache_options opt = {
 	        .loop = a->loop,
 	        .tables = &a->cache_tables,
 	        .user = c->cache.user,
 	        .password = c->cache.password,
-	        .host = up->host,
-	        .port = up->port,
-	        .tls = c->upstream.tls,
-	        .tls_verify = c->upstream.tls_verify,
-	        .tls_ca_file = c->upstream.tls_ca_file,
+	        .upstream = a->upstream,
 	        .memory_limit = c->cache.memory_limit,
 	        .max_staleness_ms = c->cache.max_staleness,
-	        .load_timeout_ms = c->cache.load_timeout,
 	        .max_tables = c->cache.max_tables,
 	        .patches = c->cache.patches,
 	};
@@ -373,11 +375,12 @@ static int run(struct app *a)
 	uv_signal_start(&a->sig_hup, sighup_cb, SIGHUP);
 
 	log_info("vecgate %s listening on %s:%u, upstream %s%s, client TLS %s", VECGATE_VERSION,
-	         l->host, l->port, a->servers[0],
+	         l->host, l->port, upstream_group_target(a->upstream)->servers[0].name,
 	         a->cfg.upstream.servers.n > 1 ? " (and more)" : "",
 	         a->client_tls ? "available" : "off");
 	uv_run(a->loop, UV_RUN_DEFAULT);
 	net_tls_ctx_free(a->px.client_tls);
+	upstream_group_free(a->upstream);
 	net_tls_ctx_free(a->up_tls);
 	net_rsa_free(a->px.rsa);
 	proxy_cache_free(a->px.cache);
@@ -449,11 +452,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check_only) {
-		printf("%s: configuration OK\n", a.config_path ? a.config_path : "defaults");
+		const char *name = a.config_path ? a.config_path : "defaults";
+		static struct upstream_target target; /* large: kept off the stack */
+		if (upstream_target_from_config(&a.cfg, &target, err.msg, sizeof(err.msg)) < 0) {
+			fprintf(stderr, "%s: %s\n", name, err.msg);
+			config_free(&a.cfg);
+			return 2;
+		}
+		size_t n = upstream_config_warnings(&a.cfg, print_warning, (void *)name);
+		printf("%s: configuration OK", name);
+		printf(n ? " (%zu warning%s)\n" : "\n", n, n == 1 ? "" : "s");
 		config_free(&a.cfg);
 		return 0;
 	}
 	log_set_level((enum log_level)a.cfg.server.log_level);
+	log_set_format((enum log_format)a.cfg.server.log_format);
 	rc = run(&a);
 	config_free(&a.cfg);
 	return rc;

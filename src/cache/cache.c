@@ -29,7 +29,7 @@
 
 struct cache {
 	struct cache_options opt;
-	char user[256], password[1024], host[256], ca[1024];
+	char user[256], password[1024];
 	struct cache_table *tables;
 	size_t n_tables;
 	struct net_timer timer;
@@ -386,19 +386,14 @@ static void fill_spec(struct cache_table *t, struct cache_load_spec *spec)
 {
 	struct cache *c = t->cache;
 	*spec = (struct cache_load_spec){
-	        .host = c->host,
-	        .port = c->opt.port,
+	        .upstream = c->opt.upstream,
 	        .user = c->user,
 	        .password = c->password,
-	        .tls = c->opt.tls,
-	        .tls_verify = c->opt.tls_verify,
-	        .tls_ca_file = c->ca,
 	        .db = t->db,
 	        .table = t->table,
 	        .column = t->column,
 	        .version = t->version,
 	        .memory_limit = c->opt.memory_limit,
-	        .timeout_s = (unsigned)(c->opt.load_timeout_ms / 1000),
 	};
 }
 
@@ -864,8 +859,6 @@ struct cache *cache_new(const struct cache_options *opt, char *err, size_t errle
 	snprintf(c->user, sizeof(c->user), "%s", opt->user);
 	const char *pw = getenv("VECGATE_CACHE_PASSWORD");
 	snprintf(c->password, sizeof(c->password), "%s", pw ? pw : opt->password);
-	snprintf(c->host, sizeof(c->host), "%s", opt->host);
-	snprintf(c->ca, sizeof(c->ca), "%s", opt->tls_ca_file ? opt->tls_ca_file : "");
 	struct metrics_family *f = metrics_family(METRICS_COUNTER, "vecgate_cache_loads_total",
 	                                          "Snapshot loads, by outcome.", "result", NULL);
 	c->m_loads_ok = metrics_series(f, "ok", NULL);
@@ -943,6 +936,13 @@ void cache_free(struct cache *c)
 	net_timer_close(&c->timer, timer_closed);
 }
 
+/* The int8 screens' part of a snapshot's bytes (design.md section 6). */
+static size_t snapshot_screen_bytes(const struct cache_snapshot *s)
+{
+	return cache_segment_screen_bytes(s->base->rows) +
+	       (s->delta ? cache_segment_screen_bytes(s->delta) : 0);
+}
+
 int cache_status_json(const struct cache *c, struct buf *out)
 {
 	int rc = buf_append(out, "[", 1);
@@ -966,19 +966,21 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			rc = buf_appendf(
 			        out,
 			        ",\"state\":\"%s\",\"servable\":%s,\"reason\":\"%s\",\"rows\":%zu,"
-			        "\"bytes\":%zu,\"age_ms\":%" PRIu64 ",\"version\":%" PRIu64
-			        ",\"snapshot_version\":%" PRIu64
+			        "\"bytes\":%zu,\"screen_bytes\":%zu,\"age_ms\":%" PRIu64
+			        ",\"version\":%" PRIu64 ",\"snapshot_version\":%" PRIu64
 			        ",\"loading\":%s,\"loads\":%" PRIu64 ",\"load_failures\":%" PRIu64
 			        ",\"delta_rows\":%zu,\"replaced_rows\":%zu,\"patches\":%" PRIu64
 			        ",\"patched_rows\":%" PRIu64 ",\"patch_failures\":%" PRIu64
 			        ",\"pending_writes\":%zu,\"patch_key\":\"%s\",\"reused_rows\":%zu,"
-			        "\"last_error\":",
+			        "\"arith\":\"%s\",\"arith_matches\":{\"separate\":%" PRIu64
+			        ",\"fused\":%" PRIu64 "},\"last_error\":",
 			        t->state == CACHE_READY   ? "ready"
 			        : t->state == CACHE_EMPTY ? "empty"
 			                                  : "failed",
 			        why ? "false" : "true", why ? why : "",
 			        t->snap ? cache_snapshot_live_rows(t->snap) : 0,
 			        t->snap ? t->snap->bytes : 0,
+			        t->snap ? snapshot_screen_bytes(t->snap) : 0,
 			        t->snap ? now - t->snap->loaded_ms : 0, t->version,
 			        t->snap ? t->snap->version : 0, t->loading ? "true" : "false",
 			        t->loads, t->load_failures,
@@ -988,7 +990,9 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			        !t->snap                    ? ""
 			        : t->snap->base->why_no_key ? t->snap->base->why_no_key
 			                                    : "ok",
-			        t->snap ? t->snap->base->reused_rows : 0);
+			        t->snap ? t->snap->base->reused_rows : 0, vec_arith_name(t->arith),
+			        t->arith_matches[VEC_ARITH_SEPARATE],
+			        t->arith_matches[VEC_ARITH_FUSED]);
 		if (rc == 0)
 			rc = buf_append_json_str(out, t->last_error);
 		if (rc == 0)

@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/list.h"
+#include "vec/vec.h"
 
 struct cache;
 
@@ -58,6 +59,11 @@ struct cache_table {
 	MYSQL *patch_conn;           /* the patch jobs' connection (one job at a time) */
 	struct list_node waiters;    /* reads waiting for the next version */
 	uint64_t patches, patched_rows, patch_failures;
+	/* The arithmetic TiDB's distances for this table were last found in
+	 * (a new shape tries it first), and how many comparisons matched in
+	 * each (docs/design.md §8). */
+	enum vec_arith arith;
+	uint64_t arith_matches[2];
 	struct cache_table *next_table;
 };
 
@@ -89,13 +95,11 @@ struct cache_options {
 	uv_loop_t *loop;
 	const struct config_table_list *tables;
 	const char *user, *password;
-	const char *host; /* the upstream loads read from */
-	int port;
-	bool tls, tls_verify;
-	const char *tls_ca_file;
+	/* Where loads and patches connect, and how (core/upstream.h): the
+	 * sessions' servers, TLS settings, timeouts and health. */
+	struct upstream_group *upstream;
 	uint64_t memory_limit;
 	uint64_t max_staleness_ms;
-	uint64_t load_timeout_ms;
 	int max_tables; /* auto admission: most tables admitted at once */
 	bool patches;   /* writes through vecgate patch snapshots (else: reload) */
 };

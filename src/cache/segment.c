@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vec/screen.h"
+
 struct cache_segment {
 	atomic_int refs;
 	struct cache_segment_shape shape;
@@ -25,9 +27,42 @@ struct cache_segment {
 	uint64_t *rebuilt; /* bit r: row r's vector text is rebuilt; NULL when none is */
 	size_t n_rebuilt;
 	struct vec_table *vecs;
+	/* The int8 copy screening the scans of vecs (vec/screen.h); NULL when
+	 * the table is too small to gain from it, or screening was off. */
+	struct vec_screen *screen;
 	size_t scratch; /* what cache_segment_cell() needs; 0 when nothing is rebuilt */
-	size_t bytes;
+	size_t bytes;   /* everything above, the screen included */
 };
+
+/* [cache] screening: whether new segments get a screen and scans use it. */
+static atomic_bool screening = true;
+
+void cache_segment_set_screening(bool on)
+{
+	atomic_store_explicit(&screening, on, memory_order_relaxed);
+}
+
+bool cache_segment_screening(void)
+{
+	return atomic_load_explicit(&screening, memory_order_relaxed);
+}
+
+/* A screen pays when its int8 pass skips whole blocks of float32 reads:
+ * below a few blocks, or below 16 dimensions (where the codes and the
+ * per-row bounds are about as large as the floats), it only costs memory.
+ * A table with rows of another dimension is never scanned (vec_knn refuses
+ * it). */
+#define SCREEN_MIN_BLOCKS 8
+#define SCREEN_MIN_DIM    16
+
+static struct vec_screen *maybe_screen(const struct vec_table *t)
+{
+	if (!cache_segment_screening() || t->n_blocks < SCREEN_MIN_BLOCKS ||
+	    vec_table_dim(t, NULL) < SCREEN_MIN_DIM || vec_table_mixed(t, NULL, NULL))
+		return NULL;
+	/* Out of memory: the segment is still whole, its scans exact. */
+	return vec_screen_build(t);
+}
 
 /* A NULL vector in a part's dims[]. */
 #define NULL_DIM UINT32_MAX
@@ -497,8 +532,9 @@ struct cache_segment *cache_segment_builder_finish(struct cache_segment_builder 
 		s->n_rebuilt = x->n_rebuilt;
 		s->scratch = cache_segment_vec_text_max(vec_table_dim(s->vecs, NULL));
 	}
+	s->screen = maybe_screen(s->vecs);
 	s->bytes = sizeof(*s) + x->rows.len + x->offs.len + (s->rebuilt ? x->rebuilt.len : 0) +
-	           vec_table_bytes(s->vecs);
+	           vec_table_bytes(s->vecs) + (s->screen ? vec_screen_bytes(s->screen) : 0);
 	builder_empty(x);
 	return s;
 fail:
@@ -519,6 +555,7 @@ void cache_segment_unref(struct cache_segment *s)
 	free(s->rows);
 	free(s->row_off);
 	free(s->rebuilt);
+	vec_screen_free(s->screen); /* it reads vecs: freed first */
 	vec_table_free(s->vecs);
 	free(s);
 }
@@ -536,6 +573,16 @@ size_t cache_segment_bytes(const struct cache_segment *s)
 const struct vec_table *cache_segment_vecs(const struct cache_segment *s)
 {
 	return s->vecs;
+}
+
+const struct vec_screen *cache_segment_screen(const struct cache_segment *s)
+{
+	return cache_segment_screening() ? s->screen : NULL;
+}
+
+size_t cache_segment_screen_bytes(const struct cache_segment *s)
+{
+	return s->screen ? vec_screen_bytes(s->screen) : 0;
 }
 
 size_t cache_segment_scratch_size(const struct cache_segment *s)

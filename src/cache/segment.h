@@ -99,6 +99,19 @@ void cache_segment_unref(struct cache_segment *s);
 size_t cache_segment_rows(const struct cache_segment *s);
 size_t cache_segment_bytes(const struct cache_segment *s);
 const struct vec_table *cache_segment_vecs(const struct cache_segment *s);
+/* The int8 screen of the segment's vectors (vec/screen.h), built when the
+ * segment was finished if screening was on and the table has a few blocks
+ * of at least 16 dimensions; NULL otherwise, or while screening is off.
+ * Its memory is part of cache_segment_bytes(): cache_segment_screen_bytes
+ * (even while screening is off: it is still held). */
+struct vec_screen;
+const struct vec_screen *cache_segment_screen(const struct cache_segment *s);
+size_t cache_segment_screen_bytes(const struct cache_segment *s);
+/* [cache] screening (default on): whether segments finished from now on
+ * get a screen, and whether scans use the screens of existing ones.
+ * Process-wide; any thread. */
+void cache_segment_set_screening(bool on);
+bool cache_segment_screening(void);
 /* What scratch cache_segment_cell() needs for this segment's vector cells:
  * cache_segment_vec_text_max() of its dimension, 0 when no cell is
  * rebuilt. */

@@ -12,7 +12,9 @@
 #include "proto/mysql.h"
 #include "proto/packet.h"
 #include "proto/rows.h"
+#include "vec/batch.h"
 #include "vec/knn.h"
+#include "vec/screen.h"
 #include "vec/vec.h"
 
 #define REFUSE(why)                                                                                \
@@ -258,7 +260,11 @@ static int compile_filter(const char *sql, unsigned lexflags, const struct sql_k
 	return f->nvals ? 0 : 1;
 }
 
-/* The table column an inner item or a filter names, SIZE_MAX for the
+/* inner_target()'s answer for the distance: (ssize_t)SIZE_MAX would be -1,
+ * "something else". */
+#define TARGET_DISTANCE ((ssize_t)-2)
+
+/* The table column an inner item or a filter names, TARGET_DISTANCE for the
  * distance, or -1 when it is something else. */
 static ssize_t inner_target(const char *sql, const struct sql_knn *k, int inner,
                             const struct sql_name *name, const struct cache_snapshot *s)
@@ -267,7 +273,7 @@ static ssize_t inner_target(const char *sql, const struct sql_knn *k, int inner,
 		return -1;
 	const struct sql_knn_item *it = &k->inner.items[inner];
 	if (it->kind == SQL_KNN_ITEM_DISTANCE)
-		return (ssize_t)SIZE_MAX;
+		return TARGET_DISTANCE;
 	if (it->kind == SQL_KNN_ITEM_COLUMN)
 		return find_column(sql, &it->name, s);
 	if (it->kind == SQL_KNN_ITEM_STAR && name)
@@ -333,7 +339,7 @@ static int build_outer_cols(const char *sql, const struct sql_knn *k, struct cac
 			ssize_t c = inner_target(sql, k, it->inner, &it->name, p->snap);
 			if (c == -1)
 				rc = 1;
-			else if ((size_t)c == SIZE_MAX)
+			else if (c == TARGET_DISTANCE)
 				rc = add_out(p, CACHE_OUT_DIST, 0);
 			else
 				rc = add_out(p, CACHE_OUT_CELL, (size_t)c);
@@ -370,7 +376,7 @@ static int compile_level(const char *sql, unsigned lexflags, const struct sql_kn
 		const struct sql_knn_filter *f = &lvl->filters[i];
 		ssize_t col;
 		if (f->on_distance) {
-			col = (ssize_t)SIZE_MAX;
+			col = TARGET_DISTANCE;
 		} else if (outer) {
 			col = inner_target(sql, k, f->inner, &f->column, p->snap);
 		} else {
@@ -380,8 +386,9 @@ static int compile_level(const char *sql, unsigned lexflags, const struct sql_kn
 		}
 		if (col == -1)
 			REFUSE("filter_column");
-		int rc =
-		        compile_filter(sql, lexflags, k, f, (size_t)col, p, outer, params, nparams);
+		int rc = compile_filter(sql, lexflags, k, f,
+		                        col == TARGET_DISTANCE ? SIZE_MAX : (size_t)col, p, outer,
+		                        params, nparams);
 		if (rc != 0) {
 			if (rc > 0)
 				*reason = "filter";
@@ -454,6 +461,7 @@ int cache_plan_build(struct cache_plan *p, const char *sql, const struct sql_knn
 	cache_snapshot_ref(snap);
 	p->snap = snap;
 	p->metric = k->metric;
+	p->arith = VEC_ARITH_SEPARATE;
 	p->dfmt = snap->mariadb ? CACHE_DOUBLE_MARIADB : CACHE_DOUBLE_TIDB;
 	/* The table: db.table, or table in the session's database. */
 	if (sql_name_present(&k->schema)
@@ -609,92 +617,103 @@ static bool threshold_passes(const struct vec_threshold *th, const struct vec_hi
 	return !h->is_null && (th->inclusive ? h->dist <= th->value : h->dist < th->value);
 }
 
-/* The top (offset + k) of one segment: rows first..first+rows of the
- * snapshot, those set in live (NULL: all) that pass the filters. */
-static int scan_part(const struct cache_plan *p, const struct cache_segment *seg, size_t first,
-                     const uint64_t *live, size_t want, size_t offset, struct vec_hit *out,
-                     size_t *n)
+/* The row filter of one segment's scan: the segment's rows [r0, r1) (its
+ * own numbering; first is its first row in the snapshot) that are set in
+ * live (NULL: all) and pass the inner filters. *out stays NULL when every
+ * row takes part. */
+static int seg_allowed(const struct cache_plan *p, const struct cache_segment *seg, size_t first,
+                       const uint64_t *live, size_t r0, size_t r1, uint64_t **out)
 {
 	const struct cache_snapshot *s = p->snap;
 	size_t rows = cache_segment_rows(seg);
-	uint64_t *allowed = NULL;
-	*n = 0;
-	if (p->nfilters || live) {
-		size_t words = (rows + 63) / 64;
-		allowed = calloc(words + 1, sizeof(uint64_t));
-		if (!allowed)
-			return -ENOMEM;
-		for (size_t w = 0; w < words; w++) {
-			uint64_t bits = live ? live[w] : ~0ull;
-			if (w == words - 1 && rows % 64)
-				bits &= (1ull << (rows % 64)) - 1;
-			if (p->nfilters)
-				for (uint64_t b = bits; b; b &= b - 1) {
-					size_t r = w * 64 + (size_t)__builtin_ctzll(b);
-					if (!row_passes(p->filters, p->nfilters, s, first + r))
-						bits &= ~(1ull << (r % 64));
-				}
-			allowed[w] = bits;
-		}
+	*out = NULL;
+	if (r1 > rows)
+		r1 = rows;
+	if (!p->nfilters && !live && r0 == 0 && r1 == rows)
+		return 0;
+	size_t words = (rows + 63) / 64;
+	uint64_t *allowed = calloc(words + 1, sizeof(uint64_t));
+	if (!allowed)
+		return -ENOMEM;
+	for (size_t w = r0 / 64; r0 < r1 && w < (r1 + 63) / 64; w++) {
+		uint64_t bits = live ? live[w] : ~0ull;
+		size_t lo = w * 64;
+		if (r0 > lo)
+			bits &= ~0ull << (r0 - lo);
+		if (r1 - lo < 64)
+			bits &= (1ull << (r1 - lo)) - 1;
+		if (p->nfilters)
+			for (uint64_t b = bits; b; b &= b - 1) {
+				size_t r = w * 64 + (size_t)__builtin_ctzll(b);
+				if (!row_passes(p->filters, p->nfilters, s, first + r))
+					bits &= ~(1ull << (r % 64));
+			}
+		allowed[w] = bits;
 	}
-	int rc = vec_knn(cache_segment_vecs(seg), p->metric, p->q, p->dim, want, offset,
-	                 p->has_th ? &p->th : NULL, allowed, out, n);
+	*out = allowed;
+	return 0;
+}
+
+/* The best `want` hits (after skipping none) of rows [r0, r1) of one
+ * segment, as snapshot rows, through the segment's screen when it has one:
+ * the answers are the plain scan's either way (vec/screen.h). */
+static int seg_scan(const struct cache_plan *p, const struct cache_segment *seg, size_t first,
+                    const uint64_t *live, size_t r0, size_t r1, size_t want, struct vec_hit *out,
+                    size_t *n, struct cache_run_stats *st)
+{
+	uint64_t *allowed;
+	*n = 0;
+	int rc = seg_allowed(p, seg, first, live, r0, r1, &allowed);
+	if (rc)
+		return rc;
+	const struct vec_table *t = cache_segment_vecs(seg);
+	const struct vec_screen *scr = cache_segment_screen(seg);
+	const struct vec_threshold *th = p->has_th ? &p->th : NULL;
+	if (scr)
+		rc = vec_knn_screened(t, scr, p->metric, p->arith, p->q, p->dim, want, 0, th,
+		                      allowed, out, n);
+	else
+		rc = vec_knn_arith(t, p->metric, p->arith, p->q, p->dim, want, 0, th, allowed, out,
+		                   n);
 	free(allowed);
+	if (st && scr)
+		st->screened++;
 	for (size_t i = 0; rc == 0 && i < *n; i++)
 		out[i].row += first;
 	return rc;
 }
 
-int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nhits)
+/* The inner LIMIT cut to the snapshot's rows, and what each segment's scan
+ * must give for the merge: its best OFFSET + LIMIT. */
+static size_t plan_k(const struct cache_plan *p)
+{
+	return p->k < p->snap->n_rows ? p->k : p->snap->n_rows;
+}
+
+static size_t plan_want(const struct cache_plan *p)
+{
+	size_t k = plan_k(p);
+	size_t want = p->offset + k < p->offset ? SIZE_MAX : p->offset + k;
+	return want > p->snap->n_rows ? p->snap->n_rows : want;
+}
+
+/* The answer from the best hits of disjoint row sets (base parts, delta):
+ * merged in TiDB's order (NULL first, ascending, ties by row), OFFSET
+ * skipped, cut to LIMIT, then pytidb's outer query. *hits is malloc'd. */
+static int plan_answer(const struct cache_plan *p, const struct vec_hit *const *lists,
+                       const size_t *n, size_t nlists, struct vec_hit **hits, size_t *nhits)
 {
 	const struct cache_snapshot *s = p->snap;
-	size_t rows = s->n_rows;
-	*hits = NULL;
-	*nhits = 0;
-	size_t k = p->k < rows ? p->k : rows;
-	struct vec_hit *h = NULL;
-	size_t n = 0;
-	int rc;
-	if (!s->delta) {
-		/* One segment: the scan applies OFFSET itself. */
-		if (!(h = malloc((k ? k : 1) * sizeof(*h))))
-			return -ENOMEM;
-		rc = scan_part(p, s->base->rows, 0, s->live, k, p->offset, h, &n);
-	} else {
-		/* Base and delta each give their best offset + k; merged in
-		 * TiDB's order (NULL first, ascending, ties by row), then the
-		 * OFFSET is skipped. */
-		size_t want = p->offset + k < p->offset ? SIZE_MAX / 2 : p->offset + k;
-		if (want > rows)
-			want = rows;
-		struct vec_hit *a = malloc((want ? want : 1) * sizeof(*a));
-		struct vec_hit *b = malloc((want ? want : 1) * sizeof(*b));
-		h = malloc((k ? k : 1) * sizeof(*h));
-		size_t na = 0, nb = 0;
-		rc = a && b && h ? 0 : -ENOMEM;
-		if (rc == 0)
-			rc = scan_part(p, s->base->rows, 0, s->live, want, 0, a, &na);
-		if (rc == 0)
-			rc = scan_part(p, s->delta, s->n_base, NULL, want, 0, b, &nb);
-		size_t i = 0, j = 0, seen = 0;
-		while (rc == 0 && n < k && (i < na || j < nb)) {
-			bool take_a = j == nb || (i < na && vec_hit_before(&a[i], &b[j]));
-			struct vec_hit x = take_a ? a[i++] : b[j++];
-			if (seen++ >= p->offset)
-				h[n++] = x;
-		}
-		free(a);
-		free(b);
-	}
-	if (rc < 0) {
-		free(h);
-		return rc;
-	}
+	size_t k = plan_k(p);
+	struct vec_hit *h = malloc((k ? k : 1) * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	size_t nh = vec_hits_merge(lists, n, nlists, p->offset, k, h);
 	if (p->outer) {
 		/* The inner answer, filtered again and cut to the outer LIMIT;
 		 * its order (by distance) stays the inner order. */
 		size_t kept = 0, skipped = 0;
-		for (size_t i = 0; i < n && kept < p->outer_k; i++) {
+		for (size_t i = 0; i < nh && kept < p->outer_k; i++) {
 			if (p->outer_has_th && !threshold_passes(&p->outer_th, &h[i]))
 				continue;
 			if (!row_passes(p->outer_filters, p->nouter_filters, s, h[i].row))
@@ -705,11 +724,245 @@ int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nh
 			}
 			h[kept++] = h[i];
 		}
-		n = kept;
+		nh = kept;
 	}
 	*hits = h;
-	*nhits = n;
+	*nhits = nh;
 	return 0;
+}
+
+struct cache_split {
+	const struct cache_plan *p;
+	size_t nparts;
+	size_t want;
+	/* Part i's best hits at hits + i * want, n[i] of them; the delta's at
+	 * hits + nparts * want, n[nparts]. */
+	struct vec_hit *hits;
+	size_t *n;
+	struct cache_run_stats *st; /* one per part: written by its thread */
+};
+
+size_t cache_plan_split_parts(const struct cache_plan *p, size_t max_parts)
+{
+	/* Below this many blocks a part costs more to hand to a thread than
+	 * its scan takes. */
+	const size_t min_blocks = 256;
+	const struct vec_table *t = cache_segment_vecs(p->snap->base->rows);
+	size_t parts = t->n_blocks / min_blocks;
+	if (parts > max_parts)
+		parts = max_parts;
+	if (parts > VEC_MERGE_MAX - 1)
+		parts = VEC_MERGE_MAX - 1; /* the delta's list is one more */
+	return parts ? parts : 1;
+}
+
+struct cache_split *cache_split_new(const struct cache_plan *p, size_t nparts)
+{
+	struct cache_split *sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return NULL;
+	if (nparts < 1)
+		nparts = 1;
+	if (nparts > VEC_MERGE_MAX - 1)
+		nparts = VEC_MERGE_MAX - 1;
+	sp->p = p;
+	sp->nparts = nparts;
+	sp->want = plan_want(p);
+	sp->hits = malloc(((nparts + 1) * sp->want + 1) * sizeof(*sp->hits));
+	sp->n = calloc(nparts + 1, sizeof(*sp->n));
+	sp->st = calloc(nparts + 1, sizeof(*sp->st));
+	if (!sp->hits || !sp->n || !sp->st) {
+		cache_split_free(sp);
+		return NULL;
+	}
+	return sp;
+}
+
+int cache_split_part(struct cache_split *sp, size_t part)
+{
+	const struct cache_plan *p = sp->p;
+	const struct cache_segment *base = p->snap->base->rows;
+	size_t r0, r1;
+	vec_split_rows(cache_segment_vecs(base), part, sp->nparts, &r0, &r1);
+	return seg_scan(p, base, 0, p->snap->live, r0, r1, sp->want, sp->hits + part * sp->want,
+	                &sp->n[part], &sp->st[part]);
+}
+
+int cache_split_finish(struct cache_split *sp, struct vec_hit **hits, size_t *nhits,
+                       struct cache_run_stats *st)
+{
+	const struct cache_plan *p = sp->p;
+	const struct cache_snapshot *s = p->snap;
+	size_t nl = sp->nparts;
+	*hits = NULL;
+	*nhits = 0;
+	if (s->delta) {
+		int rc = seg_scan(p, s->delta, s->n_base, NULL, 0, SIZE_MAX, sp->want,
+		                  sp->hits + nl * sp->want, &sp->n[nl], &sp->st[nl]);
+		if (rc)
+			return rc;
+		nl++;
+	}
+	const struct vec_hit *lists[VEC_MERGE_MAX];
+	for (size_t i = 0; i < nl; i++)
+		lists[i] = sp->hits + i * sp->want;
+	if (st)
+		for (size_t i = 0; i < nl; i++)
+			st->screened += sp->st[i].screened;
+	return plan_answer(p, lists, sp->n, nl, hits, nhits);
+}
+
+void cache_split_free(struct cache_split *sp)
+{
+	if (!sp)
+		return;
+	free(sp->hits);
+	free(sp->n);
+	free(sp->st);
+	free(sp);
+}
+
+int cache_plan_run_stats(const struct cache_plan *p, struct vec_hit **hits, size_t *nhits,
+                         struct cache_run_stats *st)
+{
+	*hits = NULL;
+	*nhits = 0;
+	struct cache_split *sp = cache_split_new(p, 1);
+	if (!sp)
+		return -ENOMEM;
+	int rc = cache_split_part(sp, 0);
+	if (rc == 0)
+		rc = cache_split_finish(sp, hits, nhits, st);
+	cache_split_free(sp);
+	return rc;
+}
+
+int cache_plan_run(const struct cache_plan *p, struct vec_hit **hits, size_t *nhits)
+{
+	return cache_plan_run_stats(p, hits, nhits, NULL);
+}
+
+bool cache_plans_batchable(const struct cache_plan *a, const struct cache_plan *b)
+{
+	return a->snap == b->snap && a->metric == b->metric && a->arith == b->arith &&
+	       a->dim == b->dim;
+}
+
+/* One segment's scan for every plan of a batch: through the screen, one
+ * plan after the other, when there are few plans (a screened scan reads a
+ * quarter of the float32 bytes and computes few blocks exactly); else one
+ * shared pass over the float32 blocks (vec_knn_batch), whose cost grows
+ * with the plans only by their arithmetic. */
+static void seg_scan_batch(const struct cache_plan *const *plans, size_t n,
+                           const struct cache_segment *seg, size_t first, const uint64_t *live,
+                           const size_t *want, struct vec_hit *const *out, size_t *nout, int *rcs,
+                           struct cache_run_stats *st)
+{
+	if (n < CACHE_BATCH_SHARED_MIN && cache_segment_screen(seg)) {
+		for (size_t i = 0; i < n; i++)
+			if (rcs[i] == 0)
+				rcs[i] = seg_scan(plans[i], seg, first, live, 0, SIZE_MAX, want[i],
+				                  out[i], &nout[i], st);
+		return;
+	}
+	struct vec_batch_query *bq = calloc(n, sizeof(*bq));
+	uint64_t **allowed = calloc(n, sizeof(*allowed));
+	size_t *who = calloc(n, sizeof(*who));
+	size_t nb = 0;
+	if (!bq || !allowed || !who) {
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = rcs[i] ? rcs[i] : -ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct cache_plan *p = plans[i];
+		nout[i] = 0;
+		if (rcs[i] != 0)
+			continue;
+		rcs[i] = seg_allowed(p, seg, first, live, 0, SIZE_MAX, &allowed[i]);
+		if (rcs[i] != 0)
+			continue;
+		bq[nb] = (struct vec_batch_query){
+		        .q = p->q,
+		        .dim = p->dim,
+		        .k = want[i],
+		        .th = p->has_th ? &p->th : NULL,
+		        .allowed = allowed[i],
+		        .out = out[i],
+		};
+		who[nb++] = i;
+	}
+	if (nb > 0) {
+		/* Each query's own rc says how it ended. */
+		int rc = vec_knn_batch(cache_segment_vecs(seg), plans[who[0]]->metric,
+		                       plans[who[0]]->arith, bq, nb);
+		(void)rc;
+		if (st)
+			st->batched_passes++;
+	}
+	for (size_t b = 0; b < nb; b++) {
+		size_t i = who[b];
+		rcs[i] = bq[b].rc;
+		nout[i] = bq[b].n_out;
+		for (size_t h = 0; rcs[i] == 0 && h < nout[i]; h++)
+			out[i][h].row += first;
+	}
+done:
+	for (size_t i = 0; allowed && i < n; i++)
+		free(allowed[i]);
+	free(allowed);
+	free(bq);
+	free(who);
+}
+
+int cache_plans_run_batch(const struct cache_plan *const *plans, size_t n, struct vec_hit **hits,
+                          size_t *nhits, int *rcs, struct cache_run_stats *st)
+{
+	for (size_t i = 0; i < n; i++) {
+		hits[i] = NULL;
+		nhits[i] = 0;
+		rcs[i] = i > 0 && !cache_plans_batchable(plans[0], plans[i]) ? -EINVAL : 0;
+	}
+	if (n == 0)
+		return 0;
+	const struct cache_snapshot *s = plans[0]->snap;
+	int nseg = s->delta ? 2 : 1;
+	size_t *want = calloc(n, sizeof(*want));
+	size_t *nout = calloc(2 * n, sizeof(*nout));
+	struct vec_hit **out = calloc(2 * n, sizeof(*out));
+	int rc = want && nout && out ? 0 : -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		want[i] = plan_want(plans[i]);
+		for (int g = 0; g < nseg; g++)
+			if (!(out[g * n + i] = malloc((want[i] + 1) * sizeof(struct vec_hit))))
+				rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		seg_scan_batch(plans, n, s->base->rows, 0, s->live, want, out, nout, rcs, st);
+		if (s->delta)
+			seg_scan_batch(plans, n, s->delta, s->n_base, NULL, want, out + n, nout + n,
+			               rcs, st);
+		for (size_t i = 0; i < n; i++) {
+			if (rcs[i] != 0)
+				continue;
+			const struct vec_hit *lists[2] = {out[i], out[n + i]};
+			size_t counts[2] = {nout[i], nout[n + i]};
+			rcs[i] = plan_answer(plans[i], lists, counts, (size_t)nseg, &hits[i],
+			                     &nhits[i]);
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = rc;
+	}
+	for (size_t i = 0; out && i < 2 * n; i++)
+		free(out[i]);
+	free(out);
+	free(nout);
+	free(want);
+	int first = 0;
+	for (size_t i = 0; i < n && !first; i++)
+		first = rcs[i];
+	return first;
 }
 
 /* ---- encoding ---- */

@@ -46,6 +46,10 @@ enum cache_double_format {
 struct cache_plan {
 	struct cache_snapshot *snap; /* referenced while the plan lives */
 	enum vec_metric metric;
+	/* The float32 arithmetic of the distances: the one the shape's
+	 * verification found in TiDB's answer (design.md §8); build leaves it
+	 * VEC_ARITH_SEPARATE. */
+	enum vec_arith arith;
 	float *q;
 	size_t dim;
 	size_t k, offset; /* the (inner) LIMIT and OFFSET */
@@ -88,6 +92,48 @@ void cache_plan_free(struct cache_plan *plan);
  * order. 0, or a negative errno (-EDOM: a row of another dimension, which
  * TiDB answers with an error: the caller leaves the query to TiDB). */
 int cache_plan_run(const struct cache_plan *plan, struct vec_hit **hits, size_t *nhits) MUST_CHECK;
+
+/* What runs did (counted by the caller's metrics). */
+struct cache_run_stats {
+	size_t screened;       /* segment scans read through a segment's int8 screen */
+	size_t batched_passes; /* shared passes (vec_knn_batch) over a segment */
+};
+/* cache_plan_run, adding to *st (may be NULL) what it did. */
+int cache_plan_run_stats(const struct cache_plan *plan, struct vec_hit **hits, size_t *nhits,
+                         struct cache_run_stats *st) MUST_CHECK;
+
+/* One plan's run split over threads: the base segment's blocks in nparts
+ * ranges (vec_split_rows), each scanned by cache_split_part on any thread
+ * for its best OFFSET + LIMIT; then cache_split_finish, once every part
+ * returned 0, scans the delta and merges everything in TiDB's order: the
+ * answer of cache_plan_run, hit for hit. The plan must outlive the split.
+ * cache_split_new: NULL when out of memory. */
+struct cache_split;
+/* How many parts are worth it for the plan's base segment, at most
+ * max_parts (1: do not split). */
+size_t cache_plan_split_parts(const struct cache_plan *plan, size_t max_parts);
+struct cache_split *cache_split_new(const struct cache_plan *plan, size_t nparts);
+int cache_split_part(struct cache_split *sp, size_t part) MUST_CHECK;
+int cache_split_finish(struct cache_split *sp, struct vec_hit **hits, size_t *nhits,
+                       struct cache_run_stats *st) MUST_CHECK;
+void cache_split_free(struct cache_split *sp);
+
+/* Whether two plans can share a pass: the same snapshot, metric,
+ * arithmetic and query dimension. */
+bool cache_plans_batchable(const struct cache_plan *a, const struct cache_plan *b);
+/* From this many plans on, a batch shares one float32 pass over a
+ * screened segment instead of running each plan's screened scan (below,
+ * and on segments without a screen, which always share the pass). */
+#define CACHE_BATCH_SHARED_MIN 3
+/* Runs n batchable plans together: each segment's blocks are read once for
+ * all of them (vec_knn_batch), or for few plans each takes its screened
+ * scan; filters, the delta merge, OFFSET and the outer query as
+ * cache_plan_run. hits[i], nhits[i], rcs[i]: plan i's answer (hits[i]
+ * malloc'd, the caller frees it) and return code (cache_plan_run's;
+ * -EINVAL for a plan not batchable with plans[0]). Returns the first
+ * nonzero rcs[i], or 0. Thread-safe like cache_plan_run. */
+int cache_plans_run_batch(const struct cache_plan *const *plans, size_t n, struct vec_hit **hits,
+                          size_t *nhits, int *rcs, struct cache_run_stats *st) MUST_CHECK;
 
 /* Appends the answer's rows as packets starting at sequence id *seq: text
  * protocol rows, or binary protocol rows for the column types in types[]

@@ -326,18 +326,25 @@ void cache_shape_verify_start(struct cache_shape *sh)
 	sh->verifying = true;
 }
 
-void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, uint64_t now_ms)
+void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, enum vec_arith arith,
+                            bool decided, uint64_t now_ms)
 {
 	assert(sh->verifying);
 	sh->verifying = false;
 	if (!ok)
 		return;
+	assert(sh->state != CACHE_SHAPE_REJECTED);
 	if (match) {
-		assert(sh->state != CACHE_SHAPE_REJECTED);
 		sh->state = CACHE_SHAPE_VERIFIED;
+		if (decided) {
+			sh->arith = arith;
+			sh->arith_known = true;
+		}
 		sh->verified_ms = now_ms;
 	} else if (++sh->mismatches >= CACHE_SHAPE_MISMATCHES_TO_REJECT) {
 		sh->state = CACHE_SHAPE_REJECTED;
+	} else {
+		sh->state = CACHE_SHAPE_PENDING;
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "vec/vec.h"
 
 struct cache_table;
 
@@ -27,7 +28,10 @@ int cache_meta_copy(struct cache_meta *dst, const struct cache_meta *src) MUST_C
 
 /* Changed only by the cache_shape_* functions below, which assert the
  * transitions: PENDING -> VERIFIED (a comparison matched) or REJECTED (the
- * third mismatch); VERIFIED stays VERIFIED (renewals); REJECTED is final. */
+ * third mismatch); VERIFIED stays VERIFIED when a renewal's comparison
+ * matches (or none could be made) and goes back to PENDING when it does
+ * not (TiDB's plan, and with it the arithmetic, may have changed), or to
+ * REJECTED on the third mismatch; REJECTED is final. */
 enum cache_shape_state {
 	CACHE_SHAPE_PENDING,  /* captured, comparison not done yet */
 	CACHE_SHAPE_VERIFIED, /* vecgate's answer matched TiDB's: served from the cache */
@@ -44,6 +48,12 @@ struct cache_shape {
 	enum cache_shape_state state;
 	int mismatches;
 	bool verifying;
+	/* The arithmetic of TiDB's distances (docs/tidb.md §3), known once a
+	 * comparison matched in one arithmetic and not in the other: answers
+	 * from memory compute in it. Until then (every match so far was the
+	 * same in both) an answer is served only when both agree on it. */
+	enum vec_arith arith;
+	bool arith_known;
 	int users; /* answers in flight reading it: not evicted */
 	struct cache_meta meta;
 	uint32_t ncols;
@@ -76,9 +86,13 @@ size_t cache_shapes_count(const struct cache_shapes *s);
 
 /* A comparison of vecgate's answer with TiDB's starts (one at a time). */
 void cache_shape_verify_start(struct cache_shape *sh);
-/* It ended: match makes the shape VERIFIED as of now_ms; a mismatch counts
- * towards REJECTED. ok false: nothing was compared (out of memory). */
-void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, uint64_t now_ms);
+/* It ended: match makes the shape VERIFIED as of now_ms, and with
+ * decided (only arith matched) computing in arith from then on; a match in
+ * both arithmetics leaves the arithmetic as it was. A mismatch counts
+ * towards REJECTED and takes a VERIFIED shape back to PENDING. ok false:
+ * nothing was compared (out of memory). */
+void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, enum vec_arith arith,
+                            bool decided, uint64_t now_ms);
 /* TiDB answered a VERIFIED shape's user again: the proof is renewed. */
 void cache_shape_renew(struct cache_shape *sh, uint64_t now_ms);
 

@@ -23,6 +23,7 @@
 static struct {
 	bool ready;
 	struct metric *match, *mismatch;
+	struct metric *arith[2], *switches;
 } m;
 
 static void metrics_setup(void)
@@ -36,6 +37,15 @@ static void metrics_setup(void)
 	        NULL);
 	m.match = metrics_series(f, "match", NULL);
 	m.mismatch = metrics_series(f, "mismatch", NULL);
+	f = metrics_family(METRICS_COUNTER, "vecgate_cache_arith_matches_total",
+	                   "Comparisons that matched TiDB's answer in one float32 arithmetic and "
+	                   "not in the other (separate or fused multiply-add), by that one.",
+	                   "arith", NULL);
+	m.arith[VEC_ARITH_SEPARATE] = metrics_series(f, "separate", NULL);
+	m.arith[VEC_ARITH_FUSED] = metrics_series(f, "fused", NULL);
+	m.switches = metrics_counter("vecgate_cache_arith_switches_total",
+	                             "Comparisons that found TiDB computing a shape's distances in "
+	                             "the other arithmetic than before (its plan changed).");
 }
 
 struct cache_capture {
@@ -175,27 +185,24 @@ struct verify_job {
 	struct buf tidb_rows; /* u32-prefixed payloads */
 	struct buf ours;
 	bool binary;
+	bool renewal; /* the shape was VERIFIED: a renewed proof compared again */
 	int dist_col;
+	enum vec_arith arith; /* tried first; after the work, the one that matched */
+	bool decided;         /* it matched, and the other arithmetic did not */
 	int rc;
 	bool match;
 };
 
-static void verify_work(void *data)
+/* Computes the answer in arithmetic a and compares it with TiDB's rows:
+ * j->rc and j->match. */
+static void compare_in(struct verify_job *j, enum vec_arith a, size_t k, size_t before, bool outer)
 {
-	struct verify_job *j = data;
 	struct vec_hit *hits;
 	size_t n;
-	/* One row more on each side than asked, to see whether a group of equal
-	 * distances at either end of the answer goes on past it. (pytidb's
-	 * outer query: both ends are taken as cut, which only loosens.) */
 	struct cache_plan *p = &j->plan;
-	size_t k = p->k, before = 0;
-	bool outer = p->outer;
-	if (!outer) {
-		before = p->offset > 0;
-		p->offset -= before;
-		p->k = k + before + 1 < k ? k : k + before + 1;
-	}
+	p->arith = a;
+	buf_reset(&j->ours);
+	j->match = false;
 	j->rc = cache_plan_run(p, &hits, &n);
 	if (j->rc < 0)
 		return;
@@ -230,14 +237,75 @@ static void verify_work(void *data)
 	free(hits);
 }
 
+static void verify_work(void *data)
+{
+	struct verify_job *j = data;
+	/* One row more on each side than asked, to see whether a group of equal
+	 * distances at either end of the answer goes on past it. (pytidb's
+	 * outer query: both ends are taken as cut, which only loosens.) */
+	struct cache_plan *p = &j->plan;
+	size_t k = p->k, before = 0;
+	bool outer = p->outer;
+	if (!outer) {
+		before = p->offset > 0;
+		p->offset -= before;
+		p->k = k + before + 1 < k ? k : k + before + 1;
+	}
+	/* TiDB's distances come from float32 loops that its build may fuse
+	 * (docs/tidb.md §3): an answer that differs in the arithmetic tried
+	 * first is computed in the other one. Either match is a proof: the
+	 * rows, their order and every printed distance are TiDB's. A match
+	 * tells which arithmetic TiDB used only if the other one does not
+	 * match too (an empty answer, small integers: the same in both). L1
+	 * has no multiply: the same in both, always. */
+	enum vec_arith first = j->arith;
+	enum vec_arith other = first == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE : VEC_ARITH_FUSED;
+	compare_in(j, first, k, before, outer);
+	if (j->rc < 0 || p->metric == VEC_L1) {
+		j->decided = j->rc == 0 && j->match;
+		return;
+	}
+	bool first_match = j->match;
+	compare_in(j, other, k, before, outer);
+	if (j->rc < 0) {
+		/* The second computation failed (out of memory): the first one
+		 * stands, deciding nothing. */
+		j->rc = first_match ? 0 : j->rc;
+		j->match = first_match;
+		j->decided = false;
+		return;
+	}
+	j->decided = first_match != j->match;
+	if (!first_match && j->match)
+		j->arith = other;
+	j->match = first_match || j->match;
+}
+
 static void verify_done(void *data, int status)
 {
 	struct verify_job *j = data;
 	struct cache_shape *sh = j->shape;
 	bool compared = status == 0 && j->rc == 0;
-	cache_shape_verify_end(sh, compared, j->match, core_now_ms());
+	enum vec_arith was = sh->arith;
+	bool was_known = sh->arith_known;
+	uint64_t now = core_now_ms();
+	cache_shape_verify_end(sh, compared, j->match, j->arith, j->decided, now);
+	if (!compared && j->renewal)
+		cache_shape_renew(sh, now); /* nothing compared: the proof of identity stands */
 	if (compared && j->match) {
 		metrics_inc(m.match, 1);
+		if (j->decided) {
+			metrics_inc(m.arith[j->arith], 1);
+			sh->table->arith = j->arith;
+			sh->table->arith_matches[j->arith]++;
+		}
+		if (j->decided && was_known && was != j->arith) {
+			metrics_inc(m.switches, 1);
+			log_info("cache %s.%s: TiDB's distances for a query shape are now computed "
+			         "in %s arithmetic (were %s)",
+			         sh->table->db, sh->table->table, vec_arith_name(j->arith),
+			         vec_arith_name(was));
+		}
 	} else if (compared) {
 		metrics_inc(m.mismatch, 1);
 		log_debug("cache %s.%s: answer differs from TiDB's (%zu vs %zu bytes of rows): %s",
@@ -292,32 +360,41 @@ void cache_capture_finish(struct cache_capture *c, struct cache_shapes *shapes, 
 	if (t->schema_version != c->schema_version)
 		return; /* compare next time, against the new definition */
 	struct cache_shape *sh = cache_shapes_find(shapes, c->key);
-	if (sh && sh->state == CACHE_SHAPE_VERIFIED && !sh->verifying &&
-	    sh->schema_version == c->schema_version) {
-		/* A renewed proof: TiDB answered this session's identity again
-		 * (no comparison needed: the shape's answers matched before). */
-		cache_shape_renew(sh, now);
-		return;
-	}
+	/* A renewed proof: TiDB answered this session's identity again. The
+	 * shape's answers matched before; they are compared again when the
+	 * snapshot allows, since TiDB's plan (and with it the arithmetic of
+	 * its distances) may have changed since. */
+	bool renewal = sh && sh->state == CACHE_SHAPE_VERIFIED && !sh->verifying &&
+	               sh->schema_version == c->schema_version;
 	/* A comparison needs the snapshot of the data TiDB answered from: no
 	 * write through vecgate committed while TiDB answered, and the
 	 * snapshot has them all. Otherwise compare next time. */
-	if (cache_table_unservable(t, now) || t->version != c->version ||
-	    t->snap->version != c->version)
+	bool comparable = !cache_table_unservable(t, now) && t->version == c->version &&
+	                  t->snap->version == c->version;
+	if (renewal && !comparable) {
+		cache_shape_renew(sh, now);
+		return;
+	}
+	if (!comparable)
 		return;
 	/* A shape captured before the table's definition may have changed
 	 * (DDL, or a statement vecgate could not attribute) is captured and
 	 * compared again, like a new one. */
-	if (sh && ((sh->state != CACHE_SHAPE_PENDING && sh->schema_version == c->schema_version) ||
-	           sh->verifying))
-		return;
-	int mismatches = sh ? sh->mismatches : 0;
-	sh = cache_shapes_put(shapes, c->key, t, c->schema_version, &c->defs, (uint32_t)c->ncols);
-	if (!sh)
-		return;
-	sh->mismatches = mismatches;
-	if (keep_meta(sh, c) < 0)
-		return;
+	if (!renewal) {
+		if (sh && ((sh->state != CACHE_SHAPE_PENDING &&
+		            sh->schema_version == c->schema_version) ||
+		           sh->verifying))
+			return;
+		int mismatches = sh ? sh->mismatches : 0;
+		sh = cache_shapes_put(shapes, c->key, t, c->schema_version, &c->defs,
+		                      (uint32_t)c->ncols);
+		if (!sh)
+			return;
+		sh->mismatches = mismatches;
+		sh->arith = t->arith;
+		if (keep_meta(sh, c) < 0)
+			return;
+	}
 	struct verify_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return;
@@ -326,9 +403,13 @@ void cache_capture_finish(struct cache_capture *c, struct cache_shapes *shapes, 
 	                     c->nparams, &why) != 0) {
 		cache_plan_free(&j->plan);
 		free(j);
+		if (renewal)
+			cache_shape_renew(sh, now);
 		return;
 	}
 	j->shape = sh;
+	j->renewal = renewal;
+	j->arith = sh->arith;
 	snprintf(j->sql, sizeof(j->sql), "%.*s", (int)(c->src_len < 511 ? c->src_len : 511),
 	         c->src);
 	j->binary = c->binary;
@@ -338,7 +419,9 @@ void cache_capture_finish(struct cache_capture *c, struct cache_shapes *shapes, 
 	buf_init(&j->ours);
 	cache_shape_verify_start(sh);
 	if (net_work_submit(loop, verify_work, verify_done, j) < 0) {
-		cache_shape_verify_end(sh, false, false, now);
+		cache_shape_verify_end(sh, false, false, sh->arith, false, now);
+		if (renewal)
+			cache_shape_renew(sh, now);
 		cache_plan_free(&j->plan);
 		buf_free(&j->tidb_rows);
 		free(j);

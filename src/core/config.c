@@ -51,6 +51,7 @@ struct key {
 };
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 
 #define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
@@ -78,6 +79,11 @@ static const struct key keys[] = {
          "applies to them. Logged-in sessions do not count. Keep it well under the "
          "server's connection limit (max_connections, 151 by default on MySQL and "
          "MariaDB)."},
+        {"server", "max_pending_logins_per_address", T_INT, "16", "1", "100000", NULL, RELOAD,
+         false, F(server.max_pending_logins_per_address),
+         "Of max_pending_logins, most held by clients from one address: clients that connect "
+         "and stay silent from one place cannot keep others from logging in. Its queued "
+         "clients wait while others go first."},
         {"server", "max_packet_size", T_SIZE, "1G", "1K", "1G", NULL, RESTART, false,
          F(server.max_packet_size),
          "Largest MySQL payload (a statement, after joining split packets) accepted from a "
@@ -106,6 +112,12 @@ static const struct key keys[] = {
          "TCP keepalive idle time on client connections. 0 = keepalive off."},
         {"server", "log_level", T_ENUM, "info", NULL, NULL, log_levels, RELOAD, false,
          F(server.log_level), "Most verbose log level written to stderr."},
+        {"server", "log_format", T_ENUM, "text", NULL, NULL, log_formats, RELOAD, false,
+         F(server.log_format),
+         "How each log line on stderr is written. text: 2026-11-21T06:00:00.123Z INFO "
+         "[component] message. json: one object per line with the same fields, "
+         "{\"time\":...,\"level\":\"INFO\",\"component\":...,\"message\":...}, for log "
+         "collectors that parse JSON."},
         {"server", "tls_cert", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_cert),
          "Certificate chain (PEM) vecgate presents to clients. Empty: clients cannot use TLS."},
         {"server", "tls_key", T_PATH, "", NULL, NULL, NULL, RELOAD, false, F(server.tls_key),
@@ -122,8 +134,8 @@ static const struct key keys[] = {
 
         {"upstream", "servers", T_ADDR_LIST, "127.0.0.1:4000", NULL, NULL, NULL, RESTART, false,
          F(upstream.servers),
-         "TiDB servers, comma separated. Each new client session goes to the next healthy "
-         "one in turn."},
+         "TiDB servers, comma separated. Each new client session goes to the healthy one "
+         "with the fewest sessions (in turn among equals); with none healthy, each is tried."},
         {"upstream", "tls", T_BOOL, "true", NULL, NULL, NULL, RESTART, false, F(upstream.tls),
          "Connect to TiDB with TLS. Off sends logins and data in clear: only for a TiDB on the "
          "same host."},
@@ -152,15 +164,19 @@ static const struct key keys[] = {
          F(upstream.pool_spares),
          "Spare connections per server, kept past TLS and holding a fresh greeting, so a new "
          "client logs in without waiting for a connect. 0 = connect on demand."},
-        {"upstream", "spare_max_age", T_DURATION, "8s", "1s", "1h", NULL, RELOAD, false,
+        {"upstream", "spare_max_age", T_DURATION, "3s", "1s", "1h", NULL, RELOAD, false,
          F(upstream.spare_max_age),
          "Replace spares older than this, before the server drops a connection whose greeting "
          "went unanswered (MySQL and MariaDB do after connect_timeout, 10 s by default) or a "
-         "load balancer drops it as idle."},
+         "load balancer drops it as idle. A client logs in on a spare's greeting, so it has "
+         "that server limit minus the spare's age: keep the sum of this and the client's "
+         "login time well under it."},
         {"upstream", "health_check_interval", T_DURATION, "5s", "100ms", "1h", NULL, RELOAD, false,
          F(upstream.health_check_interval),
-         "Longest wait between attempts to reach a server marked down (attempts start at "
-         "200 ms apart and double)."},
+         "How often each server is checked (TCP connect, greeting and, with tls, the TLS "
+         "handshake; never a login). A server that fails a check or a connection is taken "
+         "out and checked again after 200 ms, doubling up to this interval, until one "
+         "passes."},
         {"upstream", "tcp_keepalive", T_DURATION, "60s", "0", "2h", NULL, RESTART, false,
          F(upstream.tcp_keepalive),
          "TCP keepalive idle time on connections to TiDB. 0 = keepalive off."},
@@ -196,6 +212,12 @@ static const struct key keys[] = {
          "and DELETE that name their keys) patch the snapshot: the rows are read back after "
          "the commit and a new version is published in milliseconds. Off: every write makes "
          "the table's snapshot stale until a full reload."},
+        {"cache", "screening", T_BOOL, "true", NULL, NULL, NULL, RELOAD, false, F(cache.screening),
+         "Keep an int8 copy of each cached table's vectors (about dim + 29 bytes a row, counted "
+         "in memory_limit) and read it before the float32 vectors: only the blocks that may "
+         "hold an answer are then computed exactly. Answers are the same bit for bit either "
+         "way. Off: scans read every float32 vector, and tables loaded from then on get no "
+         "copy."},
         {"cache", "proof_max_age", T_DURATION, "60s", "1s", "1h", NULL, RELOAD, false,
          F(cache.proof_max_age),
          "A query shape is answered from memory for a user only after the database answered "
@@ -686,12 +708,9 @@ int config_parse_string(const char *text, const char *name, struct config *out,
 		check_rules(&ps);
 	if (err->count > 0)
 		return rc < 0 ? -ENOMEM : -EINVAL;
-	if (!out->upstream.tls)
-		log_warn("%s: [upstream] tls is off: logins and data go to TiDB in clear", name);
-	else if (!out->upstream.tls_verify)
-		log_warn("%s: [upstream] tls_verify is off: TiDB's certificate is not "
-		         "checked",
-		         name);
+	/* Settings that leave a link less protected are reported by
+	 * upstream_config_warnings() (core/upstream.h): at start and by
+	 * --check-config. */
 	return 0;
 }
 

@@ -59,13 +59,15 @@ struct config {
 		int backlog;
 		int max_client_conns;
 		int max_pending_logins;
+		int max_pending_logins_per_address;
 		uint64_t max_packet_size;
 		uint64_t write_buffer_limit;
 		uint64_t handshake_timeout;
 		uint64_t idle_timeout;
 		uint64_t drain_timeout;
 		uint64_t tcp_keepalive;
-		int log_level; /* enum log_level */
+		int log_level;  /* enum log_level */
+		int log_format; /* enum log_format */
 		char tls_cert[CONFIG_STR_MAX];
 		char tls_key[CONFIG_STR_MAX];
 		char tls_ca[CONFIG_STR_MAX];
@@ -97,6 +99,7 @@ struct config {
 		uint64_t load_timeout;
 		int max_tables;
 		bool patches;
+		bool screening;
 		uint64_t proof_max_age;
 	} cache;
 	struct {

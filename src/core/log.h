@@ -1,5 +1,6 @@
 /* Levelled logging to stderr: one line per event, written with one write(2),
- * "2026-11-21T06:00:00.123Z LEVEL [component] message" in UTC. */
+ * "2026-11-21T06:00:00.123Z LEVEL [component] message" in UTC, or the same
+ * fields as one JSON object per line (log_set_format). */
 #ifndef VECGATE_CORE_LOG_H
 #define VECGATE_CORE_LOG_H
 
@@ -20,6 +21,12 @@ enum log_level {
 	LOG_DEBUG,
 };
 
+/* How a line is written; the names match the config enum log_format. */
+enum log_format {
+	LOG_FORMAT_TEXT,
+	LOG_FORMAT_JSON,
+};
+
 /* The most verbose level written; read on every log call, so atomic. Set it
  * with log_set_level(), never directly. */
 extern atomic_int log_threshold;
@@ -35,6 +42,14 @@ enum log_level log_get_level(void);
 int log_level_from_name(const char *name);
 /* Lower-case name of a level ("info"); "?" for a value out of range. */
 const char *log_level_name(enum log_level level);
+/* LOG_FORMAT_JSON writes {"time":"2026-11-21T06:00:00.123Z","level":"INFO",
+ * "component":"pool","message":"..."}: the text format's fields and values,
+ * with JSON string escapes (control characters as \n, \t or \u00XX). Bytes
+ * that are not UTF-8 (peer data) are written as the text "\xNN", as the text
+ * format writes control bytes, so that every line is valid JSON. Out of range
+ * values are ignored. */
+void log_set_format(enum log_format format);
+enum log_format log_get_format(void);
 /* Sends lines to fd instead of stderr (tests); the caller keeps fd open. */
 void log_set_fd(int fd);
 
@@ -43,7 +58,8 @@ void log_set_fd(int fd);
  * path: its base name without extension is shown ("src/pool/pool.c" ->
  * [pool]). Control characters in the message (newlines from peer data, say)
  * are escaped as \xNN so that an event stays on one line; a message longer
- * than LOG_LINE_MAX is cut with "...". */
+ * than LOG_LINE_MAX is cut with "...", and so is one whose escapes would not
+ * fit in the line (LOG_LINE_MAX plus room for the other fields). */
 void log_write(enum log_level level, const char *component, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 

@@ -4,6 +4,8 @@
 #include "session/sess_cache.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ static struct {
 	struct metric *hits, *misses, *result_hits;
 	struct metrics_family *bypass;
 	struct metric *latency;
+	struct metric *batched, *shared_passes, *split, *screened;
 } m;
 
 struct bypass_reason {
@@ -73,6 +76,17 @@ static void metrics_setup(void)
 	m.latency =
 	        metrics_histogram("vecgate_cache_answer_seconds",
 	                          "Time to answer a kNN query from the cache (scan and encoding).");
+	m.batched = metrics_counter("vecgate_cache_batched_queries_total",
+	                            "kNN queries answered by one job together with other queries "
+	                            "of the same table snapshot.");
+	m.shared_passes = metrics_counter("vecgate_cache_shared_passes_total",
+	                                  "Passes over a segment's float32 vectors shared by "
+	                                  "several queries.");
+	m.split = metrics_counter("vecgate_cache_split_scans_total",
+	                          "kNN queries whose scan was split over several threads.");
+	m.screened = metrics_counter("vecgate_cache_screened_scans_total",
+	                             "Segment scans that read the int8 screen first and only the "
+	                             "candidate blocks in float32.");
 }
 
 /* A prepared statement, as far as the cache cares. */
@@ -118,12 +132,18 @@ struct sess_cache {
 	/* Waiting for a patch of the table the command reads (cmd_copy kept). */
 	struct cache_waiter waiter;
 	uint64_t wait_need; /* the table version when the waiting read arrived */
-	int jobs;           /* serve jobs on pool threads */
-	bool detached;      /* the session is gone; the last job frees this */
+	/* The command is decided again after its answer from memory could not
+	 * be told apart in the two arithmetics: TiDB answers, and its answer is
+	 * compared (design.md §8). */
+	bool force_capture;
+	int jobs;      /* serve jobs on pool threads */
+	bool detached; /* the session is gone; the last job frees this */
 	struct stmt *stmts;
 };
 
 static void waiter_cb(struct cache_waiter *w);
+static void decide_again(struct sess_cache *kc);
+static void batches_setup(void);
 
 /* ---- the cache as sess_state sees it ---- */
 
@@ -196,6 +216,7 @@ struct proxy_cache *proxy_cache_new(struct cache *c, size_t result_cache_bytes,
                                     uint64_t proof_max_age_ms)
 {
 	metrics_setup();
+	batches_setup();
 	struct proxy_cache *pc = calloc(1, sizeof(*pc));
 	if (!pc)
 		return NULL;
@@ -320,22 +341,69 @@ struct serve_job {
 	uint64_t rkey;
 	struct buf rows; /* row packets */
 	size_t nrows;
+	/* The shape's arithmetic is not known yet: computed in both, served
+	 * only if they agree (-EAGAIN otherwise). */
+	bool both_arith;
 	int rc;
 };
 
-static void serve_work(void *data)
+static bool same_hits(const struct vec_hit *a, size_t na, const struct vec_hit *b, size_t nb)
 {
-	struct serve_job *j = data;
-	struct vec_hit *hits;
-	size_t n;
-	j->rc = cache_plan_run(&j->plan, &hits, &n);
-	if (j->rc < 0)
-		return;
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].row != b[i].row || a[i].is_null != b[i].is_null ||
+		    (!a[i].is_null && memcmp(&a[i].dist, &b[i].dist, sizeof(double)) != 0))
+			return false;
+	return true;
+}
+
+/* The answer's row packets into j->rows (on the pool thread); frees hits. */
+static void serve_encode(struct serve_job *j, struct vec_hit *hits, size_t n)
+{
 	const struct cache_shape *sh = j->shape;
 	uint8_t seq = (uint8_t)(1 + proto_answer_header_packets(sh->ncols, sh->meta.mid.len));
 	j->rc = cache_encode_rows(&j->plan, hits, n, j->binary, sh->types, &j->rows, &seq);
 	j->nrows = n;
 	free(hits);
+}
+
+static void count_stats(const struct cache_run_stats *st)
+{
+	if (st->screened)
+		metrics_inc(m.screened, st->screened);
+	if (st->batched_passes)
+		metrics_inc(m.shared_passes, st->batched_passes);
+}
+
+/* One query alone. */
+static void serve_work(void *data)
+{
+	struct serve_job *j = data;
+	struct vec_hit *hits;
+	size_t n;
+	struct cache_run_stats st = {0};
+	j->rc = cache_plan_run_stats(&j->plan, &hits, &n, &st);
+	count_stats(&st);
+	if (j->rc < 0)
+		return;
+	if (j->both_arith) {
+		struct vec_hit *other;
+		size_t n_other;
+		j->plan.arith =
+		        j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE : VEC_ARITH_FUSED;
+		j->rc = cache_plan_run(&j->plan, &other, &n_other);
+		if (j->rc == 0) {
+			if (!same_hits(hits, n, other, n_other))
+				j->rc = -EAGAIN;
+			free(other);
+		}
+		if (j->rc < 0) {
+			free(hits);
+			return;
+		}
+	}
+	serve_encode(j, hits, n);
 }
 
 /* A whole answer for shape sh with the status TiDB would send now. header
@@ -373,6 +441,12 @@ static void serve_done(void *data, int status)
 			kc->detached = false;
 			sess_cache_free(kc);
 		}
+	} else if (status == 0 && j->rc == -EAGAIN) {
+		/* The two arithmetics answer differently and the shape's is not
+		 * known: TiDB answers, and the comparison of its answer tells. */
+		count_bypass("arith_undecided");
+		kc->force_capture = true;
+		decide_again(kc);
 	} else if (status < 0 || j->rc < 0) {
 		/* Not answerable here after all (a row of another dimension, out
 		 * of memory): TiDB answers, as it would have anyway. */
@@ -406,11 +480,316 @@ static void serve_done(void *data, int status)
 	free(j);
 }
 
+/* ---- answers on the thread pool: batches and split scans ----
+ *
+ * A query becomes a pool job at once when a core is free; otherwise it
+ * waits, and queries that arrive meanwhile for the same snapshot (same
+ * metric and arithmetic) join its batch, so that one pass answers all of
+ * them. A batch stays open until its job starts (batches.mu guards the
+ * open flag and the list, which the loop and the starting job share).
+ * Serve jobs in flight are kept to the cores: more would only share the
+ * CPUs, and a query waiting here can still join a batch. A query alone,
+ * with idle cores and nothing waiting, has its base segment split over
+ * them (cache_split_part), the last part to end merging the answer. */
+
+#define BATCH_MAX 16
+
+struct serve_batch {
+	struct list_node link; /* on batches.waiting until its job starts */
+	bool open;             /* other queries may join (under batches.mu) */
+	bool submitted;        /* handed to the pool (loop only) */
+	struct serve_job *jobs[BATCH_MAX];
+	size_t n;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct list_node waiting; /* batches whose job has not started, oldest first */
+	unsigned cores;
+	unsigned running; /* serve jobs submitted and not done (loop only) */
+} batches = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void batches_setup(void)
+{
+	if (batches.cores)
+		return;
+	list_init(&batches.waiting);
+	batches.cores = uv_available_parallelism();
+	if (batches.cores < 1)
+		batches.cores = 1;
+}
+
+static void batch_work(void *data)
+{
+	struct serve_batch *b = data;
+	pthread_mutex_lock(&batches.mu);
+	b->open = false;
+	list_remove(&b->link);
+	pthread_mutex_unlock(&batches.mu);
+	if (b->n == 1) {
+		serve_work(b->jobs[0]);
+		return;
+	}
+	const struct cache_plan *plans[BATCH_MAX];
+	struct vec_hit *hits[BATCH_MAX];
+	size_t nhits[BATCH_MAX];
+	int rcs[BATCH_MAX];
+	for (size_t i = 0; i < b->n; i++)
+		plans[i] = &b->jobs[i]->plan;
+	struct cache_run_stats st = {0};
+	int rc = cache_plans_run_batch(plans, b->n, hits, nhits, rcs, &st);
+	(void)rc; /* each query's own rcs[i] tells */
+	count_stats(&st);
+	metrics_inc(m.batched, b->n);
+	for (size_t i = 0; i < b->n; i++) {
+		struct serve_job *j = b->jobs[i];
+		j->rc = rcs[i];
+		if (j->rc == 0 && j->both_arith) {
+			/* The other arithmetic for this one alone (the shape's
+			 * is not known yet): served only if both agree. */
+			struct vec_hit *other;
+			size_t n_other;
+			j->plan.arith = j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE
+			                                                 : VEC_ARITH_FUSED;
+			j->rc = cache_plan_run(&j->plan, &other, &n_other);
+			if (j->rc == 0) {
+				if (!same_hits(hits[i], nhits[i], other, n_other))
+					j->rc = -EAGAIN;
+				free(other);
+			}
+		}
+		if (j->rc == 0)
+			serve_encode(j, hits[i], nhits[i]);
+		else
+			free(hits[i]);
+	}
+}
+
+static void pump(void);
+
+static void batch_done(void *data, int status)
+{
+	struct serve_batch *b = data;
+	batches.running--;
+	for (size_t i = 0; i < b->n; i++)
+		serve_done(b->jobs[i], status);
+	free(b);
+	pump();
+}
+
+/* Starts waiting batches while cores are free. A batch that cannot be
+ * handed to the pool leaves its queries to TiDB. */
+static void pump(void)
+{
+	while (batches.running < batches.cores) {
+		struct serve_batch *b = NULL;
+		pthread_mutex_lock(&batches.mu);
+		struct list_node *n, *tmp;
+		list_for_each_safe(n, tmp, &batches.waiting)
+		{
+			struct serve_batch *x = container_of(n, struct serve_batch, link);
+			if (!x->submitted) {
+				b = x;
+				break;
+			}
+		}
+		if (b)
+			b->submitted = true;
+		pthread_mutex_unlock(&batches.mu);
+		if (!b)
+			return;
+		batches.running++;
+		if (net_work_submit(b->jobs[0]->kc->loop, batch_work, batch_done, b) < 0) {
+			pthread_mutex_lock(&batches.mu);
+			list_remove(&b->link);
+			pthread_mutex_unlock(&batches.mu);
+			batch_done(b, UV_ENOMEM); /* relays each query; pumps again */
+			return;
+		}
+	}
+}
+
+/* A query's scan split over the pool. */
+struct serve_split {
+	struct serve_job *j;
+	struct cache_split *sp;
+	/* The shape's arithmetic is not known (both_arith): the same scan in
+	 * the other one, on the same threads; the answer is served only if
+	 * both agree. other is j->plan with the other arithmetic (it shares
+	 * j->plan's memory and is never freed itself). */
+	struct cache_split *sp2;
+	struct cache_plan other;
+	size_t nparts;
+	atomic_size_t left; /* parts whose work has not ended */
+	atomic_int rc;      /* the first part that failed */
+	size_t done;        /* parts whose done ran (loop) */
+	int status;
+	struct serve_part {
+		struct serve_split *s;
+		size_t i;
+	} parts[];
+};
+
+static void part_work(void *data)
+{
+	struct serve_part *pt = data;
+	struct serve_split *s = pt->s;
+	int rc = cache_split_part(s->sp, pt->i);
+	if (rc == 0 && s->sp2)
+		rc = cache_split_part(s->sp2, pt->i);
+	if (rc) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&s->rc, &zero, rc);
+	}
+	/* The last part to end sees every other's hits (acq_rel) and
+	 * finishes the answer on its thread. */
+	if (atomic_fetch_sub(&s->left, 1) != 1)
+		return;
+	struct serve_job *j = s->j;
+	if ((j->rc = atomic_load(&s->rc)) != 0)
+		return;
+	struct vec_hit *hits;
+	size_t n;
+	struct cache_run_stats st = {0};
+	j->rc = cache_split_finish(s->sp, &hits, &n, &st);
+	if (j->rc == 0 && s->sp2) {
+		struct vec_hit *other;
+		size_t n_other;
+		j->rc = cache_split_finish(s->sp2, &other, &n_other, &st);
+		if (j->rc == 0 && !same_hits(hits, n, other, n_other))
+			j->rc = -EAGAIN;
+		free(other);
+		if (j->rc)
+			free(hits);
+	}
+	count_stats(&st);
+	if (j->rc == 0)
+		serve_encode(j, hits, n);
+}
+
+static void part_done(void *data, int status)
+{
+	struct serve_part *pt = data;
+	struct serve_split *s = pt->s;
+	batches.running--;
+	if (status < 0 && !s->status)
+		s->status = status;
+	if (++s->done == s->nparts) {
+		serve_done(s->j, s->status);
+		cache_split_free(s->sp);
+		cache_split_free(s->sp2);
+		free(s);
+	}
+	pump();
+}
+
+/* 0: the parts are on the pool (or some are, and the last done answers);
+ * <0: none is, the caller still owns j. */
+static int split_submit(struct serve_job *j, size_t parts)
+{
+	struct serve_split *s = calloc(1, sizeof(*s) + parts * sizeof(s->parts[0]));
+	if (!s || !(s->sp = cache_split_new(&j->plan, parts))) {
+		free(s);
+		return -ENOMEM;
+	}
+	if (j->both_arith) {
+		s->other = j->plan;
+		s->other.arith =
+		        j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE : VEC_ARITH_FUSED;
+		if (!(s->sp2 = cache_split_new(&s->other, parts))) {
+			cache_split_free(s->sp);
+			free(s);
+			return -ENOMEM;
+		}
+	}
+	s->j = j;
+	s->nparts = parts;
+	atomic_init(&s->left, parts);
+	atomic_init(&s->rc, 0);
+	size_t i = 0;
+	for (; i < parts; i++) {
+		s->parts[i] = (struct serve_part){s, i};
+		if (net_work_submit(j->kc->loop, part_work, part_done, &s->parts[i]) < 0)
+			break;
+		batches.running++;
+	}
+	if (i == 0) {
+		cache_split_free(s->sp);
+		cache_split_free(s->sp2);
+		free(s);
+		return -ENOMEM;
+	}
+	if (i < parts) {
+		/* The parts on the pool end, and the answer goes to TiDB. */
+		s->nparts = i;
+		s->status = UV_ENOMEM;
+		atomic_fetch_sub(&s->left, parts - i);
+	}
+	metrics_inc(m.split, 1);
+	return 0;
+}
+
+/* Hands j to the pool: joins a waiting batch, or is split, or becomes a
+ * batch of its own. 0, or <0 when nothing took it (the caller still owns
+ * j and leaves the query to TiDB). */
+static int serve_submit(struct serve_job *j)
+{
+	bool joined = false, nobody_waiting;
+	pthread_mutex_lock(&batches.mu);
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &batches.waiting)
+	{
+		struct serve_batch *b = container_of(n, struct serve_batch, link);
+		if (b->open && b->n < BATCH_MAX &&
+		    cache_plans_batchable(&b->jobs[0]->plan, &j->plan)) {
+			b->jobs[b->n++] = j;
+			joined = true;
+			break;
+		}
+	}
+	nobody_waiting = list_empty(&batches.waiting);
+	pthread_mutex_unlock(&batches.mu);
+	if (joined)
+		return 0;
+	unsigned idle = batches.cores > batches.running ? batches.cores - batches.running : 0;
+	if (nobody_waiting && idle >= 2) {
+		size_t parts = cache_plan_split_parts(&j->plan, idle);
+		if (parts >= 2 && split_submit(j, parts) == 0)
+			return 0;
+	}
+	struct serve_batch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->jobs[0] = j;
+	b->n = 1;
+	b->open = true;
+	b->submitted = batches.running < batches.cores;
+	pthread_mutex_lock(&batches.mu);
+	list_push_back(&batches.waiting, &b->link);
+	pthread_mutex_unlock(&batches.mu);
+	if (!b->submitted)
+		return 0; /* pump() starts it when a core is free */
+	batches.running++;
+	if (net_work_submit(j->kc->loop, batch_work, batch_done, b) < 0) {
+		batches.running--;
+		pthread_mutex_lock(&batches.mu);
+		list_remove(&b->link);
+		pthread_mutex_unlock(&batches.mu);
+		free(b);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* The table this session waited for published a version or gave up: the
  * command is decided again. */
 static void waiter_cb(struct cache_waiter *w)
 {
-	struct sess_cache *kc = container_of(w, struct sess_cache, waiter);
+	decide_again(container_of(w, struct sess_cache, waiter));
+}
+
+static void decide_again(struct sess_cache *kc)
+{
 	uint8_t *cmd = (uint8_t *)kc->cmd_copy;
 	size_t len = kc->cmd_len;
 	kc->cmd_copy = NULL;
@@ -453,6 +832,21 @@ static char *copy_bytes(const void *p, size_t n)
 		c[n] = 0;
 	}
 	return c;
+}
+
+/* Whether every text column of the snapshot holds utf8mb4 (or utf8mb3,
+ * ascii: the same bytes in utf8mb4) or binary strings, so results sent
+ * unconverted (character_set_results = NULL) are the bytes it holds. */
+static bool text_is_utf8mb4(const struct cache_snapshot *s)
+{
+	for (size_t i = 0; i < s->n_cols; i++) {
+		const char *c = s->cols[i].collation;
+		if (*c && strncmp(c, "utf8mb4_", 8) != 0 && strncmp(c, "utf8mb3_", 8) != 0 &&
+		    strncmp(c, "utf8_", 5) != 0 && strncmp(c, "ascii_", 6) != 0 &&
+		    strcmp(c, "binary") != 0)
+			return false;
+	}
+	return true;
 }
 
 static enum sess_cache_verdict bypass(struct sql_knn *k, const char *reason)
@@ -498,7 +892,7 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 		}
 		return bypass(&k, "not_cached");
 	}
-	if (!st->serving_ok)
+	if (!st->serving_ok || (st->results_raw && t->snap && !text_is_utf8mb4(t->snap)))
 		return bypass(&k, "session_settings");
 	if (sess_state_txn_has(st, t))
 		return bypass(&k, "own_uncommitted_write");
@@ -527,8 +921,10 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 	struct cache_shape *sh = cache_shapes_find(kc->pc->shapes, key);
 	if (sh && sh->state == CACHE_SHAPE_REJECTED)
 		return bypass(&k, "rejected_shape");
+	bool force = kc->force_capture;
+	kc->force_capture = false;
 	if (!sh || sh->state != CACHE_SHAPE_VERIFIED || sh->schema_version != t->schema_version ||
-	    now - sh->verified_ms >= kc->pc->proof_max_age_ms) {
+	    now - sh->verified_ms >= kc->pc->proof_max_age_ms || force) {
 		/* The first execution of the shape for this identity: TiDB
 		 * answers, and its answer is recorded to be compared with
 		 * vecgate's. */
@@ -541,7 +937,10 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 	}
 	uint64_t rkey = 0;
 	if (kc->pc->results) {
-		rkey = rcache_key(key, cmd, cmd_len);
+		/* The arithmetic is part of the key: after the shape's switches,
+		 * answers computed in the other one are never reused. */
+		uint64_t arith = sh->arith_known ? (uint64_t)sh->arith + 1 : 0;
+		rkey = rcache_key(key ^ arith * 0x9E3779B97F4A7C15ull, cmd, cmd_len);
 		struct rcache_hit hit;
 		if (rcache_get(kc->pc->results, rkey, t->snap->id, t->schema_version, &hit)) {
 			sql_knn_free(&k);
@@ -560,6 +959,8 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 	int rc = cache_plan_build(&j->plan, sql, &k, st->lexflags, t->snap, st->db,
 	                          st->db_known ? strlen(st->db) : 0, params, nparams, &why);
 	sql_knn_free(&k);
+	j->plan.arith = sh->arith;
+	j->both_arith = !sh->arith_known && j->plan.metric != VEC_L1;
 	if (rc != 0 || !(kc->cmd_copy = copy_bytes(cmd, cmd_len))) {
 		cache_plan_free(&j->plan);
 		free(j);
@@ -573,7 +974,7 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 	j->t0 = core_now_ns();
 	j->rkey = rkey;
 	buf_init(&j->rows);
-	if (net_work_submit(kc->loop, serve_work, serve_done, j) < 0) {
+	if (serve_submit(j) < 0) {
 		cache_plan_free(&j->plan);
 		free(j);
 		free(kc->cmd_copy);

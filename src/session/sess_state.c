@@ -39,6 +39,7 @@ void sess_state_login(struct sess_state *st, const char *user, const char *db, s
 	st->settings = charset;
 	st->roles = 0;
 	st->serving_ok = true;
+	st->results_raw = false;
 	txn_discard(st);
 }
 
@@ -140,6 +141,7 @@ void sess_state_reset(struct sess_state *st)
 	 * defaults again. */
 	txn_discard(st);
 	st->serving_ok = true;
+	st->results_raw = false;
 	st->settings = st->charset;
 	st->roles = 0;
 }
@@ -230,13 +232,54 @@ static void note_ddl(struct sess_state *st, struct cache_table *t)
 	st->ops->ddl(st->ctx, t);
 }
 
-/* SET NAMES utf8mb4 [COLLATE utf8mb4_...], which drivers send on connect:
- * cells stay the bytes the snapshot holds, only the definitions' collation
- * may change, so it joins the settings hash instead of stopping answers from
- * memory. False for anything else. */
-static bool set_names_utf8mb4(struct sess_state *st, const char *p, size_t n)
+/* Whether one normalised assignment of a character-set SET keeps every
+ * cell the bytes the snapshot holds: NAMES utf8mb4 [COLLATE utf8mb4_...],
+ * character_set_client / _connection / _results = utf8mb4, collation_
+ * connection = utf8mb4_..., or character_set_results = NULL (results sent
+ * unconverted: the same bytes while the table's text is utf8mb4, which the
+ * cache checks per table: results_raw). */
+static bool harmless_charset(struct sess_state *st, const char *a, size_t n)
 {
-	char norm[128];
+	static const char *const exact[] = {
+	        "names utf8mb4",
+	        "character_set_client=utf8mb4",
+	        "character_set_connection=utf8mb4",
+	        "character_set_results=utf8mb4",
+	};
+	static const char *const prefix[] = {
+	        "names utf8mb4 collate utf8mb4_",
+	        "collation_connection=utf8mb4_",
+	};
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (n == strlen(exact[i]) && !memcmp(a, exact[i], n)) {
+			if (i == 0 || i == 3)
+				st->results_raw = false;
+			return true;
+		}
+	for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++) {
+		size_t m = strlen(prefix[i]);
+		if (n > m && !memcmp(a, prefix[i], m)) {
+			if (i == 0)
+				st->results_raw = false;
+			return true;
+		}
+	}
+	if (n == strlen("character_set_results=null") &&
+	    !memcmp(a, "character_set_results=null", n)) {
+		st->results_raw = true;
+		return true;
+	}
+	return false;
+}
+
+/* SET NAMES utf8mb4 [COLLATE utf8mb4_...], SET character_set_results = NULL
+ * and the like, which drivers send on connect (alone or as a list): cells
+ * stay the bytes the snapshot holds, only the definitions' character set may
+ * change, so the statement joins the settings hash instead of stopping
+ * answers from memory. False (nothing changed) for anything else. */
+static bool charset_settings_harmless(struct sess_state *st, const char *p, size_t n)
+{
+	char norm[256];
 	size_t j = 0;
 	bool space = false;
 	for (size_t i = 0; i < n; i++) {
@@ -249,18 +292,39 @@ static bool set_names_utf8mb4(struct sess_state *st, const char *p, size_t n)
 		}
 		if (j + 2 >= sizeof(norm))
 			return false;
-		if (space)
+		/* No space around '=' and ','; one between words. */
+		if (space && ch != '=' && ch != ',' && norm[j - 1] != '=' && norm[j - 1] != ',')
 			norm[j++] = ' ';
 		space = false;
 		norm[j++] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
 	}
 	norm[j] = 0;
-	static const char plain[] = "set names utf8mb4";
-	static const char collate[] = "set names utf8mb4 collate utf8mb4_";
-	bool ok = (j == sizeof(plain) - 1 && !memcmp(norm, plain, j)) ||
-	          (j > sizeof(collate) - 1 && !memcmp(norm, collate, sizeof(collate) - 1));
-	if (!ok)
+	static const char set[] = "set ";
+	if (j < sizeof(set) - 1 || memcmp(norm, set, sizeof(set) - 1) != 0)
 		return false;
+	struct sess_state tmp = *st;
+	for (size_t i = sizeof(set) - 1; i < j;) {
+		size_t e = i;
+		while (e < j && norm[e] != ',')
+			e++;
+		const char *a = norm + i;
+		size_t an = e - i;
+		/* The session scope, spelt any of the ways the server takes. */
+		static const char *const scopes[] = {"@@session.", "@@local.", "@@", "session ",
+		                                     "local "};
+		for (size_t k = 0; k < sizeof(scopes) / sizeof(scopes[0]); k++) {
+			size_t m = strlen(scopes[k]);
+			if (an > m && !memcmp(a, scopes[k], m)) {
+				a += m;
+				an -= m;
+				break;
+			}
+		}
+		if (!harmless_charset(&tmp, a, an))
+			return false;
+		i = e + 1;
+	}
+	st->results_raw = tmp.results_raw;
 	st->settings = XXH3_64bits_withSeed(norm, j, st->settings);
 	return true;
 }
@@ -336,7 +400,7 @@ static void account_ok(struct sess_state *st, const char *text, const struct sql
 		break;
 	case SQL_KIND_SET:
 		if (c->set_flags == SQL_SETF_CHARSET &&
-		    set_names_utf8mb4(st, text + c->off, c->len))
+		    charset_settings_harmless(st, text + c->off, c->len))
 			break;
 		if (c->set_flags & SETTINGS_THAT_STOP_SERVING)
 			st->serving_ok = false;

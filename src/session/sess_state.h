@@ -44,14 +44,19 @@ struct sess_state {
 	char db[256];
 	bool db_known; /* false: unqualified names are not resolved */
 	uint8_t charset;
-	/* The handshake's character set and every SET NAMES utf8mb4 since,
-	 * hashed: answers are captured and served per value. */
+	/* The handshake's character set and every harmless character-set SET
+	 * since (SET NAMES utf8mb4, character_set_results = NULL, ...), hashed:
+	 * answers are captured and served per value. */
 	uint64_t settings;
 	/* 0: the roles a login gets; else a hash of the SET ROLE the server last
 	 * accepted (each replaces the whole set), or a value no other session
 	 * has once vecgate cannot be sure who the session is. */
 	uint64_t roles;
-	bool serving_ok;   /* false: settings under which memory could differ */
+	bool serving_ok; /* false: settings under which memory could differ */
+	/* SET character_set_results = NULL is in force: results are sent
+	 * unconverted, the same bytes only for tables whose text is utf8mb4
+	 * (the cache checks each table). */
+	bool results_raw;
 	unsigned lexflags; /* SQL_LEX_* from the server status */
 	/* The tables the open transaction wrote, with the rows it touched. */
 	struct sess_state_write {

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/metrics.h"
@@ -177,6 +179,14 @@ static bool holds_login_slot(enum session_state st)
 }
 
 static void admit_queued(struct proxy *px);
+
+/* The client's address without its port ("ip:port", "[v6]:port"), hashed. */
+static uint64_t addr_key(const char *peer)
+{
+	const char *colon = strrchr(peer, ':');
+	size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+	return XXH3_64bits(peer, n);
+}
 
 static void set_state(struct session *s, enum session_state st)
 {
@@ -808,23 +818,36 @@ static void process_client(struct session *s)
 }
 
 /* The response to the command in flight: each physical packet is fed to
- * the tracker (the first of a >= 16 MiB chain only) and relayed as is. */
+ * the tracker (the first of a >= 16 MiB chain only) and relayed as is. The
+ * complete packets at hand go to the client in one write: a result set is
+ * several packets, and one net_write per packet cost more than the copy. The
+ * run stops at the packet that ends the response (or is impossible), so
+ * that what follows it waits for the next command, and those bytes reach
+ * the client before anything the state change makes the session send. */
 static void relay_response(struct session *s)
 {
 	struct buf *in = &s->up->conn->in;
 	while (s->state == SESS_QUERY) {
-		struct proto_pkt pk;
-		size_t used = proto_read_packet(buf_head(in), buf_unread(in), &pk);
+		const uint8_t *p = buf_head(in);
+		size_t avail = buf_unread(in), used = 0;
+		int r = PROTO_RESP_MORE;
+		while (r == PROTO_RESP_MORE) {
+			struct proto_pkt pk;
+			size_t n = proto_read_packet(p + used, avail - used, &pk);
+			if (n == 0)
+				break;
+			if (!s->up_cont) {
+				r = proto_resp_feed(&s->resp, pk.payload, pk.len);
+				if (s->kc)
+					sess_cache_response_packet(s->kc, &s->resp, pk.payload,
+					                           pk.len);
+			}
+			s->up_cont = pk.len == PROTO_MAX_CHUNK;
+			used += n;
+		}
 		if (used == 0)
 			break;
-		int r = PROTO_RESP_MORE;
-		if (!s->up_cont) {
-			r = proto_resp_feed(&s->resp, pk.payload, pk.len);
-			if (s->kc)
-				sess_cache_response_packet(s->kc, &s->resp, pk.payload, pk.len);
-		}
-		s->up_cont = pk.len == PROTO_MAX_CHUNK;
-		if (!to_client(s, buf_head(in), used))
+		if (!to_client(s, p, used))
 			return;
 		buf_consume(in, used);
 		if (r < 0) {
@@ -952,6 +975,16 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 			         (unsigned long long)s->id, s->client ? s->client->peer : "-",
 			         state_names[s->state]);
 		}
+		if (s->state == SESS_GREETED && !buf_unread(&c->in)) {
+			/* The client has the greeting and owes its login: its reply
+			 * would come next (sequence 2, or 3 after TLS). A server
+			 * that gave up waiting for the login (MySQL's
+			 * connect_timeout) sends nothing: say so rather than close
+			 * without a word. */
+			fail_client(s, s->client_tls ? 3 : 2, 1043, "08S01",
+			            "TiDB closed the connection before the login finished");
+			break;
+		}
 		session_close(s, "upstream closed the connection");
 		break;
 	case NET_EV_DRAINED:
@@ -1005,6 +1038,7 @@ void session_accept(struct proxy *px, struct net_conn *client)
 	s->px = px;
 	s->id = ++px->next_id;
 	s->client = client;
+	s->addr = addr_key(client->peer);
 	net_keepalive(client, px->lim.keepalive_s);
 	client->cb = client_event_cb;
 	client->data = s;
@@ -1031,17 +1065,52 @@ static int pending_logins(const struct proxy *px)
 	return n;
 }
 
+/* Logins in progress from the client address addr. */
+static int pending_logins_from(const struct proxy *px, uint64_t addr)
+{
+	int n = 0;
+	for (int st = SESS_WAIT_UPSTREAM; st <= SESS_AUTH; st++) {
+		struct list_node *pos, *tmp;
+		list_for_each_safe(pos, tmp, &px->by_state[st])
+		{
+			n += container_of(pos, struct session, link)->addr == addr;
+		}
+	}
+	return n;
+}
+
+/* Queued sessions looked at for one free slot: bounds the work when the
+ * queue's head is all from addresses at their limit. */
+#define ADMIT_SCAN_MAX 1024
+
 /* Every login in progress holds a TiDB connection, so clients that connect
  * and never finish their login would hold as many as TiDB allows. Beyond
  * max_pending_logins they wait in SESS_QUEUED, oldest first, holding none;
- * their handshake timeout runs meanwhile. */
+ * their handshake timeout runs meanwhile. One client address holds at most
+ * max_pending_logins_per_address of the slots, so clients that connect and
+ * stay silent from one place cannot keep everyone else from logging in:
+ * the oldest queued session whose address is under its share goes next. */
 static void admit_queued(struct proxy *px)
 {
-	struct session *s;
-	while (!px->draining && (s = first_in(px, SESS_QUEUED)) &&
-	       pending_logins(px) < px->lim.max_pending_logins) {
-		set_state(s, SESS_WAIT_UPSTREAM);
-		pool_acquire(px->pool, &s->waiter);
+	while (!px->draining && pending_logins(px) < px->lim.max_pending_logins) {
+		struct session *pick = NULL;
+		size_t scanned = 0;
+		struct list_node *pos, *tmp;
+		list_for_each_safe(pos, tmp, &px->by_state[SESS_QUEUED])
+		{
+			struct session *s = container_of(pos, struct session, link);
+			if (++scanned > ADMIT_SCAN_MAX)
+				break;
+			if (pending_logins_from(px, s->addr) <
+			    px->lim.max_pending_logins_per_address) {
+				pick = s;
+				break;
+			}
+		}
+		if (!pick)
+			break;
+		set_state(pick, SESS_WAIT_UPSTREAM);
+		pool_acquire(px->pool, &pick->waiter);
 	}
 }
 

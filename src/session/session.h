@@ -36,7 +36,8 @@ struct proxy_limits {
 	uint64_t handshake_timeout_ms;
 	uint64_t idle_timeout_ms;
 	int max_client_conns;
-	int max_pending_logins; /* sessions from SESS_WAIT_UPSTREAM to SESS_AUTH */
+	int max_pending_logins;             /* sessions from SESS_WAIT_UPSTREAM to SESS_AUTH */
+	int max_pending_logins_per_address; /* of them, from one client address */
 	bool require_tls;
 };
 
@@ -93,6 +94,7 @@ struct session {
 	uint8_t charset;       /* from the handshake response */
 	struct sess_cache *kc; /* the cache's view of this session, or NULL */
 	struct list_node link; /* on px->by_state[state] */
+	uint64_t addr;         /* the client's address (no port), hashed */
 };
 
 void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,

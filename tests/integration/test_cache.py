@@ -227,6 +227,13 @@ def wait_servable(vg, table, timeout=20):
 @pytest.mark.parametrize("dim,rows,seed", [(1, 200, 4), (3, 300, 1), (17, 800, 2),
                                            (128, 1500, 3), (1536, 200, 5)])
 def test_differential_random_queries(cached, db, dim, rows, seed):
+    run_differential(cached, db, dim, rows, seed)
+
+
+def run_differential(cached, db, dim, rows, seed):
+    """Random queries on a random table, each compared with the database's
+    own answer; writes through vecgate between them. Also run in front of a
+    database computing in the other float32 arithmetic (test_arith.py)."""
     rng = random.Random(seed)
     table = f"t{dim}_{rows}"
     direct, proxied = connect_pair(db, cached)
@@ -494,3 +501,41 @@ def test_table_loading_slower_than_max_staleness_is_reported(db, tmp_path):
             assert len(cur.fetchall()) == 1
     finally:
         assert vg.stop() == 0
+
+
+def test_unconverted_results_are_served_only_from_utf8mb4_text(cached, db):
+    """SET character_set_results = NULL (Connector/J sends it at login): the
+    server then sends text as stored. A utf8mb4 table's answers are the same
+    bytes, answered from memory; a latin1 column's are not the snapshot's
+    bytes, so such a table is left to the database. Both equal its answers."""
+    direct, proxied = connect_pair(db, cached)
+    with direct.cursor() as cur:
+        for t, cs in (("raw_utf8", "utf8mb4 COLLATE utf8mb4_bin"),
+                      ("raw_latin1", "latin1 COLLATE latin1_bin")):
+            cur.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, name VARCHAR(8) CHARACTER SET "
+                        f"{cs}, embedding {db.vector_type(3)})")
+            cur.execute(f"INSERT INTO {t} VALUES (1, 'dé', VEC_FROM_TEXT('[1,2,3]')), "
+                        f"(2, 'été', VEC_FROM_TEXT('[3,2,1]')), (3, 'x', VEC_FROM_TEXT('[1,1,1]'))")
+    for c in (direct, proxied):
+        with c.cursor() as cur:
+            cur.execute("SET character_set_results = NULL")
+    for t, served_expected in (("raw_utf8", True), ("raw_latin1", False)):
+        raw_query(proxied, f"SELECT id, VEC_L2_DISTANCE(embedding, '[1,2,3]') AS distance "
+                           f"FROM {t} ORDER BY distance LIMIT 1")
+        wait_servable(cached, t)
+        before = cache_counters(cached)[:2]
+        settings0 = cached.metric("vecgate_cache_bypass_total", reason="session_settings")
+        for i in range(8):
+            sql = (f"SELECT id, name, VEC_L2_DISTANCE(embedding, '[{i},2,3]') AS distance "
+                   f"FROM {t} ORDER BY distance LIMIT 3")
+            d, p = raw_query(direct, sql), raw_query(proxied, sql)
+            assert tie_aware_equal(d, p, 2), (t, sql, d, p)
+            time.sleep(0.05)
+        served = sum(cache_counters(cached)[:2]) - sum(before)
+        relayed = cached.metric("vecgate_cache_bypass_total", reason="session_settings") - settings0
+        if served_expected:
+            assert served >= 5 and relayed == 0, (t, served, relayed)
+        else:
+            assert served == 0 and relayed >= 8, (t, served, relayed)
+    direct.close()
+    proxied.close()

@@ -119,3 +119,32 @@ def test_statement_cut_off_is_not_replayed(private_db, tmp_path):
             assert cur.fetchone() == (3,)
     finally:
         assert vg.stop() == 0
+
+
+def test_login_the_database_gave_up_on_gets_an_error(private_db, tmp_path):
+    """MySQL-protocol servers drop a connection whose login has not arrived
+    within their connect_timeout, counted from the greeting vecgate fetched
+    (perhaps for a spare, before the client came). A client whose login
+    comes after that gets error 1043 from vecgate, not a silent close, and
+    the next client logs in."""
+    from test_robustness import expect_err, handshake_response, raw_connect
+    db = private_db.start()
+    with db.connect() as admin, admin.cursor() as cur:
+        cur.execute("SET GLOBAL connect_timeout = 2")
+    vg = Vecgate(db, tmp_path, upstream__tls="false", upstream__pool_spares="0",
+                 server__handshake_timeout="20s").start()
+    try:
+        s = raw_connect(vg)  # the greeting: the database's timer runs
+        time.sleep(3.5)
+        try:
+            s.sendall(handshake_response())
+        except OSError:
+            pass
+        code, msg = expect_err(s)
+        assert code == 1043 and "before the login finished" in msg, (code, msg)
+        s.close()
+        with vg.connect() as c, c.cursor() as cur:
+            cur.execute("SELECT 4")
+            assert cur.fetchone() == (4,)
+    finally:
+        assert vg.stop() == 0

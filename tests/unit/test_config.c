@@ -41,6 +41,7 @@ Test(config, defaults)
 	cr_assert_eq(cfg.server.idle_timeout, 0);
 	cr_assert_eq(cfg.server.drain_timeout, 30000);
 	cr_assert_eq(cfg.server.log_level, LOG_INFO);
+	cr_assert_eq(cfg.server.log_format, LOG_FORMAT_TEXT);
 	cr_assert_str_eq(cfg.server.tls_cert, "");
 	cr_assert_eq(cfg.server.require_tls, false);
 	cr_assert_eq(cfg.server.workers, 1);
@@ -52,7 +53,7 @@ Test(config, defaults)
 	cr_assert_eq(cfg.upstream.tls_min_version, CONFIG_TLS_1_2);
 	cr_assert_eq(cfg.upstream.connect_timeout, 5000);
 	cr_assert_eq(cfg.upstream.pool_spares, 4);
-	cr_assert_eq(cfg.upstream.spare_max_age, 8000);
+	cr_assert_eq(cfg.upstream.spare_max_age, 3000);
 	cr_assert_str_eq(cfg.admin.listen.host, "127.0.0.1");
 	cr_assert_eq(cfg.admin.listen.port, 9100);
 	config_free(&cfg);
@@ -114,6 +115,9 @@ static const struct good goods[] = {
         {"[server]\nbacklog = 007", OFF(server.backlog), K_INT, 7},
         {"[upstream]\npool_spares = 0", OFF(upstream.pool_spares), K_INT, 0},
         {"[server]\nlog_level = DEBUG", OFF(server.log_level), K_INT, LOG_DEBUG},
+        {"[server]\nlog_format = json", OFF(server.log_format), K_INT, LOG_FORMAT_JSON},
+        {"[server]\nlog_format = JSON", OFF(server.log_format), K_INT, LOG_FORMAT_JSON},
+        {"[server]\nlog_format = text", OFF(server.log_format), K_INT, LOG_FORMAT_TEXT},
         {"[upstream]\ntls_min_version = 1.3", OFF(upstream.tls_min_version), K_INT, CONFIG_TLS_1_3},
 };
 
@@ -206,6 +210,9 @@ static const struct bad bads[] = {
         {"[upstream]\ntls =", 2, "expected true or false"},
         {"[upstream]\ntls = 2", 2, "expected true or false"},
         {"[server]\nlog_level = verbose", 2, "expected one of error, warn, info, debug"},
+        {"[server]\nlog_format = logfmt", 2, "log_format = logfmt: expected one of text, json"},
+        {"[server]\nlog_format =", 2, "expected one of text, json"},
+        {"[server]\nlog_format = json,text", 2, "expected one of text, json"},
         {"[upstream]\ntls_min_version = 1.1", 2, "expected one of 1.2, 1.3"},
         /* addresses */
         {"[server]\nlisten = localhost", 2, "missing :port"},
@@ -411,6 +418,25 @@ Test(config, reload_applies_only_reloadable_keys)
 	cr_assert_eq(live.upstream.servers.n, 1);
 	cr_assert_eq(config_apply_reload(&live, &fresh, ch, 1), 2, "the restart keys still differ");
 	cr_assert_eq(config_apply_reload(&live, &live, NULL, 0), 0);
+}
+
+Test(config, log_format_is_reloaded_like_log_level)
+{
+	struct config live, fresh;
+	cr_assert_eq(config_parse_string("[server]\nlog_level = info\n", "a", &live, &err), 0);
+	cr_assert_eq(config_parse_string("[server]\nlog_format = json\n", "b", &fresh, &err), 0);
+	struct config_change ch[4];
+	cr_assert_eq(config_apply_reload(&live, &fresh, ch, 4), 1);
+	cr_assert_str_eq(ch[0].section, "server");
+	cr_assert_str_eq(ch[0].name, "log_format");
+	cr_assert(ch[0].reloadable);
+	cr_assert_eq(live.server.log_format, LOG_FORMAT_JSON);
+	struct buf b;
+	buf_init(&b);
+	cr_assert_eq(config_dump_json(&live, &b), 0);
+	cr_assert_eq(buf_append(&b, "", 1), 0);
+	cr_assert(strstr((const char *)b.data, "\"log_format\":\"json\""), "%s", b.data);
+	buf_free(&b);
 }
 
 Test(config, json)

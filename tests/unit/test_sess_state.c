@@ -285,6 +285,57 @@ Test(sess_state, writes_commit_or_roll_back)
 	cr_assert_eq(f.ddl, 1);
 }
 
+/* Character-set statements drivers send on connect: harmless ones join the
+ * settings hash; anything else stops answers from memory. */
+Test(sess_state, charset_settings)
+{
+	static const struct {
+		const char *sql;
+		bool serving, raw;
+	} cases[] = {
+	        {"SET NAMES utf8mb4", true, false},
+	        {"set names 'utf8mb4' collate 'utf8mb4_general_ci'", true, false},
+	        {"SET character_set_results = NULL", true, true},
+	        {"SET @@session.character_set_results=NULL", true, true},
+	        {"SET SESSION character_set_results = null", true, true},
+	        {"SET character_set_results = utf8mb4", true, false},
+	        {"SET NAMES utf8mb4, character_set_results = NULL", true, true},
+	        {"SET character_set_client = utf8mb4, @@character_set_connection = utf8mb4", true,
+	         false},
+	        {"SET collation_connection = utf8mb4_bin", true, false},
+	        {"SET NAMES latin1", false, false},
+	        {"SET character_set_results = latin1", false, false},
+	        {"SET character_set_results = NULL, NAMES latin1", false, false},
+	        {"SET character_set_results = NULLX", false, false},
+	        {"SET character_set_results", false, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sess_state st;
+		struct fake f;
+		fresh(&st, &f);
+		uint64_t s0 = st.settings;
+		run(&st, cases[i].sql, false, 0, AC);
+		cr_expect_eq(st.serving_ok, cases[i].serving, "%s", cases[i].sql);
+		cr_expect_eq(st.results_raw, cases[i].raw, "%s", cases[i].sql);
+		if (cases[i].serving)
+			cr_expect_neq(st.settings, s0, "%s", cases[i].sql);
+	}
+	/* NULL, then NAMES again: converted results once more. */
+	struct sess_state st;
+	struct fake f;
+	fresh(&st, &f);
+	run(&st, "SET character_set_results = NULL", false, 0, AC);
+	cr_assert(st.results_raw);
+	run(&st, "SET NAMES utf8mb4", false, 0, AC);
+	cr_assert_not(st.results_raw);
+	run(&st, "SET character_set_results = NULL", false, 0, AC);
+	sess_state_reset(&st);
+	cr_assert_not(st.results_raw);
+	/* A refused one is not trusted. */
+	run(&st, "SET character_set_results = NULL", true, 0, AC);
+	cr_assert_not(st.serving_ok);
+}
+
 Test(sess_state, settings)
 {
 	struct sess_state st;

@@ -1,0 +1,218 @@
+"""Concurrent kNN queries on one cached table: 16 clients at once through
+vecgate, every answer compared with the database's own (tie-aware,
+docs/tidb.md §5). Queries pending together share one pass over the table
+(vecgate_cache_batched_queries_total), a query alone with idle cores has
+its scan split over them (vecgate_cache_split_scans_total), and scans read
+the table's int8 screen first (vecgate_cache_screened_scans_total): none of
+it may change a single answer."""
+import json
+import os
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import Vecgate
+from test_cache import dist_col_of, raw_query, tie_aware_equal, vec_text
+
+DIM = 32
+# 9000 rows are 563 blocks of 16: enough for a split in two parts of at
+# least 256 blocks each (serve.c), and for a screen.
+ROWS = 9000
+CLIENTS = 16
+PER_CLIENT = 12
+
+SHAPES = [
+    "SELECT id, VEC_COSINE_DISTANCE(embedding, '{v}') AS distance FROM {t} "
+    "ORDER BY distance LIMIT {k}",
+    "SELECT id, cat, VEC_L2_DISTANCE(embedding, '{v}') AS distance FROM {t} "
+    "ORDER BY distance LIMIT {k}",
+    "SELECT id, VEC_COSINE_DISTANCE(embedding, '{v}') AS distance FROM {t} "
+    "WHERE cat = 'a' ORDER BY distance LIMIT {k}",
+    "SELECT id, VEC_L2_DISTANCE(embedding, '{v}') AS distance FROM {t} "
+    "ORDER BY distance LIMIT {k} OFFSET 3",
+    "SELECT id, VEC_NEGATIVE_INNER_PRODUCT(embedding, '{v}') AS distance FROM {t} "
+    "ORDER BY distance LIMIT {k}",
+    "SELECT id, VEC_L1_DISTANCE(embedding, '{v}') AS distance FROM {t} "
+    "ORDER BY distance LIMIT {k}",
+]
+
+
+@pytest.fixture(scope="module")
+def table(db, tmp_path_factory):
+    """A table with ties (duplicated rows, values from a small set), NULL
+    vectors and zero vectors, cached by a vecgate of its own."""
+    rng = random.Random(11)
+    vs = []
+    for i in range(ROWS):
+        r = rng.random()
+        if r < 0.02:
+            vs.append(None)
+        elif r < 0.03:
+            vs.append(np.zeros(DIM, dtype=np.float32))
+        elif r < 0.10 and vs:
+            vs.append(vs[rng.randrange(len(vs))])
+        elif r < 0.30:
+            vs.append(np.array([rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0]) for _ in range(DIM)],
+                               dtype=np.float32))
+        else:
+            vs.append(np.array([rng.gauss(0, 1) for _ in range(DIM)], dtype=np.float32))
+    with db.connect() as c, c.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS knnpar")
+        cur.execute("CREATE DATABASE knnpar")
+        cur.execute(f"CREATE TABLE knnpar.t (id INT PRIMARY KEY, cat VARCHAR(4) COLLATE "
+                    f"utf8mb4_bin, embedding {db.vector_type(DIM)})")
+        data = [(i, rng.choice(["a", "b"]), None if v is None else vec_text(v))
+                for i, v in enumerate(vs)]
+        for s in range(0, ROWS, 1000):
+            cur.executemany("INSERT INTO knnpar.t VALUES (%s, %s, VEC_FROM_TEXT(%s))",
+                            data[s:s + 1000])
+        c.commit()
+    vg = Vecgate(db, tmp_path_factory.mktemp("knnpar"), cache__tables="knnpar.t(embedding)",
+                 cache__user=db.user, cache__max_staleness="1h").start()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        st = [t for t in json.loads(vg.admin("/status")).get("cache", [])
+              if t["table"] == "knnpar.t"]
+        if st and st[0]["servable"]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"knnpar.t never became servable: {vg.admin('/status')}")
+    yield vg, vs, st[0]
+    assert vg.stop() == 0
+
+
+def query(rng, vs, shape):
+    base = rng.choice([v for v in vs if v is not None])
+    # A row of the table (distance 0, ties with its copies) or a new vector.
+    q = base if rng.random() < 0.3 else np.array([rng.gauss(0, 1) for _ in range(DIM)],
+                                                 dtype=np.float32)
+    return shape.format(v=vec_text(q), t="t", k=rng.choice([1, 5, 10, 40]))
+
+
+def compare(db, answers):
+    """Each (sql, vecgate's answer) against the database's answer."""
+    mismatches = []
+    with db.connect("knnpar", autocommit=True) as direct:
+        for sql, got in answers:
+            want = raw_query(direct, sql)
+            dist = dist_col_of(want[0]) if want[0] not in ("error", "ok") else None
+            if not tie_aware_equal(want, got, dist, "OFFSET" in sql):
+                mismatches.append(sql)
+    return mismatches
+
+
+def verify_shapes(vg, vs, rng):
+    """Each shape's first execution goes to the database and is compared
+    (design.md §8); afterwards the shape is answered from memory."""
+    with vg.connect("knnpar", autocommit=True) as c:
+        for shape in SHAPES:
+            for _ in range(3):
+                raw_query(c, query(rng, vs, shape))
+
+
+def test_screen_is_built_and_counted(table):
+    vg, _, status = table
+    assert status["screen_bytes"] > ROWS * DIM, status
+    assert status["bytes"] > status["screen_bytes"] + ROWS * DIM * 4, status
+
+
+def test_single_client_splits_and_screens(table, db):
+    vg, vs, _ = table
+    rng = random.Random(5)
+    verify_shapes(vg, vs, rng)
+    hits0 = vg.metric("vecgate_cache_queries_total", result="hit")
+    split0 = vg.metric("vecgate_cache_split_scans_total")
+    screened0 = vg.metric("vecgate_cache_screened_scans_total")
+    answers = []
+    with vg.connect("knnpar", autocommit=True) as c:
+        for i in range(60):
+            sql = query(rng, vs, SHAPES[i % len(SHAPES)])
+            answers.append((sql, raw_query(c, sql)))
+    mismatches = compare(db, answers)
+    assert not mismatches, f"{len(mismatches)} answers differ, first: {mismatches[0]}"
+    hits = vg.metric("vecgate_cache_queries_total", result="hit") - hits0
+    assert hits >= 50, f"only {hits} of 60 answered from memory"
+    assert vg.metric("vecgate_cache_screened_scans_total") > screened0
+    if (os.cpu_count() or 1) >= 2:
+        # One client: nothing waits, so its scans take the idle cores.
+        assert vg.metric("vecgate_cache_split_scans_total") - split0 >= hits * 0.5, "\n".join(l for l in vg.admin("/metrics").splitlines() if "cache" in l and not l.startswith("#"))
+
+
+def test_sixteen_clients_share_passes(table, db):
+    vg, vs, _ = table
+    rng = random.Random(7)
+    verify_shapes(vg, vs, rng)
+    hits0 = vg.metric("vecgate_cache_queries_total", result="hit")
+    batched0 = vg.metric("vecgate_cache_batched_queries_total")
+    answers, errors = [], []
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS)
+
+    def client(seed):
+        r = random.Random(seed)
+        try:
+            with vg.connect("knnpar", autocommit=True) as c:
+                start.wait()
+                mine = []
+                for i in range(PER_CLIENT):
+                    # Every client the same shape at the same step, with
+                    # its own vector: queries that can share a pass.
+                    sql = query(r, vs, SHAPES[i % len(SHAPES)])
+                    mine.append((sql, raw_query(c, sql)))
+            with lock:
+                answers.extend(mine)
+        except Exception as e:  # reported below, with the others
+            with lock:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(100 + n,)) for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(answers) == CLIENTS * PER_CLIENT
+    mismatches = compare(db, answers)
+    assert not mismatches, f"{len(mismatches)} answers differ, first: {mismatches[0]}"
+    hits = vg.metric("vecgate_cache_queries_total", result="hit") - hits0
+    assert hits >= len(answers) * 0.8, f"only {hits} of {len(answers)} answered from memory"
+    batched = vg.metric("vecgate_cache_batched_queries_total") - batched0
+    assert batched > 0, "no two of 16 concurrent clients' queries shared a job"
+    assert vg.metric("vecgate_cache_verifications_total", result="mismatch") == 0
+
+
+def test_screening_off_answers_the_same(table, db, tmp_path):
+    """[cache] screening = off: no screen, no screened scan, same answers."""
+    vg = Vecgate(db, tmp_path, cache__tables="knnpar.t(embedding)", cache__user=db.user,
+                 cache__max_staleness="1h", cache__screening="off").start()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            st = [t for t in json.loads(vg.admin("/status")).get("cache", [])
+                  if t["table"] == "knnpar.t"]
+            if st and st[0]["servable"]:
+                break
+            time.sleep(0.1)
+        assert st and st[0]["servable"] and st[0]["screen_bytes"] == 0, st
+        with db.connect("knnpar") as c, c.cursor() as cur:
+            cur.execute("SELECT id, embedding FROM t ORDER BY id")
+            vs = [None if e is None else np.array(json.loads(e), dtype=np.float32)
+                  for _, e in cur.fetchall()]
+        rng = random.Random(9)
+        verify_shapes(vg, vs, rng)
+        hits0 = vg.metric("vecgate_cache_queries_total", result="hit")
+        answers = []
+        with vg.connect("knnpar", autocommit=True) as c:
+            for i in range(24):
+                sql = query(rng, vs, SHAPES[i % len(SHAPES)])
+                answers.append((sql, raw_query(c, sql)))
+        mismatches = compare(db, answers)
+        assert not mismatches, f"{len(mismatches)} answers differ, first: {mismatches[0]}"
+        assert vg.metric("vecgate_cache_queries_total", result="hit") - hits0 >= 20
+        assert vg.metric("vecgate_cache_screened_scans_total") == 0
+    finally:
+        assert vg.stop() == 0
