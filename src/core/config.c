@@ -79,7 +79,7 @@ static const struct key keys[] = {
          "applies to them. Logged-in sessions do not count. Keep it well under the "
          "server's connection limit (max_connections, 151 by default on MySQL and "
          "MariaDB)."},
-        {"server", "max_pending_logins_per_address", T_INT, "16", "1", "100000", NULL, RELOAD,
+        {"server", "max_pending_logins_per_address", T_INT, "32", "1", "100000", NULL, RELOAD,
          false, F(server.max_pending_logins_per_address),
          "Of max_pending_logins, most held by clients from one address: clients that connect "
          "and stay silent from one place cannot keep others from logging in. Its queued "

@@ -9,7 +9,6 @@ VECGATE_UDF_SET_ARITH() switches it for later statements, as a changed plan
 would (tests/mariadb/vecgate_udf.c). Private database instances: the shared
 one keeps the default arithmetic."""
 import json
-import os
 import random
 import subprocess
 import sys
@@ -18,32 +17,15 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TOP, Database, Vecgate, free_port
+from conftest import TOP, PrivateDatabase, Vecgate
 from test_cache import cells, raw_query, run_differential, vec_text
-
-
-class ArithDatabase:
-    def __init__(self, run_dir, arith):
-        self.env = dict(os.environ, VECGATE_TIDB_RUN=str(run_dir),
-                        VECGATE_TIDB_PORT=str(free_port()),
-                        VECGATE_TIDB_STATUS_PORT=str(free_port()),
-                        VECGATE_UDF_ARITH=arith)
-        self.run_dir = run_dir
-
-    def tidb(self, cmd):
-        subprocess.run([str(TOP / "tools" / "tidb"), cmd], env=self.env, check=True,
-                       capture_output=True, timeout=300)
-
-    def start(self):
-        self.tidb("start")
-        return Database(json.loads((self.run_dir / "conn.json").read_text()))
 
 
 @pytest.fixture(scope="module")
 def fused_db(db, tmp_path_factory):
     if db.is_tidb:
         pytest.skip("the arithmetic is TiDB's own build's; only the stand-in can switch it")
-    p = ArithDatabase(tmp_path_factory.mktemp("fused") / "db", "fused")
+    p = PrivateDatabase(tmp_path_factory.mktemp("fused") / "db", VECGATE_UDF_ARITH="fused")
     try:
         yield p.start()
     finally:
@@ -148,7 +130,7 @@ def test_a_changed_plan_switches_the_arithmetic(tmp_path, db):
     the shape switches arithmetic, and answers from memory match again."""
     if db.is_tidb:
         pytest.skip("only the stand-in database can switch its arithmetic")
-    p = ArithDatabase(tmp_path / "db", "separate")
+    p = PrivateDatabase(tmp_path / "db", VECGATE_UDF_ARITH="separate")
     d = p.start()
     vg = None
     try:

@@ -20,8 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pymysql
 import pytest
 
-from conftest import Vecgate
-from test_upstream_failure import PrivateDatabase
+from conftest import PrivateDatabase, Vecgate
 
 CHECK_INTERVAL = 1.0  # [upstream] health_check_interval, seconds
 

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import TOP, Database, Vecgate, free_port
+from conftest import TOP, PrivateDatabase, Vecgate
 from faultrelay import wait_until
 
 LONG = os.environ.get("VECGATE_LONG") == "1"
@@ -70,25 +70,6 @@ def raise_fd_limit(need):
             pytest.skip(f"descriptor limit {hard} < {need}")
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
     return soft, hard
-
-
-class PrivateDatabase:
-    """A database of this test's own: a thousand sessions would crowd the
-    shared one (each client session holds one database connection)."""
-
-    def __init__(self, run_dir):
-        self.run_dir = run_dir
-        self.env = dict(os.environ, VECGATE_TIDB_RUN=str(run_dir),
-                        VECGATE_TIDB_PORT=str(free_port()),
-                        VECGATE_TIDB_STATUS_PORT=str(free_port()))
-
-    def tidb(self, cmd):
-        subprocess.run([str(TOP / "tools" / "tidb"), cmd], env=self.env, check=True,
-                       capture_output=True, timeout=300)
-
-    def start(self):
-        self.tidb("start")
-        return Database(json.loads((self.run_dir / "conn.json").read_text()))
 
 
 @pytest.fixture(scope="module")

@@ -2,32 +2,13 @@
 connected straight to it, nothing is re-sent, vecgate stays up, and logins
 work again as soon as the database is back. Uses a private database instance
 (tools/tidb with its own run directory and port), restarted by the test."""
-import json
-import os
-import subprocess
 import threading
 import time
 
 import pymysql
 import pytest
 
-from conftest import TOP, Database, Vecgate, free_port
-
-
-class PrivateDatabase:
-    def __init__(self, run_dir):
-        self.env = dict(os.environ, VECGATE_TIDB_RUN=str(run_dir),
-                        VECGATE_TIDB_PORT=str(free_port()),
-                        VECGATE_TIDB_STATUS_PORT=str(free_port()))
-        self.run_dir = run_dir
-
-    def tidb(self, cmd):
-        subprocess.run([str(TOP / "tools" / "tidb"), cmd], env=self.env, check=True,
-                       capture_output=True, timeout=300)
-
-    def start(self):
-        self.tidb("start")
-        return Database(json.loads((self.run_dir / "conn.json").read_text()))
+from conftest import PrivateDatabase, Vecgate
 
 
 @pytest.fixture
