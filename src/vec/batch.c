@@ -298,27 +298,6 @@ static bkernel_fn *pick_kernel(const struct vec_scan_query *sq, size_t *group)
 	                      : (fused ? dot_fused_scalar : dot_scalar);
 }
 
-static bool row_allowed(const uint64_t *allowed, size_t r)
-{
-	return !allowed || (allowed[r / 64] >> (r % 64) & 1);
-}
-
-/* Lanes of block b that hold a row the filter lets through (as knn.c). */
-static uint32_t block_mask(const struct vec_table *t, size_t b, const uint64_t *allowed)
-{
-	uint32_t lanes = vec_table_lane_mask(t, b);
-	if (!allowed)
-		return lanes;
-	size_t s0 = b * W;
-	if (!t->slot_row) /* slot == row: 16 bits of one word (W divides 64) */
-		return lanes & (uint32_t)(allowed[s0 / 64] >> (s0 % 64) & 0xffff);
-	uint32_t m = 0;
-	for (size_t l = 0; l < W; l++)
-		if (lanes >> l & 1 && row_allowed(allowed, t->slot_row[s0 + l]))
-			m |= 1u << l;
-	return m;
-}
-
 /* One query's selection while the pass runs. */
 struct bq {
 	struct vec_scan_query sq;
@@ -378,7 +357,7 @@ int vec_knn_batch(const struct vec_table *t, enum vec_metric m, enum vec_arith a
 			y->has_topk = true;
 			qrc = vec_topk_init(&y->s, want, t->n_rows, x->th);
 			for (size_t r = 0; r < t->n_null && qrc == 0; r++)
-				if (row_allowed(x->allowed, t->null_rows[r]))
+				if (vec_row_allowed(x->allowed, t->null_rows[r]))
 					qrc = vec_topk_offer(&y->s, t->null_rows[r], NAN, true);
 			y->worst = NAN;
 			if (qrc == 0) {
@@ -428,8 +407,9 @@ int vec_knn_batch(const struct vec_table *t, enum vec_metric m, enum vec_arith a
 			uint32_t any = 0;
 			for (size_t a = 0; a < na; a++) {
 				struct bq *y = &st[act[a]];
-				y->mask[nb] =
-				        y->scanning ? block_mask(t, b + nb, qs[act[a]].allowed) : 0;
+				y->mask[nb] = y->scanning ? vec_table_block_mask(t, b + nb,
+				                                                 qs[act[a]].allowed)
+				                          : 0;
 				any |= y->mask[nb];
 			}
 			if (!any)

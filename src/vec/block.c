@@ -373,6 +373,21 @@ uint32_t vec_table_lane_mask(const struct vec_table *t, size_t b)
 	return left >= VEC_BLOCK_W ? (1u << VEC_BLOCK_W) - 1 : (1u << left) - 1;
 }
 
+uint32_t vec_table_block_mask(const struct vec_table *t, size_t b, const uint64_t *allowed)
+{
+	uint32_t lanes = vec_table_lane_mask(t, b);
+	if (!allowed)
+		return lanes;
+	size_t s0 = b * VEC_BLOCK_W;
+	if (!t->slot_row) /* slot == row: 16 bits of one word (W divides 64) */
+		return lanes & (uint32_t)(allowed[s0 / 64] >> (s0 % 64) & 0xffff);
+	uint32_t m = 0;
+	for (size_t l = 0; l < VEC_BLOCK_W; l++)
+		if (lanes >> l & 1 && vec_row_allowed(allowed, t->slot_row[s0 + l]))
+			m |= 1u << l;
+	return m;
+}
+
 /* Index of r in a[0..n) (ascending), or n. */
 static size_t find_u32(const uint32_t *a, size_t n, size_t r)
 {

@@ -115,6 +115,15 @@ static inline const float *vec_table_norms(const struct vec_table *t, enum vec_a
 const float *vec_table_block(const struct vec_table *t, size_t b, size_t *run);
 /* Bit l set when lane l of block b holds a row (unset: zero padding). */
 uint32_t vec_table_lane_mask(const struct vec_table *t, size_t b);
+/* Whether row r passes a row filter: a bit per row (bit r % 64 of word
+ * r / 64), or NULL for every row. */
+static inline bool vec_row_allowed(const uint64_t *allowed, size_t r)
+{
+	return !allowed || (allowed[r / 64] >> (r % 64) & 1);
+}
+/* The lanes of block b that hold a row the filter lets through (allowed as
+ * for vec_row_allowed). */
+uint32_t vec_table_block_mask(const struct vec_table *t, size_t b, const uint64_t *allowed);
 /* The row held by slot s (< n_slots). */
 static inline size_t vec_table_slot_row(const struct vec_table *t, size_t s)
 {

@@ -12,27 +12,6 @@
 /* Blocks per kernel call: 256 rows' sums and distances stay in L1. */
 #define BATCH 16
 
-static bool row_allowed(const uint64_t *allowed, size_t r)
-{
-	return !allowed || (allowed[r / 64] >> (r % 64) & 1);
-}
-
-/* Lanes of block b that hold a row the filter lets through. */
-static uint32_t block_mask(const struct vec_table *t, size_t b, const uint64_t *allowed)
-{
-	uint32_t lanes = vec_table_lane_mask(t, b);
-	if (!allowed)
-		return lanes;
-	size_t s0 = b * W;
-	if (!t->slot_row) /* slot == row: 16 bits of one word (W divides 64) */
-		return lanes & (uint32_t)(allowed[s0 / 64] >> (s0 % 64) & 0xffff);
-	uint32_t m = 0;
-	for (size_t l = 0; l < W; l++)
-		if (lanes >> l & 1 && row_allowed(allowed, t->slot_row[s0 + l]))
-			m |= 1u << l;
-	return m;
-}
-
 int vec_knn(const struct vec_table *t, enum vec_metric m, const float *q, size_t dim, size_t k,
             size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
             struct vec_hit *out, size_t *n_out)
@@ -62,7 +41,7 @@ int vec_knn_arith(const struct vec_table *t, enum vec_metric m, enum vec_arith a
 	if (rc)
 		goto done;
 	for (size_t i = 0; i < t->n_null && rc == 0; i++)
-		if (row_allowed(allowed, t->null_rows[i]))
+		if (vec_row_allowed(allowed, t->null_rows[i]))
 			rc = vec_topk_offer(&s, t->null_rows[i], NAN, true);
 
 	const float *norms = vec_table_norms(t, arith);
@@ -79,7 +58,7 @@ int vec_knn_arith(const struct vec_table *t, enum vec_metric m, enum vec_arith a
 		/* A run of blocks with at least one wanted row each; blocks the
 		 * filter empties are skipped unread. */
 		size_t n = 0;
-		while (n < run && (masks[n] = block_mask(t, b + n, allowed)) != 0)
+		while (n < run && (masks[n] = vec_table_block_mask(t, b + n, allowed)) != 0)
 			n++;
 		if (n == 0) {
 			b++;

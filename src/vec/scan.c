@@ -14,86 +14,55 @@
 
 #define W VEC_BLOCK_W
 
-/* Lane by lane, element by element; the compiler may run the 16 lanes of
+/* Lane by lane, element by element: STEP(s, x, q) is one lane's step with
+ * row element x and query element q. The compiler may run the 16 lanes of
  * the inner loop in SSE registers, which keeps each lane's order. */
-static void dot_scalar(const float *blocks, size_t n, size_t dim, const float *q, float *acc)
-{
-	for (size_t b = 0; b < n; b++) {
-		const float *p = blocks + b * dim * W;
-		float s[W] = {0};
-		for (size_t j = 0; j < dim; j++) {
-			float qj = q[j];
-			for (size_t l = 0; l < W; l++)
-				s[l] += p[j * W + l] * qj;
-		}
-		memcpy(acc + b * W, s, sizeof(s));
+#define KERNEL_SCALAR(name, STEP)                                                                  \
+	static void name(const float *blocks, size_t n, size_t dim, const float *q, float *acc)    \
+	{                                                                                          \
+		for (size_t b = 0; b < n; b++) {                                                   \
+			const float *p = blocks + b * dim * W;                                     \
+			float s[W] = {0};                                                          \
+			for (size_t j = 0; j < dim; j++) {                                         \
+				float qj = q[j];                                                   \
+				for (size_t l = 0; l < W; l++)                                     \
+					s[l] = STEP(s[l], p[j * W + l], qj);                       \
+			}                                                                          \
+			memcpy(acc + b * W, s, sizeof(s));                                         \
+		}                                                                                  \
 	}
-}
 
-static void l2sq_scalar(const float *blocks, size_t n, size_t dim, const float *q, float *acc)
+static inline float dot_step(float s, float x, float q)
 {
-	for (size_t b = 0; b < n; b++) {
-		const float *p = blocks + b * dim * W;
-		float s[W] = {0};
-		for (size_t j = 0; j < dim; j++) {
-			float qj = q[j];
-			for (size_t l = 0; l < W; l++) {
-				float d = p[j * W + l] - qj;
-				s[l] += d * d;
-			}
-		}
-		memcpy(acc + b * W, s, sizeof(s));
-	}
+	return s + x * q;
 }
-
-static void l1_scalar(const float *blocks, size_t n, size_t dim, const float *q, float *acc)
+static inline float l2sq_step(float s, float x, float q)
 {
-	for (size_t b = 0; b < n; b++) {
-		const float *p = blocks + b * dim * W;
-		float s[W] = {0};
-		for (size_t j = 0; j < dim; j++) {
-			float qj = q[j];
-			for (size_t l = 0; l < W; l++)
-				s[l] += fabsf(p[j * W + l] - qj);
-		}
-		memcpy(acc + b * W, s, sizeof(s));
-	}
+	return s + (x - q) * (x - q);
 }
-
+static inline float l1_step(float s, float x, float q)
+{
+	return s + fabsf(x - q);
+}
 /* The fused pair: one fmaf per step. x86-64 code built without -mfma calls
  * libm's fmaf for it (glibc picks its FMA instruction at load time on a CPU
  * that has one, a correctly rounded software path otherwise): exact either
  * way, and only run when no fused SIMD kernel can (vec_isa_for_arith) or
  * when forced. */
-static void dot_fused_scalar(const float *blocks, size_t n, size_t dim, const float *q, float *acc)
+static inline float dot_fused_step(float s, float x, float q)
 {
-	for (size_t b = 0; b < n; b++) {
-		const float *p = blocks + b * dim * W;
-		float s[W] = {0};
-		for (size_t j = 0; j < dim; j++) {
-			float qj = q[j];
-			for (size_t l = 0; l < W; l++)
-				s[l] = fmaf(p[j * W + l], qj, s[l]);
-		}
-		memcpy(acc + b * W, s, sizeof(s));
-	}
+	return fmaf(x, q, s);
+}
+static inline float l2sq_fused_step(float s, float x, float q)
+{
+	return fmaf(x - q, x - q, s);
 }
 
-static void l2sq_fused_scalar(const float *blocks, size_t n, size_t dim, const float *q, float *acc)
-{
-	for (size_t b = 0; b < n; b++) {
-		const float *p = blocks + b * dim * W;
-		float s[W] = {0};
-		for (size_t j = 0; j < dim; j++) {
-			float qj = q[j];
-			for (size_t l = 0; l < W; l++) {
-				float d = p[j * W + l] - qj;
-				s[l] = fmaf(d, d, s[l]);
-			}
-		}
-		memcpy(acc + b * W, s, sizeof(s));
-	}
-}
+KERNEL_SCALAR(dot_scalar, dot_step)
+KERNEL_SCALAR(l2sq_scalar, l2sq_step)
+KERNEL_SCALAR(l1_scalar, l1_step)
+KERNEL_SCALAR(dot_fused_scalar, dot_fused_step)
+KERNEL_SCALAR(l2sq_fused_scalar, l2sq_fused_step)
 
 static void cos_finish_scalar(const float *dot, const float *norms, float qnorm, size_t n,
                               double *dist, bool *is_null)

@@ -20,49 +20,17 @@
 #include "vec/scan.h"
 #include "vec/vec.h"
 
+#include "test_rand.h"
+
 static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
 static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
                                         VEC_ARITH_FUSED_EXCEPT_IP};
 static const enum vec_isa all_isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
+/* Ordinary values, or awkward ones. */
+static float value(bool awk)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static float uniform(void)
-{
-	return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-/* Ordinary values most of the time; zeros, tiny, huge and small integers
- * otherwise (underflow, overflow, Inf - Inf, exact ties). */
-static float value(bool awkward)
-{
-	if (!awkward)
-		return uniform();
-	switch (rnd() % 16) {
-	case 0:
-		return 0.0f;
-	case 1:
-		return -0.0f;
-	case 2:
-		return uniform() * 1e-30f;
-	case 3:
-		return uniform() * 1e-20f;
-	case 4:
-		return uniform() * 1e30f;
-	case 5:
-		return uniform() * 1e19f;
-	case 6:
-		return (float)(int)(uniform() * 8);
-	default:
-		return uniform() * 10.0f;
-	}
+	return awk ? awkward() : uniform();
 }
 
 static bool same(double a, bool an, double b, bool bn)

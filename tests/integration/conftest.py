@@ -5,6 +5,7 @@ and left running; otherwise this session starts it and stops it at the end.
 """
 import json
 import os
+import resource
 import subprocess
 from pathlib import Path
 
@@ -80,6 +81,18 @@ def pytest_report_header(config):
         info = json.loads(CONN_FILE.read_text())
         return f"database: {info['flavor']} {info['version']} on {info['host']}:{info['port']}"
     return "database: started by the session fixture"
+
+
+def raise_fd_limit(need):
+    """Raises this process's descriptor limit (and its children's) to need,
+    or skips the test when the hard limit is lower. Returns the old (soft,
+    hard) for resource.setrlimit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"descriptor limit {hard} < {need}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    return soft, hard
 
 
 def free_port():

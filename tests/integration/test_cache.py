@@ -5,7 +5,6 @@ packet by packet, tie-aware (docs/tidb.md §5). Writes between queries check
 that a session reads its own writes and that snapshots go stale on commit."""
 import json
 import random
-import struct
 import time
 
 import numpy as np

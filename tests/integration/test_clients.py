@@ -84,6 +84,25 @@ def run(argv, what, vecgate=None, env=None):
     return out
 
 
+def auto_cache_fixture(name):
+    """A module fixture: vecgate admitting every table whose kNN queries it
+    sees (tables = auto), stopped cleanly at the end of the module."""
+    @pytest.fixture(scope="module")
+    def cached(db, tmp_path_factory):
+        from conftest import Vecgate
+        vg = Vecgate(db, tmp_path_factory.mktemp(name), cache__tables="auto",
+                     cache__user=db.user).start()
+        yield vg
+        assert vg.stop() == 0, vg.log.read_text()[-4000:]
+    return cached
+
+
+def served(vg):
+    """kNN queries vecgate answered from memory (snapshot or result cache)."""
+    return (vg.metric("vecgate_cache_queries_total", result="hit") +
+            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
+
+
 def vecgate_log(vg):
     if vg is None:
         return ""

@@ -15,8 +15,7 @@ import ssl
 
 import pytest
 
-from conftest import Vecgate
-from test_clients import assert_same, databases  # noqa: F401 (fixture)
+from test_clients import assert_same, auto_cache_fixture, databases, served  # noqa: F401 (fixture)
 
 sa_asyncio = pytest.importorskip("sqlalchemy.ext.asyncio")
 pytest.importorskip("greenlet", reason="greenlet is not installed (requirements.txt)")
@@ -93,17 +92,7 @@ async def program(db, driver, host, port, name, vg=None):
     return "\n".join(out) + "\n"
 
 
-@pytest.fixture(scope="module")
-def cached(db, tmp_path_factory):
-    vg = Vecgate(db, tmp_path_factory.mktemp("async"), cache__tables="auto",
-                 cache__user=db.user).start()
-    yield vg
-    assert vg.stop() == 0, vg.log.read_text()[-4000:]
-
-
-def served(vg):
-    return (vg.metric("vecgate_cache_queries_total", result="hit") +
-            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
+cached = auto_cache_fixture("async")
 
 
 @pytest.mark.parametrize("driver", ["aiomysql", "asyncmy"])

@@ -17,8 +17,7 @@ import sys
 
 import pytest
 
-from conftest import Vecgate
-from test_clients import CLIENTS, assert_same, commands, databases, run  # noqa: F401 (fixture)
+from test_clients import CLIENTS, assert_same, auto_cache_fixture, commands, databases, run, served  # noqa: F401 (fixture)
 
 for module in ("django", "django_tidb", "MySQLdb"):
     pytest.importorskip(module, reason=f"{module} is not installed (requirements.txt)")
@@ -26,17 +25,7 @@ for module in ("django", "django_tidb", "MySQLdb"):
 CHECK = CLIENTS / "django" / "check.py"
 
 
-@pytest.fixture(scope="module")
-def cached(db, tmp_path_factory):
-    vg = Vecgate(db, tmp_path_factory.mktemp("django"), cache__tables="auto",
-                 cache__user=db.user).start()
-    yield vg
-    assert vg.stop() == 0, vg.log.read_text()[-4000:]
-
-
-def served(vg):
-    return (vg.metric("vecgate_cache_queries_total", result="hit") +
-            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
+cached = auto_cache_fixture("django")
 
 
 def argv_for(db, ca):

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Vecgate
-from test_clients import BUILD, assert_same, commands, databases, run  # noqa: F401 (fixture)
+from test_clients import BUILD, assert_same, auto_cache_fixture, commands, databases, run, served  # noqa: F401 (fixture)
 
 JAVA_DIR = BUILD / "clients" / "java"
 STOREPASS = "vecgate-test"
@@ -53,18 +52,7 @@ def truststore(ca, where):
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def cached(db, tmp_path_factory):
-    """vecgate admitting every table whose kNN queries it sees (tables = auto)."""
-    vg = Vecgate(db, tmp_path_factory.mktemp("java"), cache__tables="auto",
-                 cache__user=db.user).start()
-    yield vg
-    assert vg.stop() == 0, vg.log.read_text()[-4000:]
-
-
-def served(vg):
-    return (vg.metric("vecgate_cache_queries_total", result="hit") +
-            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
+cached = auto_cache_fixture("java")
 
 
 def argv_for(db, store):

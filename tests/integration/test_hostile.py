@@ -22,7 +22,7 @@ import pymysql
 import pytest
 from pymysql.constants import COMMAND
 
-from conftest import TOP, Vecgate
+from conftest import TOP, Vecgate, raise_fd_limit
 from faultrelay import wait_until
 from test_robustness import expect_err, handshake_response, packet, read_packet
 from test_soak import is_asan
@@ -141,12 +141,7 @@ class Watch:
 
 @pytest.fixture(scope="module")
 def arena(db, tmp_path_factory):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 12000
-    if soft < want:
-        if hard != resource.RLIM_INFINITY and hard < want:
-            pytest.skip(f"descriptor limit {hard} < {want}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    soft, hard = raise_fd_limit(12000)
     vg = Vecgate(db, tmp_path_factory.mktemp("hostile"), server__log_level="info",
                  server__max_client_conns=str(MAX_CONNS),
                  server__handshake_timeout=f"{HANDSHAKE_TIMEOUT:g}s",

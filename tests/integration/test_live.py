@@ -10,7 +10,6 @@ import threading
 import time
 
 import mysql.connector
-import pymysql
 import pytest
 
 from conftest import Vecgate

@@ -32,7 +32,7 @@ def program():
     # into FMA, no fast math; warnings are errors as in the main build.
     subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-O2", "-ffp-contract=off",
                     "-fno-fast-math", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror",
-                    f"-I{TOP / 'src'}", "-static", "-o", str(out),
+                    f"-I{TOP / 'src'}", f"-I{TOP / 'tests' / 'common'}", "-static", "-o", str(out),
                     str(TOP / "tests" / "golden" / "vec_kernel_check.c"),
                     *(str(TOP / "src" / "vec" / s) for s in SOURCES), "-lm"],
                    check=True, timeout=300)

@@ -8,7 +8,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 
 import mysql.connector
 import pymysql

@@ -16,14 +16,13 @@ import csv
 import json
 import os
 import random
-import resource
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import TOP, PrivateDatabase, Vecgate
+from conftest import TOP, PrivateDatabase, Vecgate, raise_fd_limit
 from faultrelay import wait_until
 
 LONG = os.environ.get("VECGATE_LONG") == "1"
@@ -61,15 +60,6 @@ def rss_kib(pid):
 
 def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def raise_fd_limit(need):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < need:
-        if hard != resource.RLIM_INFINITY and hard < need:
-            pytest.skip(f"descriptor limit {hard} < {need}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
-    return soft, hard
 
 
 @pytest.fixture(scope="module")

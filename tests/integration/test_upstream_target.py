@@ -23,7 +23,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import TOP, Vecgate, free_port
+from conftest import TOP, Vecgate
 
 SCHEMA = "upstream_target"
 LOADER = "vg_target_loader"

@@ -17,6 +17,9 @@
 #include "vec/scan.h"
 #include "vec/vec.h"
 
+#define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "test_rand.h"
+
 static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
 static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
 static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
@@ -168,50 +171,6 @@ Test(vec_arith, golden_values)
 			}
 		}
 		vec_table_free(t);
-	}
-}
-
-/* xorshift64*: reproducible without libc's rand state. */
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static float uniform(void)
-{
-	return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-/* Awkward values: zeros of both signs, tiny (subnormal products or squares),
- * huge (squares overflow, sums give Inf or Inf - Inf), the edges of
- * float32's range, small integers (exact, so ties), and ordinary ones. */
-static float awkward(void)
-{
-	switch (rnd() % 20) {
-	case 0:
-		return 0.0f;
-	case 1:
-		return -0.0f;
-	case 2:
-		return uniform() * 1e-30f;
-	case 3:
-		return uniform() * 1e-20f;
-	case 4:
-		return uniform() * 1e30f;
-	case 5:
-		return uniform() * 1e19f;
-	case 6:
-		return (float)(int)(uniform() * 8);
-	case 7:
-		return rnd() % 2 ? FLT_MAX : -FLT_MIN;
-	case 8:
-		return uniform() * 1e-40f; /* subnormal itself */
-	default:
-		return uniform() * 10.0f;
 	}
 }
 

@@ -19,6 +19,8 @@
 #include "vec/screen.h"
 #include "vec/vec.h"
 
+#include "test_rand.h"
+
 static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
 static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
                                         VEC_ARITH_FUSED_EXCEPT_IP};
@@ -33,28 +35,6 @@ static void reset_isa(void)
 }
 
 TestSuite(vec_batch, .fini = reset_isa);
-
-/* xorshift64*: reproducible without libc's rand state. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static size_t below(size_t n)
-{
-	return n ? (size_t)(rnd() % n) : 0;
-}
-
-static float gauss(void)
-{
-	double u1 = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
-	double u2 = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
-	return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
 /* A value of an adversarial table: few distinct values (many exact ties
  * between rows and between distances), or noise, or awkward magnitudes. */

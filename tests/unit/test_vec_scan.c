@@ -13,6 +13,8 @@
 #include "vec/scan.h"
 #include "vec/vec.h"
 
+#include "test_rand.h"
+
 static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
 static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
 #define N_METRICS (sizeof(metrics) / sizeof(metrics[0]))
@@ -25,46 +27,6 @@ static void reset_isa(void)
 
 TestSuite(vec_scan, .fini = reset_isa);
 
-/* xorshift64*: reproducible without libc's rand state. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static float uniform(void)
-{
-	return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-/* Mostly ordinary values, sometimes the awkward ones: -0, tiny (products
- * underflow or go subnormal), huge (squares overflow to Inf, sums may give
- * Inf - Inf = NaN), and exact zeros. */
-static float value(void)
-{
-	switch (rnd() % 16) {
-	case 0:
-		return 0.0f;
-	case 1:
-		return -0.0f;
-	case 2:
-		return uniform() * 1e-30f;
-	case 3:
-		return uniform() * 1e-20f; /* squares are subnormal */
-	case 4:
-		return uniform() * 1e30f;
-	case 5:
-		return uniform() * 1e19f; /* squares near FLT_MAX */
-	case 6:
-		return (float)(int)(uniform() * 8); /* small integers: exact ties */
-	default:
-		return uniform() * 10.0f;
-	}
-}
-
 struct table {
 	struct vec_table *t;
 	float *rows; /* n * dim, row-major: the reference copy */
@@ -72,8 +34,8 @@ struct table {
 };
 
 /* n rows of dim random values; row 5 (when n > 5) is all zeros, and with
- * huge = false no awkward values (a plain table). */
-static struct table make_table(size_t n, size_t dim, bool awkward)
+ * awk = false no awkward values (a plain table). */
+static struct table make_table(size_t n, size_t dim, bool awk)
 {
 	struct table tb = {NULL, malloc(n * dim * sizeof(float) + 1), n, dim};
 	struct vec_builder b;
@@ -81,7 +43,7 @@ static struct table make_table(size_t n, size_t dim, bool awkward)
 	for (size_t r = 0; r < n; r++) {
 		float *v = tb.rows + r * dim;
 		for (size_t j = 0; j < dim; j++)
-			v[j] = r == 5 ? 0.0f : awkward ? value() : uniform();
+			v[j] = r == 5 ? 0.0f : awk ? awkward() : uniform();
 		cr_assert_eq(vec_builder_add(&b, v, dim), 0);
 	}
 	tb.t = vec_builder_finish(&b);
@@ -142,18 +104,18 @@ Test(vec_scan, bit_identical_to_vec_distance)
 	size_t total = 0;
 	for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
 		size_t dim = dims[di], n = dim >= 768 ? 67 : 203; /* not multiples of 16 */
-		for (int awkward = 0; awkward <= 1; awkward++) {
-			struct table tb = make_table(n, dim, awkward);
+		for (int awk = 0; awk <= 1; awk++) {
+			struct table tb = make_table(n, dim, awk);
 			float *q = malloc(dim * sizeof(float));
 			for (int qi = 0; qi < 10; qi++) {
 				for (size_t j = 0; j < dim; j++)
-					q[j] = awkward ? value() : uniform();
+					q[j] = awk ? awkward() : uniform();
 				if (qi == 1)
 					memset(q, 0, dim * sizeof(float)); /* every cosine NULL */
 				if (qi == 2)
 					memcpy(q, tb.rows + 7 * dim,
 					       dim * sizeof(float)); /* a row itself */
-				total += check_all(&tb, q, awkward ? "awkward" : "plain");
+				total += check_all(&tb, q, awk ? "awkward" : "plain");
 			}
 			free(q);
 			free_table(&tb);
@@ -308,7 +270,7 @@ Test(vec_scan, null_rows_and_norms)
 	float rows[100][33];
 	for (size_t r = 0; r < 100; r++) {
 		for (size_t j = 0; j < 33; j++)
-			rows[r][j] = value();
+			rows[r][j] = awkward();
 		if (r % 9 == 0)
 			cr_assert_eq(vec_builder_add_null(&b), 0);
 		else
@@ -317,7 +279,7 @@ Test(vec_scan, null_rows_and_norms)
 	struct vec_table *t = vec_builder_finish(&b);
 	float q[33];
 	for (size_t j = 0; j < 33; j++)
-		q[j] = value();
+		q[j] = awkward();
 	double got[100];
 	bool got_null[100];
 	for (size_t mi = 0; mi < N_METRICS; mi++) {

@@ -15,6 +15,9 @@
 #include "vec/scan.h"
 #include "vec/topk.h"
 
+#define TEST_RNG_SEED 0x1234567887654321ull
+#include "test_rand.h"
+
 #define NUL NAN /* a NULL distance in the case tables */
 #define ROWS(...)                                                                                  \
 	(const size_t[]){__VA_ARGS__}, sizeof((const size_t[]){__VA_ARGS__}) / sizeof(size_t)
@@ -98,15 +101,6 @@ Test(vec_topk, table)
 }
 
 /* ---- vec_knn against brute force ---- */
-
-static uint64_t rng_state = 0x1234567887654321ull;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static float value(void)
 {
