@@ -17,7 +17,9 @@
  *   vec_scan_bench: mode=screened rows=... ms_per_query=... floor_ms=... ratio=...
  * mode=batch16 answers 16 queries per pass over the table (src/vec/batch.h),
  * each block read once for all of them: the pass's time / 16 per query,
- * every answer checked against the exact scan's too.
+ * every answer checked against the exact scan's too; mode=screened16 the
+ * same passes of 16 screened together (vec_knn_screened_batch: the int8
+ * codes read once a tile for all 16, then each query's exact rescoring).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_setaffinity; the CMake build defines it already */
@@ -387,43 +389,59 @@ int main(int argc, char **argv)
 	double *times_b = malloc(passes * sizeof(double));
 	struct vec_hit *bout = malloc(BATCH_N * k * sizeof(*bout));
 	size_t mismatches_b = 0;
-	for (int p = 0; p < passes; p++) {
-		struct vec_batch_query bq[BATCH_N];
-		for (int i = 0; i < BATCH_N; i++)
-			bq[i] = (struct vec_batch_query){
-			        .q = q + (size_t)((p * BATCH_N + i) % queries) * dim,
-			        .dim = dim,
-			        .k = k,
-			        .out = bout + i * k,
-			};
-		double t0 = now_ms();
-		if (vec_knn_batch(t, metric, ariths[0], bq, BATCH_N) != 0)
-			return 1;
-		times_b[p] = (now_ms() - t0) / BATCH_N;
-		for (int i = 0; i < BATCH_N; i++) {
-			const struct vec_hit *w = want + (size_t)((p * BATCH_N + i) % queries) * k;
-			size_t nw = n_want[(p * BATCH_N + i) % queries];
-			bool same = nw == bq[i].n_out;
-			for (size_t h = 0; same && h < nw; h++)
-				same = w[h].row == bq[i].out[h].row &&
-				       w[h].is_null == bq[i].out[h].is_null &&
-				       memcmp(&w[h].dist, &bq[i].out[h].dist, sizeof(double)) == 0;
-			mismatches_b += !same;
+	/* mode 0: the float32 shared pass (batch16); mode 1: the same queries
+	 * screened together (screened16, src/vec/screen.h). */
+	double *times_sb = malloc(passes * sizeof(double));
+	size_t mismatches_sb = 0;
+	for (int bm = 0; bm < 2; bm++)
+		for (int p = 0; p < passes; p++) {
+			struct vec_batch_query bq[BATCH_N];
+			for (int i = 0; i < BATCH_N; i++)
+				bq[i] = (struct vec_batch_query){
+				        .q = q + (size_t)((p * BATCH_N + i) % queries) * dim,
+				        .dim = dim,
+				        .k = k,
+				        .out = bout + i * k,
+				};
+			double t0 = now_ms();
+			if (bm ? vec_knn_screened_batch(t, scr, metric, ariths[0], bq, BATCH_N,
+			                                NULL) != 0
+			       : vec_knn_batch(t, metric, ariths[0], bq, BATCH_N) != 0)
+				return 1;
+			(bm ? times_sb : times_b)[p] = (now_ms() - t0) / BATCH_N;
+			for (int i = 0; i < BATCH_N; i++) {
+				const struct vec_hit *w =
+				        want + (size_t)((p * BATCH_N + i) % queries) * k;
+				size_t nw = n_want[(p * BATCH_N + i) % queries];
+				bool same = nw == bq[i].n_out;
+				for (size_t h = 0; same && h < nw; h++)
+					same = w[h].row == bq[i].out[h].row &&
+					       w[h].is_null == bq[i].out[h].is_null &&
+					       memcmp(&w[h].dist, &bq[i].out[h].dist,
+					              sizeof(double)) == 0;
+				*(bm ? &mismatches_sb : &mismatches_b) += !same;
+			}
 		}
-	}
 	qsort(times_b, passes, sizeof(double), cmp_double);
-	for (int mode = 0; mode < 3; mode++) {
-		static const char *const mode_names[] = {"exact", "screened", "batch16"};
-		double med = mode == 2   ? times_b[passes / 2]
+	qsort(times_sb, passes, sizeof(double), cmp_double);
+	for (int mode = 0; mode < 4; mode++) {
+		static const char *const mode_names[] = {"exact", "screened", "batch16",
+		                                         "screened16"};
+		double med = mode == 3   ? times_sb[passes / 2]
+		             : mode == 2 ? times_b[passes / 2]
 		             : mode == 1 ? times_s[queries / 2]
 		                         : times[queries / 2];
-		size_t mis = mode == 2 ? mismatches_b : mode == 1 ? mismatches : 0;
+		size_t mis = mode == 3   ? mismatches_sb
+		             : mode == 2 ? mismatches_b
+		             : mode == 1 ? mismatches
+		                         : 0;
 		printf("vec_scan_bench: mode=%s rows=%zu dim=%zu metric=%s ms_per_query=%.2f "
 		       "floor_ms=%.2f ratio=%.2f mismatches=%zu\n",
 		       mode_names[mode], rows, dim, metric_names[metric], med, best_read,
 		       med / best_read, mis);
 	}
 	free(times_b);
+	free(times_sb);
 	free(bout);
 	free(times_c);
 	free(want);

@@ -848,23 +848,15 @@ bool cache_plans_batchable(const struct cache_plan *a, const struct cache_plan *
 	       a->dim == b->dim;
 }
 
-/* One segment's scan for every plan of a batch: through the screen, one
- * plan after the other, when there are few plans (a screened scan reads a
- * quarter of the float32 bytes and computes few blocks exactly); else one
- * shared pass over the float32 blocks (vec_knn_batch), whose cost grows
- * with the plans only by their arithmetic. */
+/* One segment's scan for every plan of a batch, in one shared pass:
+ * through the segment's screen when it has one (the int8 codes a tile at a
+ * time for all plans, then each plan's few candidate blocks exactly), else
+ * over the float32 blocks. */
 static void seg_scan_batch(const struct cache_plan *const *plans, size_t n,
                            const struct cache_segment *seg, size_t first, const uint64_t *live,
                            const size_t *want, struct vec_hit *const *out, size_t *nout, int *rcs,
                            struct cache_run_stats *st)
 {
-	if (n < CACHE_BATCH_SHARED_MIN && cache_segment_screen(seg)) {
-		for (size_t i = 0; i < n; i++)
-			if (rcs[i] == 0)
-				rcs[i] = seg_scan(plans[i], seg, first, live, 0, SIZE_MAX, want[i],
-				                  out[i], &nout[i], st);
-		return;
-	}
 	struct vec_batch_query *bq = calloc(n, sizeof(*bq));
 	uint64_t **allowed = calloc(n, sizeof(*allowed));
 	size_t *who = calloc(n, sizeof(*who));
@@ -894,11 +886,18 @@ static void seg_scan_batch(const struct cache_plan *const *plans, size_t n,
 	}
 	if (nb > 0) {
 		/* Each query's own rc says how it ended. */
-		int rc = vec_knn_batch(cache_segment_vecs(seg), plans[who[0]]->metric,
-		                       plans[who[0]]->arith, bq, nb);
+		const struct vec_screen *scr = cache_segment_screen(seg);
+		const struct vec_table *t = cache_segment_vecs(seg);
+		enum vec_metric m = plans[who[0]]->metric;
+		enum vec_arith arith = plans[who[0]]->arith;
+		int rc = scr ? vec_knn_screened_batch(t, scr, m, arith, bq, nb, NULL)
+		             : vec_knn_batch(t, m, arith, bq, nb);
 		(void)rc;
-		if (st)
+		if (st) {
 			st->batched_passes++;
+			if (scr)
+				st->screened += nb;
+		}
 	}
 	for (size_t b = 0; b < nb; b++) {
 		size_t i = who[b];

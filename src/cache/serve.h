@@ -96,7 +96,7 @@ int cache_plan_run(const struct cache_plan *plan, struct vec_hit **hits, size_t 
 /* What runs did (counted by the caller's metrics). */
 struct cache_run_stats {
 	size_t screened;       /* segment scans read through a segment's int8 screen */
-	size_t batched_passes; /* shared passes (vec_knn_batch) over a segment */
+	size_t batched_passes; /* shared passes over a segment (screened or float32) */
 };
 /* cache_plan_run, adding to *st (may be NULL) what it did. */
 int cache_plan_run_stats(const struct cache_plan *plan, struct vec_hit **hits, size_t *nhits,
@@ -121,14 +121,10 @@ void cache_split_free(struct cache_split *sp);
 /* Whether two plans can share a pass: the same snapshot, metric,
  * arithmetic and query dimension. */
 bool cache_plans_batchable(const struct cache_plan *a, const struct cache_plan *b);
-/* From this many plans on, a batch shares one float32 pass over a
- * screened segment instead of running each plan's screened scan (below,
- * and on segments without a screen, which always share the pass). */
-#define CACHE_BATCH_SHARED_MIN 3
-/* Runs n batchable plans together: each segment's blocks are read once for
- * all of them (vec_knn_batch), or for few plans each takes its screened
- * scan; filters, the delta merge, OFFSET and the outer query as
- * cache_plan_run. hits[i], nhits[i], rcs[i]: plan i's answer (hits[i]
+/* Runs n batchable plans together: each segment is read once for all of
+ * them, its int8 screen a tile at a time when it has one
+ * (vec_knn_screened_batch), else its float32 blocks (vec_knn_batch); filters, the delta merge,
+ * OFFSET and the outer query as cache_plan_run. hits[i], nhits[i], rcs[i]: plan i's answer (hits[i]
  * malloc'd, the caller frees it) and return code (cache_plan_run's;
  * -EINVAL for a plan not batchable with plans[0]). Returns the first
  * nonzero rcs[i], or 0. Thread-safe like cache_plan_run. */

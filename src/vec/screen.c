@@ -97,6 +97,19 @@ static double widen_up(double x)
 	return x + fabs(x) * WIDEN_REL + WIDEN_ABS;
 }
 
+/* A row's per-slot terms from its sums (quantize_row, quantize_block). */
+static void finish_row(struct vec_screen *s, size_t slot, float sc, double e2, double e1, double na,
+                       uint32_t k2, int32_t csum)
+{
+	s->scale[slot] = sc;
+	s->err2[slot] = f_up(sqrt(e2) * (1 + BUILD_REL));
+	s->err1[slot] = f_up(e1 * (1 + BUILD_REL));
+	s->norm[slot] = f_up(sqrt(na) * (1 + BUILD_REL));
+	s->norm_q[slot] = f_up((double)sc * sqrt((double)k2) * (1 + BUILD_REL));
+	s->k2[slot] = k2;
+	s->csum[slot] = csum;
+}
+
 /* Codes of slot (block f's lane l) into block c; its per-slot terms. */
 static void quantize_row(struct vec_screen *s, const float *f, int8_t *c, size_t l, size_t slot)
 {
@@ -137,13 +150,7 @@ static void quantize_row(struct vec_screen *s, const float *f, int8_t *c, size_t
 		k2 += (uint32_t)(ci * ci); /* <= 16383 * 127^2 < 2^32 */
 		csum += ci;
 	}
-	s->scale[slot] = sc;
-	s->err2[slot] = f_up(sqrt(e2) * (1 + BUILD_REL));
-	s->err1[slot] = f_up(e1 * (1 + BUILD_REL));
-	s->norm[slot] = f_up(sqrt(na) * (1 + BUILD_REL));
-	s->norm_q[slot] = f_up((double)sc * sqrt((double)k2) * (1 + BUILD_REL));
-	s->k2[slot] = k2;
-	s->csum[slot] = csum;
+	finish_row(s, slot, sc, e2, e1, na, k2, csum);
 }
 
 /* 64-byte aligned, huge-page aligned and advised when large (the int8 pass
@@ -162,6 +169,104 @@ static int8_t *alloc_codes(size_t bytes, size_t *got)
 #endif
 	*got = n;
 	return p;
+}
+
+#ifdef SCREEN_X86
+#define TQB __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+
+/* quantize_row for the first `lanes` rows of block f at once, eight lanes
+ * in a vector of doubles: each lane's operations are quantize_row's, in
+ * the same order and unfused, so every code and term is the same, bit for
+ * bit (test_vec_screen checks it against the scalar build). */
+TQB static void quantize_half(struct vec_screen *s, const float *f, int8_t *c, size_t slot0,
+                              size_t half, size_t lanes)
+{
+	size_t dim = s->dim, l0 = half * 8;
+	__mmask8 valid = (__mmask8)(lanes > l0 + 8 ? 0xff : (1u << (lanes - l0)) - 1);
+	__m256 mxf = _mm256_setzero_ps();
+	__mmask8 bad = 0;
+	for (size_t j = 0; j < dim; j++) {
+		__m256 a = _mm256_loadu_ps(f + j * W + l0);
+		bad |= _mm256_fpclass_ps_mask(a, 0x99); /* NaN or +-Inf */
+		mxf = _mm256_max_ps(mxf, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a));
+	}
+	__m512d mx = _mm512_cvtps_pd(mxf);
+	bad |= _mm512_cmp_pd_mask(mx, _mm512_set1_pd(MAG_MAX), _CMP_NLE_UQ) |
+	       _mm512_cmp_pd_mask(mx, _mm512_set1_pd(MAG_MIN), _CMP_LT_OQ);
+	bad &= valid;
+	__mmask8 ok = valid & (__mmask8)~bad;
+	__m256 scf = _mm512_cvtpd_ps(_mm512_div_pd(mx, _mm512_set1_pd(127.0)));
+	scf = _mm256_maskz_mov_ps(ok, scf);
+	__m512d sc = _mm512_cvtps_pd(scf);
+	/* 1 / 0 in the lanes that are not ok: never used */
+	__m512d inv = _mm512_div_pd(_mm512_set1_pd(1.0), sc);
+	__m512d e2 = _mm512_setzero_pd(), e1 = e2, na = e2;
+	__m256i k2 = _mm256_setzero_si256(), cs = k2;
+	const __m512d zero = _mm512_setzero_pd(), half_up = _mm512_set1_pd(0.5),
+	              half_dn = _mm512_set1_pd(-0.5);
+	const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
+	for (size_t j = 0; j < dim; j++) {
+		__m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(f + j * W + l0));
+		__m512d r = _mm512_mul_pd(a, inv);
+		__m512d h = _mm512_mask_mov_pd(half_dn, _mm512_cmp_pd_mask(r, zero, _CMP_GE_OQ),
+		                               half_up);
+		__m256i ri = _mm512_maskz_cvttpd_epi32(ok, _mm512_add_pd(r, h));
+		ri = _mm256_min_epi32(_mm256_max_epi32(ri, nlim), lim);
+		_mm_mask_storeu_epi8(c + j * W + l0, ok, _mm256_cvtepi32_epi8(ri));
+		__m512d d = _mm512_sub_pd(a, _mm512_mul_pd(sc, _mm512_cvtepi32_pd(ri)));
+		e2 = _mm512_add_pd(e2, _mm512_mul_pd(d, d));
+		e1 = _mm512_add_pd(e1, _mm512_abs_pd(d));
+		na = _mm512_add_pd(na, _mm512_mul_pd(a, a));
+		k2 = _mm256_add_epi32(k2, _mm256_mullo_epi32(ri, ri));
+		cs = _mm256_add_epi32(cs, ri);
+	}
+	double e2v[8], e1v[8], nav[8];
+	float scv[8];
+	uint32_t k2v[8];
+	int32_t csv[8];
+	_mm512_storeu_pd(e2v, e2);
+	_mm512_storeu_pd(e1v, e1);
+	_mm512_storeu_pd(nav, na);
+	_mm256_storeu_ps(scv, scf);
+	_mm256_storeu_si256((__m256i *)k2v, k2);
+	_mm256_storeu_si256((__m256i *)csv, cs);
+	for (size_t l = 0; l < 8; l++) {
+		if (!(valid >> l & 1))
+			continue;
+		size_t slot = slot0 + l0 + l;
+		if (bad >> l & 1) {
+			s->doubt[slot] = 1;
+			s->n_doubt++;
+			continue;
+		}
+		finish_row(s, slot, scv[l], e2v[l], e1v[l], nav[l], k2v[l], csv[l]);
+	}
+}
+#endif
+
+/* One block's rows into the screen: vectors on AVX-512 (unless a test
+ * turned them off), quantize_row otherwise. */
+static _Atomic bool build_vectors_off;
+
+void vec_screen_build_use_vectors(bool use)
+{
+	atomic_store_explicit(&build_vectors_off, !use, memory_order_relaxed);
+}
+
+static void quantize_block(struct vec_screen *s, const float *f, int8_t *c, size_t b, size_t lanes)
+{
+#ifdef SCREEN_X86
+	if (!atomic_load_explicit(&build_vectors_off, memory_order_relaxed) &&
+	    __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
+		quantize_half(s, f, c, b * W, 0, lanes);
+		if (lanes > 8)
+			quantize_half(s, f, c, b * W, 1, lanes);
+		return;
+	}
+#endif
+	for (size_t l = 0; l < lanes; l++)
+		quantize_row(s, f, c, l, b * W + l);
 }
 
 struct vec_screen *vec_screen_build(const struct vec_table *t)
@@ -207,8 +312,7 @@ struct vec_screen *vec_screen_build(const struct vec_table *t)
 		const float *f = vec_table_block(t, b, NULL);
 		int8_t *c = s->codes + b * blk;
 		memset(c, 0, blk); /* spare lanes of the last block */
-		for (size_t l = 0; l < lanes; l++)
-			quantize_row(s, f, c, l, b * W + l);
+		quantize_block(s, f, c, b, lanes);
 	}
 	return s;
 fail:
@@ -235,6 +339,24 @@ void vec_screen_free(struct vec_screen *s)
 size_t vec_screen_bytes(const struct vec_screen *s)
 {
 	return s ? s->bytes : 0;
+}
+
+bool vec_screen_same(const struct vec_screen *a, const struct vec_screen *b)
+{
+	if (a->dim != b->dim || a->n_slots != b->n_slots || a->n_blocks != b->n_blocks ||
+	    a->n_doubt != b->n_doubt)
+		return false;
+	size_t ns = a->n_slots;
+	size_t codes = a->n_blocks * a->dim * W;
+	return (codes == 0 || memcmp(a->codes, b->codes, codes) == 0) &&
+	       memcmp(a->scale, b->scale, ns * sizeof(float)) == 0 &&
+	       memcmp(a->err2, b->err2, ns * sizeof(float)) == 0 &&
+	       memcmp(a->err1, b->err1, ns * sizeof(float)) == 0 &&
+	       memcmp(a->norm, b->norm, ns * sizeof(float)) == 0 &&
+	       memcmp(a->norm_q, b->norm_q, ns * sizeof(float)) == 0 &&
+	       memcmp(a->k2, b->k2, ns * sizeof(uint32_t)) == 0 &&
+	       memcmp(a->csum, b->csum, ns * sizeof(int32_t)) == 0 &&
+	       memcmp(a->doubt, b->doubt, ns) == 0;
 }
 
 size_t vec_screen_doubt_rows(const struct vec_screen *s)
@@ -380,6 +502,15 @@ T512 static void l1_avx512(const int8_t *codes, size_t n, size_t dim, const floa
  * (broadcast) into the lane's int32 sum. */
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni")))
 
+/* Four query bytes in every 32-bit lane, broadcast straight from memory
+ * (a load, not a shuffle: the shuffle port is vpermb's). */
+TVNNI static inline __m512i bcast4(const uint8_t *p)
+{
+	int32_t w;
+	memcpy(&w, p, 4);
+	return _mm512_set1_epi32(w);
+}
+
 TVNNI static void dot_vnni(const int8_t *codes, size_t n, size_t dim, const struct qprep *qp,
                            const int32_t *csum, int32_t *a1, int32_t *a2)
 {
@@ -394,22 +525,30 @@ TVNNI static void dot_vnni(const int8_t *codes, size_t n, size_t dim, const stru
 	const __mmask64 tail_mask = tail ? (1ull << (tail * W)) - 1 : 0;
 	for (size_t b = 0; b < n; b++) {
 		const int8_t *p = codes + b * dim * W;
-		/* Two chains per query term (even and odd groups), so that the
-		 * latency of one vpdpbusd does not hold up the next. */
+		/* Four chains per query term (groups g, g+1, g+2, g+3), so that
+		 * the latency of one vpdpbusd does not hold up the next; integer
+		 * sums are exact in any order. */
 		__m512i s1 = _mm512_setzero_si512(), s2 = s1, s1b = s1, s2b = s1;
+		__m512i s1c = s1, s2c = s1, s1d = s1, s2d = s1;
 		size_t g = 0;
-		for (; g + 2 <= groups; g += 2) {
-			__m512i c = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64));
-			__m512i d =
-			        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64 + 64));
-			int32_t w[4];
-			memcpy(&w[0], qp->ub1 + 4 * g, 8);
-			memcpy(&w[2], qp->ub2 + 4 * g, 8);
-			s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w[0]), c);
-			s2 = _mm512_dpbusd_epi32(s2, _mm512_set1_epi32(w[2]), c);
-			s1b = _mm512_dpbusd_epi32(s1b, _mm512_set1_epi32(w[1]), d);
-			s2b = _mm512_dpbusd_epi32(s2b, _mm512_set1_epi32(w[3]), d);
+		for (; g + 4 <= groups; g += 4) {
+			const int8_t *pg = p + g * 64;
+			__m512i c = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg));
+			__m512i d = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 64));
+			__m512i e = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 128));
+			__m512i f = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 192));
+			const uint8_t *u1 = qp->ub1 + 4 * g, *u2 = qp->ub2 + 4 * g;
+			s1 = _mm512_dpbusd_epi32(s1, bcast4(u1), c);
+			s2 = _mm512_dpbusd_epi32(s2, bcast4(u2), c);
+			s1b = _mm512_dpbusd_epi32(s1b, bcast4(u1 + 4), d);
+			s2b = _mm512_dpbusd_epi32(s2b, bcast4(u2 + 4), d);
+			s1c = _mm512_dpbusd_epi32(s1c, bcast4(u1 + 8), e);
+			s2c = _mm512_dpbusd_epi32(s2c, bcast4(u2 + 8), e);
+			s1d = _mm512_dpbusd_epi32(s1d, bcast4(u1 + 12), f);
+			s2d = _mm512_dpbusd_epi32(s2d, bcast4(u2 + 12), f);
 		}
+		s1 = _mm512_add_epi32(_mm512_add_epi32(s1, s1c), _mm512_add_epi32(s1b, s1d));
+		s2 = _mm512_add_epi32(_mm512_add_epi32(s2, s2c), _mm512_add_epi32(s2b, s2d));
 		for (; g < groups; g++) {
 			__m512i c = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64));
 			int32_t w1, w2;
@@ -418,8 +557,6 @@ TVNNI static void dot_vnni(const int8_t *codes, size_t n, size_t dim, const stru
 			s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), c);
 			s2 = _mm512_dpbusd_epi32(s2, _mm512_set1_epi32(w2), c);
 		}
-		s1 = _mm512_add_epi32(s1, s1b);
-		s2 = _mm512_add_epi32(s2, s2b);
 		if (tail) { /* codes past the block's end read as 0 */
 			__m512i c = _mm512_permutexvar_epi8(
 			        idx, _mm512_maskz_loadu_epi8(tail_mask, p + groups * 64));
@@ -433,6 +570,52 @@ TVNNI static void dot_vnni(const int8_t *codes, size_t n, size_t dim, const stru
 		__m512i bias = _mm512_slli_epi32(_mm512_loadu_si512(csum + b * W), 7);
 		_mm512_storeu_si512(a1 + b * W, _mm512_sub_epi32(s1, bias));
 		_mm512_storeu_si512(a2 + b * W, _mm512_sub_epi32(s2, bias));
+	}
+}
+
+/* One query term of dot_vnni: a[b * W + i] = c.r over block b's row i,
+ * for the biased bytes ub of r (dot_vnni's a1 with ub1, a2 with ub2). */
+TVNNI static void dot_vnni1(const int8_t *codes, size_t n, size_t dim, const uint8_t *ub,
+                            const int32_t *csum, int32_t *a)
+{
+	uint8_t perm[64];
+	for (int i = 0; i < 16; i++)
+		for (int k = 0; k < 4; k++)
+			perm[4 * i + k] = (uint8_t)(16 * k + i);
+	const __m512i idx = _mm512_loadu_si512(perm);
+	size_t groups = dim / 4, tail = dim % 4;
+	const __mmask64 tail_mask = tail ? (1ull << (tail * W)) - 1 : 0;
+	for (size_t b = 0; b < n; b++) {
+		const int8_t *p = codes + b * dim * W;
+		__m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+		size_t g = 0;
+		for (; g + 4 <= groups; g += 4) {
+			const int8_t *pg = p + g * 64;
+			s0 = _mm512_dpbusd_epi32(
+			        s0, bcast4(ub + 4 * g),
+			        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg)));
+			s1 = _mm512_dpbusd_epi32(
+			        s1, bcast4(ub + 4 * g + 4),
+			        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 64)));
+			s2 = _mm512_dpbusd_epi32(
+			        s2, bcast4(ub + 4 * g + 8),
+			        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 128)));
+			s3 = _mm512_dpbusd_epi32(
+			        s3, bcast4(ub + 4 * g + 12),
+			        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 192)));
+		}
+		for (; g < groups; g++)
+			s0 = _mm512_dpbusd_epi32(
+			        s0, bcast4(ub + 4 * g),
+			        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64)));
+		if (tail)
+			s0 = _mm512_dpbusd_epi32(
+			        s0, bcast4(ub + 4 * groups),
+			        _mm512_permutexvar_epi8(
+			                idx, _mm512_maskz_loadu_epi8(tail_mask, p + groups * 64)));
+		s0 = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
+		__m512i bias = _mm512_slli_epi32(_mm512_loadu_si512(csum + b * W), 7);
+		_mm512_storeu_si512(a + b * W, _mm512_sub_epi32(s0, bias));
 	}
 }
 
@@ -679,11 +862,137 @@ static void bounds(const struct qctx *c, size_t slot, double cq, double t_run, d
 	*lb = -INFINITY; /* unreachable: the metric was checked */
 }
 
+#ifdef SCREEN_X86
+/* The first step of bounds() for the 16 rows of one block, eight at a time
+ * in AVX-512 doubles: a mask of the lanes whose lb may be <= t (those
+ * bounds() must then see), for cosine, negative inner product and L2. Every
+ * operation is the one bounds() performs, in the same order (explicit
+ * multiplies and adds, never fused; IEEE sqrt and division are correctly
+ * rounded in vectors as in scalars), so each lane's lb is bounds()'s, bit
+ * for bit; a lane whose lb is not greater than t, or unordered (NaN), is in
+ * the mask. The cosine shortcut (hi <= 0 gives ONE_DOWN while
+ * t < ONE_DOWN) is applied the same way. cq[0..16) is each lane's c.q
+ * estimate as bounds() receives it. */
+#define TPD __attribute__((target("avx512f,avx512dq")))
+
+TPD static inline __m512d abs8(__m512d x)
+{
+	return _mm512_castsi512_pd(
+	        _mm512_and_si512(_mm512_castpd_si512(x), _mm512_set1_epi64(0x7fffffffffffffffLL)));
+}
+
+TPD static inline __m512d wdown8(__m512d x)
+{
+	return _mm512_sub_pd(_mm512_sub_pd(x, _mm512_mul_pd(abs8(x), _mm512_set1_pd(WIDEN_REL))),
+	                     _mm512_set1_pd(WIDEN_ABS));
+}
+
+TPD static inline __m512d wup8(__m512d x)
+{
+	return _mm512_add_pd(_mm512_add_pd(x, _mm512_mul_pd(abs8(x), _mm512_set1_pd(WIDEN_REL))),
+	                     _mm512_set1_pd(WIDEN_ABS));
+}
+
+TPD static inline __m512d f2d8(const float *p)
+{
+	return _mm512_cvtps_pd(_mm256_loadu_ps(p));
+}
+
+TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq, double t)
+{
+	const struct vec_screen *s = c->s;
+	const __m512d sc = f2d8(s->scale + slot), q = _mm512_loadu_pd(cq);
+	const __m512d zero = _mm512_setzero_pd();
+	__m512d lb;
+	if (c->m == VEC_L2) {
+		__m512d k2 =
+		        _mm512_cvtepu32_pd(_mm256_loadu_si256((const __m256i *)(s->k2 + slot)));
+		__m512d aa = _mm512_mul_pd(_mm512_mul_pd(sc, sc), k2);
+		__m512d x = _mm512_mul_pd(_mm512_mul_pd(_mm512_set1_pd(2), sc), q);
+		__m512d e = wup8(
+		        _mm512_mul_pd(_mm512_set1_pd(2),
+		                      _mm512_add_pd(_mm512_mul_pd(f2d8(s->norm_q + slot),
+		                                                  _mm512_set1_pd(c->own_q)),
+		                                    _mm512_mul_pd(sc, _mm512_set1_pd(c->own_uf)))));
+		__m512d slack = _mm512_add_pd(
+		        _mm512_mul_pd(
+		                _mm512_add_pd(
+		                        _mm512_add_pd(_mm512_add_pd(aa, _mm512_set1_pd(c->qq_hi)),
+		                                      abs8(x)),
+		                        e),
+		                _mm512_set1_pd(WIDEN_REL)),
+		        _mm512_set1_pd(WIDEN_ABS));
+		__m512d e2 = _mm512_mul_pd(_mm512_set1_pd(c->es), f2d8(s->err2 + slot));
+		__m512d p2lo = _mm512_sub_pd(
+		        _mm512_sub_pd(_mm512_sub_pd(_mm512_add_pd(aa, _mm512_set1_pd(c->qq_lo)), x),
+		                      e),
+		        slack);
+		__mmask8 pos = _mm512_cmp_pd_mask(p2lo, zero, _CMP_GT_OQ);
+		__m512d plo = _mm512_maskz_mov_pd(pos, wdown8(_mm512_sqrt_pd(p2lo)));
+		__m512d dlo = wdown8(_mm512_sub_pd(plo, e2));
+		dlo = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(dlo, zero, _CMP_GT_OQ), dlo);
+		__m512d slo = _mm512_sub_pd(
+		        wdown8(_mm512_mul_pd(_mm512_mul_pd(dlo, dlo), _mm512_set1_pd(1 - c->g_n2))),
+		        _mm512_set1_pd(c->uf));
+		__mmask8 spos = _mm512_cmp_pd_mask(slo, zero, _CMP_GT_OQ);
+		lb = _mm512_maskz_mov_pd(spos, wdown8(_mm512_sqrt_pd(slo)));
+	} else {
+		__m512d ctr = _mm512_mul_pd(sc, q);
+		__m512d a = _mm512_mul_pd(
+		        _mm512_set1_pd(c->qn),
+		        _mm512_add_pd(_mm512_mul_pd(_mm512_set1_pd(c->es), f2d8(s->err2 + slot)),
+		                      _mm512_mul_pd(_mm512_set1_pd(c->g_n), f2d8(s->norm + slot))));
+		__m512d r = _mm512_add_pd(
+		        _mm512_add_pd(_mm512_add_pd(a, _mm512_mul_pd(f2d8(s->norm_q + slot),
+		                                                     _mm512_set1_pd(c->own_q))),
+		                      _mm512_mul_pd(sc, _mm512_set1_pd(c->own_uf))),
+		        _mm512_set1_pd(c->uf));
+		r = wup8(r);
+		__m512d hi = wup8(_mm512_add_pd(wup8(ctr), r));
+		if (c->m == VEC_NEG_IP) {
+			lb = _mm512_sub_pd(zero, hi); /* -hi: exact, as the scalar negation */
+		} else {
+			__m512d den = _mm512_sqrt_pd(
+			        _mm512_mul_pd(f2d8(c->norms + slot), _mm512_set1_pd(c->nb)));
+			__m512d v = _mm512_div_pd(hi, den);
+			/* clamp1: x > 1 ? 1 : x < -1 ? -1 : x (NaN stays NaN) */
+			v = _mm512_mask_mov_pd(v,
+			                       _mm512_cmp_pd_mask(v, _mm512_set1_pd(1), _CMP_GT_OQ),
+			                       _mm512_set1_pd(1));
+			v = _mm512_mask_mov_pd(
+			        v, _mm512_cmp_pd_mask(v, _mm512_set1_pd(-1), _CMP_LT_OQ),
+			        _mm512_set1_pd(-1));
+			lb = wdown8(_mm512_sub_pd(_mm512_set1_pd(1.0), v));
+			if (t < ONE_DOWN)
+				lb = _mm512_mask_mov_pd(lb,
+				                        _mm512_cmp_pd_mask(hi, zero, _CMP_LE_OQ),
+				                        _mm512_set1_pd(ONE_DOWN));
+		}
+	}
+	/* not (lb > t): lb <= t, or unordered */
+	return _mm512_cmp_pd_mask(lb, _mm512_set1_pd(t), _CMP_NGT_UQ);
+}
+
+TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t)
+{
+	return (uint32_t)lb_pass8(c, slot, cq, t) | (uint32_t)lb_pass8(c, slot + 8, cq + 8, t) << 8;
+}
+#else
+static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t)
+{
+	(void)c, (void)slot, (void)cq, (void)t;
+	return 0xffff; /* never called: the gate is AVX-512 only */
+}
+#endif
+
 /* The query in two int8 terms, q' = t1 r1 + t2 r2 (t1 = max|q| / 127, t2
  * the same for the remainder), biased bytes into qp (2 * round_up(dim, 4)
  * bytes at buf). Returns own_q for the integer kernels: >= ||q - q'|| +
- * 1e-15 (t1 ||r1|| + t2 ||r2||), computed with room for its own roundings. */
-static double quantize_query(const float *q, size_t dim, struct qprep *qp, uint8_t *buf)
+ * 1e-15 (t1 ||r1|| + t2 ||r2||), computed with room for its own roundings;
+ * *own_q1 the same for an estimate from the first term alone (see
+ * sq_screen). */
+static double quantize_query(const float *q, size_t dim, struct qprep *qp, uint8_t *buf,
+                             double *own_q1)
 {
 	size_t padded = (dim + 3) / 4 * 4;
 	qp->ub1 = buf;
@@ -722,31 +1031,13 @@ static double quantize_query(const float *q, size_t dim, struct qprep *qp, uint8
 	qp->t2 = t2;
 	/* d's first difference rounds relative to the remainder (at most
 	 * t1 / 2 an element), not to d: t1 sqrt(n) covers it. */
-	return widen_up(sqrt(d2) * (1 + BUILD_REL)) +
-	       1e-15 * widen_up(t1 * sqrt(n1) + t2 * sqrt(n2) + t1 * sqrt((double)dim)) *
-	               (1 + BUILD_REL);
-}
-
-static bool row_allowed(const uint64_t *allowed, size_t r)
-{
-	return !allowed || (allowed[r / 64] >> (r % 64) & 1);
-}
-
-/* Lanes of block b whose row the filter lets through (as knn.c). */
-static uint32_t block_mask(const struct vec_table *t, size_t b, const uint64_t *allowed)
-{
-	size_t left = t->n_slots - b * W;
-	uint32_t lanes = left >= W ? (1u << W) - 1 : (1u << left) - 1;
-	if (!allowed)
-		return lanes;
-	size_t s0 = b * W;
-	if (!t->slot_row)
-		return lanes & (uint32_t)(allowed[s0 / 64] >> (s0 % 64) & 0xffff);
-	uint32_t m = 0;
-	for (size_t l = 0; l < W; l++)
-		if (lanes >> l & 1 && row_allowed(allowed, t->slot_row[s0 + l]))
-			m |= 1u << l;
-	return m;
+	double own_q = widen_up(sqrt(d2) * (1 + BUILD_REL)) +
+	               1e-15 * widen_up(t1 * sqrt(n1) + t2 * sqrt(n2) + t1 * sqrt((double)dim)) *
+	                       (1 + BUILD_REL);
+	/* With the first term alone, cq = fl(t1 a1) misses t2 (c.r2), at most
+	 * t2 ||c|| ||r2|| (Cauchy-Schwarz; n2 is an exact integer sum). */
+	*own_q1 = widen_up(own_q + widen_up(t2 * sqrt(n2) * (1 + BUILD_REL)));
+	return own_q;
 }
 
 /* The cap smallest upper bounds seen: a max-heap, largest at h[0]. */
@@ -873,163 +1164,459 @@ int vec_knn_screened(const struct vec_table *t, const struct vec_screen *s, enum
  * The int8 pass keeps a running T (the M-th smallest ub so far, +Inf
  * before M rows), which only decreases to the final T: a row dropped
  * because lb > running T also has lb > final T. The survivors are then
- * filtered by the final T. */
-int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
-                           enum vec_arith arith, const float *q, size_t dim, size_t k,
-                           size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
-                           struct vec_hit *out, size_t *n_out, struct vec_screen_stats *st)
+ * filtered by the final T. A dropped row offers no ub to the heap, as if
+ * its ub were +Inf (a valid upper bound), which changes no T the heap
+ * computes once M rows are in it, and the pass never drops a row before.
+ * Any valid lb may drop a row, so two cheaper ones come first on AVX-512:
+ * lb_pass16 (the lb of bounds() itself, computed 16 rows at a time), and
+ * with the VNNI kernel the two-stage pass: cq1 = fl(t1 a1) from the
+ * query's first term alone satisfies |cq1 - c.q| <= ||c|| own_q1 +
+ * own_uf, own_q1 = own_q + t2 ||r2|| (rounded up): c.q' - t1 a1 = t2 a2
+ * and |a2| = |c.r2| <= ||c|| ||r2|| (Cauchy-Schwarz), the rounding of
+ * fl(t1 a1) is inside own_q's 1e-15 term. So bounds() with own_q1 in
+ * place of own_q (qctx c1) gives a valid, wider interval, and a row whose
+ * lb from it exceeds the running T is dropped like any other; the second
+ * term is summed only for blocks that keep a row. */
+/* Whether sq_screen runs lb_pass16 before bounds(): on the AVX-512 scans
+ * (forced or chosen) of a CPU with AVX-512DQ, unless a test turned it off. */
+static _Atomic bool lb_gate_off;
+
+void vec_screen_use_lb_gate(bool use)
 {
+	atomic_store_explicit(&lb_gate_off, !use, memory_order_relaxed);
+}
+
+static bool lb_gate_on(void)
+{
+#ifdef SCREEN_X86
+	return !atomic_load_explicit(&lb_gate_off, memory_order_relaxed) &&
+	       vec_scan_isa() == VEC_ISA_AVX512 && __builtin_cpu_supports("avx512dq");
+#else
+	return false;
+#endif
+}
+
+/* One screened query through its phases: sq_begin (checks, the query's
+ * constants), sq_screen over consecutive ranges of blocks (pass 1), and
+ * sq_finish (pass 2). A batch runs pass 1 of every query over one tile of
+ * blocks after the other, so that each tile's codes come from memory once
+ * and from the cache for the other queries; each query's pass 1 still sees
+ * every block in order, so its running T, candidates and answer are the
+ * lone query's. */
+struct sq {
+	const struct vec_table *t;
+	const struct vec_screen *s;
+	enum vec_metric m;
+	enum vec_arith arith;
+	const float *q;
+	size_t dim, k, offset, want;
+	const struct vec_threshold *th;
+	const uint64_t *allowed;
+	struct vec_scan_query scan;
+	struct qctx c;
+	float_fn *ff;
+	int_fn *fi;
+	struct qprep qp;
+	uint8_t *qbuf;
+	struct ub_heap hp;
+	struct cands cs;
+	struct vec_screen_stats *st;
+	bool lb_gate; /* lb_pass16 prunes before bounds() (AVX-512) */
+	/* The VNNI pass in two stages: the query's first term for every block,
+	 * its second only for blocks with a row that the first left in (c1:
+	 * the bounds' constants with the first term's own_q). */
+	bool two_stage;
+	struct qctx c1;
+};
+
+static void sq_free(struct sq *x)
+{
+	free(x->cs.c);
+	free(x->hp.h);
+	free(x->qbuf);
+	x->cs.c = NULL;
+	x->hp.h = NULL;
+	x->qbuf = NULL;
+}
+
+/* 0 with *screen set when the query goes through the screen; 0 with
+ * *screen false when it is answered otherwise: nothing to do (k == 0) or
+ * by the plain exact scan (st->fallback); or the error vec_knn_arith
+ * gives. */
+static int sq_begin(struct sq *x, bool *screen)
+{
+	const struct vec_table *t = x->t;
+	const struct vec_screen *s = x->s;
+	struct vec_screen_stats *st = x->st;
+	size_t dim = x->dim;
+	*screen = false;
 	memset(st, 0, sizeof(*st));
 	st->blocks = t->n_blocks;
-	*n_out = 0;
 	if (t->n_mixed)
 		return -EDOM;
 	if (t->n_slots && dim != t->dim)
 		return -EINVAL;
 	if (s->t != t || s->n_slots != t->n_slots || s->dim != t->dim)
 		return -EINVAL;
-	struct vec_scan_query sq;
-	int rc = vec_scan_prepare_arith(&sq, m, arith, q, dim);
-	if (rc || k == 0)
+	int rc = vec_scan_prepare_arith(&x->scan, x->m, x->arith, x->q, dim);
+	if (rc || x->k == 0)
 		return rc;
-	if (t->n_slots == 0 || dim == 0 || query_in_doubt(q, dim)) {
+	if (t->n_slots == 0 || dim == 0 || query_in_doubt(x->q, dim)) {
 		st->fallback = true;
 		st->blocks_exact = t->n_blocks;
-		return vec_knn_arith(t, m, arith, q, dim, k, offset, th, allowed, out, n_out);
+		return 0;
 	}
 
-	struct qctx c = {.s = s, .m = m, .norms = vec_table_norms(t, arith), .nb = sq.qnorm};
+	struct qctx *c = &x->c;
+	*c = (struct qctx){
+	        .s = s, .m = x->m, .norms = vec_table_norms(t, x->arith), .nb = x->scan.qnorm};
 	double qq = 0;
 	for (size_t j = 0; j < dim; j++)
-		qq += (double)q[j] * q[j];
-	c.qq_lo = qq * (1 - BUILD_REL);
-	c.qq_hi = qq * (1 + BUILD_REL);
-	c.qn = widen_up(sqrt(c.qq_hi));
-	c.g_n = s->drop_gamma ? 0 : gamma_k((double)dim);
-	c.g_n2 = s->drop_gamma ? 0 : gamma_k((double)dim + 2);
-	c.uf = s->drop_gamma ? 0 : ldexp((double)dim, -149);
-	c.es = s->err_scale;
-	float_fn *ff;
-	int_fn *fi;
-	pick_kernel(m, &ff, &fi);
-	struct qprep qp = {0, 0, NULL, NULL};
-	uint8_t *qbuf = NULL;
-	if (fi) {
-		qbuf = malloc(2 * ((dim + 3) / 4 * 4));
-		if (!qbuf)
+		qq += (double)x->q[j] * x->q[j];
+	c->qq_lo = qq * (1 - BUILD_REL);
+	c->qq_hi = qq * (1 + BUILD_REL);
+	c->qn = widen_up(sqrt(c->qq_hi));
+	c->g_n = s->drop_gamma ? 0 : gamma_k((double)dim);
+	c->g_n2 = s->drop_gamma ? 0 : gamma_k((double)dim + 2);
+	c->uf = s->drop_gamma ? 0 : ldexp((double)dim, -149);
+	c->es = s->err_scale;
+	pick_kernel(x->m, &x->ff, &x->fi);
+	x->lb_gate = lb_gate_on();
+	x->qp = (struct qprep){0, 0, NULL, NULL};
+	if (x->fi) {
+		x->qbuf = malloc(2 * ((dim + 3) / 4 * 4));
+		if (!x->qbuf)
 			return -ENOMEM;
-		c.own_q = quantize_query(q, dim, &qp, qbuf);
-		c.own_uf = 0;
+		double own_q1;
+		c->own_q = quantize_query(x->q, dim, &x->qp, x->qbuf, &own_q1);
+		c->own_uf = 0;
+		x->c1 = *c;
+		x->c1.own_q = own_q1;
+#ifdef SCREEN_X86
+		x->two_stage = x->lb_gate && x->fi == dot_vnni;
+#endif
 	} else {
-		c.own_q = c.g_n * c.qn;
-		c.own_uf = c.uf;
+		c->own_q = c->g_n * c->qn;
+		c->own_uf = c->uf;
 	}
 
-	size_t want = k > SIZE_MAX - offset ? SIZE_MAX : k + offset;
+	x->want = x->k > SIZE_MAX - x->offset ? SIZE_MAX : x->k + x->offset;
 	/* Fewer slots than M: T stays +Inf (cap 0), every row is a candidate. */
-	struct ub_heap hp = {NULL, 0, want <= t->n_slots ? want : 0};
-	struct cands cs = {NULL, 0, 0};
-	struct vec_topk top;
-	bool top_init = false;
-	hp.h = malloc((hp.cap + 1) * sizeof(double));
-	if (!hp.h) {
-		rc = -ENOMEM;
-		goto done;
+	x->hp = (struct ub_heap){NULL, 0, x->want <= t->n_slots ? x->want : 0};
+	x->cs = (struct cands){NULL, 0, 0};
+	x->hp.h = malloc((x->hp.cap + 1) * sizeof(double));
+	if (!x->hp.h) {
+		sq_free(x);
+		return -ENOMEM;
 	}
+	*screen = true;
+	return 0;
+}
 
-	/* Pass 1: the int8 codes of every block with an allowed row. */
-	size_t blk = dim * W;
+#ifdef SCREEN_X86
+/* The two-stage VNNI pass (x->two_stage): a1 for n blocks from b, and a2
+ * for one block. */
+static void screen_first_term(struct sq *x, size_t b, size_t n, int32_t *a1)
+{
+	const struct vec_screen *s = x->s;
+	dot_vnni1(s->codes + b * x->dim * W, n, x->dim, x->qp.ub1, s->csum + b * W, a1);
+}
+
+static void screen_second_term(struct sq *x, size_t b, int32_t *a2)
+{
+	const struct vec_screen *s = x->s;
+	dot_vnni1(s->codes + b * x->dim * W, 1, x->dim, x->qp.ub2, s->csum + b * W, a2);
+}
+#else
+static void screen_first_term(struct sq *x, size_t b, size_t n, int32_t *a1)
+{
+	(void)x, (void)b, (void)n, (void)a1;
+}
+
+static void screen_second_term(struct sq *x, size_t b, int32_t *a2)
+{
+	(void)x, (void)b, (void)a2;
+}
+#endif
+
+/* Pass 1 over blocks [b, b_end): the int8 codes of every block with an
+ * allowed row. Called for consecutive ranges from block 0 to the last. */
+static int sq_screen(struct sq *x, size_t b, size_t b_end)
+{
+	const struct vec_table *t = x->t;
+	const struct vec_screen *s = x->s;
+	struct vec_screen_stats *st = x->st;
+	size_t blk = x->dim * W;
 	float est[SCREEN_BATCH * W];
 	int32_t a1[SCREEN_BATCH * W], a2[SCREEN_BATCH * W];
 	uint32_t masks[SCREEN_BATCH];
-	for (size_t b = 0; b < t->n_blocks && rc == 0;) {
+	int rc = 0;
+	while (b < b_end && rc == 0) {
 		size_t n = 0;
-		while (n < SCREEN_BATCH && b + n < t->n_blocks &&
-		       (masks[n] = block_mask(t, b + n, allowed)) != 0)
+		while (n < SCREEN_BATCH && b + n < b_end &&
+		       (masks[n] = vec_table_block_mask(t, b + n, x->allowed)) != 0)
 			n++;
 		if (n == 0) {
 			b++;
 			continue;
 		}
-		if (fi)
-			fi(s->codes + b * blk, n, dim, &qp, s->csum + b * W, a1, a2);
+		if (x->two_stage)
+			screen_first_term(x, b, n, a1);
+		else if (x->fi)
+			x->fi(s->codes + b * blk, n, x->dim, &x->qp, s->csum + b * W, a1, a2);
 		else
-			ff(s->codes + b * blk, n, dim, q, s->scale + b * W, est);
+			x->ff(s->codes + b * blk, n, x->dim, x->q, s->scale + b * W, est);
 		st->blocks_screened += n;
-		for (size_t i = 0; i < n * W && rc == 0; i++) {
-			if (!(masks[i / W] >> (i % W) & 1))
-				continue;
-			size_t slot = b * W + i;
-			st->rows_screened++;
-			if (s->doubt[slot]) {
-				rc = cand_push(&cs, slot, -INFINITY);
-				continue;
+		bool gate = x->lb_gate && x->m != VEC_L1;
+		for (size_t bi = 0; bi < n && rc == 0; bi++) {
+			size_t slot0 = (b + bi) * W;
+			uint32_t mask = masks[bi];
+			st->rows_screened += (size_t)__builtin_popcount(mask);
+			double T = heap_t(&x->hp);
+			/* The vector bounds read 16 slots of the table's norms, which
+			 * end at its last row: a partial last block takes bounds()
+			 * alone (and the second term always). */
+			bool full = slot0 + W <= t->n_slots;
+			if (x->two_stage) {
+				/* The first term's bounds (c1) prune for good; the second
+				 * term is summed only for a block with a row left. */
+				if (T < INFINITY && full) {
+					double cq1[W];
+					uint32_t doubt = 0;
+					for (size_t l = 0; l < W; l++) {
+						cq1[l] = x->qp.t1 * a1[bi * W + l];
+						doubt |= (uint32_t)(s->doubt[slot0 + l] != 0) << l;
+					}
+					mask &= lb_pass16(&x->c1, slot0, cq1, T) | doubt;
+				}
+				if (!mask)
+					continue;
+				screen_second_term(x, b + bi, a2 + bi * W);
+				st->blocks_second++;
 			}
-			double lb, ub;
-			double cq = fi ? qp.t1 * a1[i] + qp.t2 * a2[i] : (double)est[i];
-			bounds(&c, slot, cq, heap_t(&hp), &lb, &ub);
-			heap_offer(&hp, ub);
-			if (lb <= heap_t(&hp) && !th_prunes(th, lb))
-				rc = cand_push(&cs, slot, lb);
+			if (gate && T < INFINITY && full) {
+				/* Lanes whose lb is above the running T (no lower than
+				 * the final one) and that are not in doubt are pruned
+				 * here as bounds() would prune them: they would enter
+				 * neither the heap (ub = +Inf) nor the candidates. */
+				double cq[W];
+				uint32_t doubt = 0;
+				for (size_t l = 0; l < W; l++) {
+					size_t i = bi * W + l;
+					cq[l] = x->fi ? x->qp.t1 * a1[i] + x->qp.t2 * a2[i]
+					              : (double)est[i];
+					doubt |= (uint32_t)(s->doubt[slot0 + l] != 0) << l;
+				}
+				mask &= lb_pass16(&x->c, slot0, cq, T) | doubt;
+			}
+			for (; mask && rc == 0; mask &= mask - 1) {
+				size_t l = (size_t)__builtin_ctz(mask), i = bi * W + l;
+				size_t slot = slot0 + l;
+				if (s->doubt[slot]) {
+					rc = cand_push(&x->cs, slot, -INFINITY);
+					continue;
+				}
+				double lb, ub;
+				double cq = x->fi ? x->qp.t1 * a1[i] + x->qp.t2 * a2[i]
+				                  : (double)est[i];
+				bounds(&x->c, slot, cq, heap_t(&x->hp), &lb, &ub);
+				heap_offer(&x->hp, ub);
+				if (lb <= heap_t(&x->hp) && !th_prunes(x->th, lb))
+					rc = cand_push(&x->cs, slot, lb);
+			}
 		}
 		b += n;
 	}
-	if (rc)
-		goto done;
+	return rc;
+}
 
-	/* Pass 2: the final T, then the survivors' blocks, exactly. */
-	double T = heap_t(&hp);
+/* Pass 2: the final T, then the survivors' blocks, exactly. Frees what
+ * sq_begin took. */
+static int sq_finish(struct sq *x, struct vec_hit *out, size_t *n_out)
+{
+	const struct vec_table *t = x->t;
+	const struct vec_screen *s = x->s;
+	struct vec_screen_stats *st = x->st;
+	struct cands *cs = &x->cs;
+	double T = heap_t(&x->hp);
 	size_t nc = 0;
-	for (size_t i = 0; i < cs.n; i++)
-		if (cs.c[i].lb <= T) {
-			st->doubt += s->doubt[cs.c[i].slot];
-			cs.c[nc++] = cs.c[i];
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->c[i].lb <= T) {
+			st->doubt += s->doubt[cs->c[i].slot];
+			cs->c[nc++] = cs->c[i];
 		}
 	st->candidates = nc;
-	rc = vec_topk_init(&top, want, t->n_null + nc, th);
-	if (rc)
-		goto done;
-	top_init = true;
+	struct vec_topk top;
+	int rc = vec_topk_init(&top, x->want, t->n_null + nc, x->th);
+	if (rc) {
+		sq_free(x);
+		return rc;
+	}
 	for (size_t i = 0; i < t->n_null && rc == 0; i++)
-		if (row_allowed(allowed, t->null_rows[i]))
+		if (vec_row_allowed(x->allowed, t->null_rows[i]))
 			rc = vec_topk_offer(&top, t->null_rows[i], NAN, true);
 
 	float acc[EXACT_BATCH * W];
 	double d[EXACT_BATCH * W];
 	bool nul[EXACT_BATCH * W];
 	for (size_t ci = 0; ci < nc && rc == 0;) {
-		size_t b0 = cs.c[ci].slot / W, run;
+		size_t b0 = cs->c[ci].slot / W, run;
 		const float *fb = vec_table_block(t, b0, &run);
 		if (run > EXACT_BATCH)
 			run = EXACT_BATCH;
 		/* Consecutive blocks that all hold a candidate go in one call. */
 		size_t n = 1, cj = ci;
 		for (;;) {
-			while (cj < nc && cs.c[cj].slot / W < b0 + n)
+			while (cj < nc && cs->c[cj].slot / W < b0 + n)
 				cj++;
-			if (cj < nc && n < run && cs.c[cj].slot / W == b0 + n)
+			if (cj < nc && n < run && cs->c[cj].slot / W == b0 + n)
 				n++;
 			else
 				break;
 		}
 		size_t rows = t->n_slots - b0 * W < n * W ? t->n_slots - b0 * W : n * W;
-		vec_scan_sums(&sq, fb, n, acc);
-		vec_scan_finish(&sq, acc, c.norms ? c.norms + b0 * W : NULL, rows, d, nul);
+		vec_scan_sums(&x->scan, fb, n, acc);
+		vec_scan_finish(&x->scan, acc, x->c.norms ? x->c.norms + b0 * W : NULL, rows, d,
+		                nul);
 		st->blocks_exact += n;
 		for (; ci < cj && rc == 0; ci++) {
-			size_t i = cs.c[ci].slot - b0 * W;
-			rc = vec_topk_offer(&top, vec_table_slot_row(t, cs.c[ci].slot), d[i],
+			size_t i = cs->c[ci].slot - b0 * W;
+			rc = vec_topk_offer(&top, vec_table_slot_row(t, cs->c[ci].slot), d[i],
 			                    nul[i]);
 		}
 		ci = cj;
 	}
 	if (rc == 0)
-		*n_out = vec_topk_finish(&top, offset, k, out);
-done:
-	if (top_init)
-		vec_topk_free(&top);
-	free(cs.c);
-	free(hp.h);
-	free(qbuf);
+		*n_out = vec_topk_finish(&top, x->offset, x->k, out);
+	vec_topk_free(&top);
+	sq_free(x);
 	return rc;
+}
+
+int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
+                           enum vec_arith arith, const float *q, size_t dim, size_t k,
+                           size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
+                           struct vec_hit *out, size_t *n_out, struct vec_screen_stats *st)
+{
+	struct sq x = {.t = t,
+	               .s = s,
+	               .m = m,
+	               .arith = arith,
+	               .q = q,
+	               .dim = dim,
+	               .k = k,
+	               .offset = offset,
+	               .th = th,
+	               .allowed = allowed,
+	               .st = st};
+	bool screen;
+	*n_out = 0;
+	int rc = sq_begin(&x, &screen);
+	if (rc || !screen) {
+		if (rc == 0 && st->fallback) /* the query is in doubt */
+			rc = vec_knn_arith(t, m, arith, q, dim, k, offset, th, allowed, out, n_out);
+		return rc;
+	}
+	rc = sq_screen(&x, 0, t->n_blocks);
+	if (rc) {
+		sq_free(&x);
+		return rc;
+	}
+	return sq_finish(&x, out, n_out);
+}
+
+/* Blocks of codes per tile of a batch's pass 1: about 256 KiB, which stays
+ * in every current x86 and Arm core's L2 while each query reads it. */
+#define TILE_BYTES (256 * 1024)
+
+int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
+                           enum vec_arith arith, struct vec_batch_query *qs, size_t n,
+                           struct vec_screen_stats *st)
+{
+	struct sq *x = calloc(n ? n : 1, sizeof(*x));
+	struct vec_screen_stats *sts = calloc(n ? n : 1, sizeof(*sts));
+	bool *screen = calloc(n ? n : 1, sizeof(*screen));
+	struct vec_batch_query *plain = calloc(n ? n : 1, sizeof(*plain));
+	size_t *plain_of = calloc(n ? n : 1, sizeof(*plain_of));
+	int first = 0;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (!x || !sts || !screen || !plain || !plain_of) {
+		for (size_t i = 0; i < n; i++) {
+			qs[i].n_out = 0;
+			qs[i].rc = -ENOMEM;
+		}
+		first = n ? -ENOMEM : 0;
+		goto done;
+	}
+	size_t n_plain = 0, n_screen = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct vec_batch_query *bq = &qs[i];
+		x[i] = (struct sq){.t = t,
+		                   .s = s,
+		                   .m = m,
+		                   .arith = arith,
+		                   .q = bq->q,
+		                   .dim = bq->dim,
+		                   .k = bq->k,
+		                   .offset = bq->offset,
+		                   .th = bq->th,
+		                   .allowed = bq->allowed,
+		                   .st = &sts[i]};
+		bq->n_out = 0;
+		bq->rc = sq_begin(&x[i], &screen[i]);
+		n_screen += screen[i];
+		if (bq->rc == 0 && !screen[i] && sts[i].fallback) {
+			/* In doubt: the plain exact scans, one shared pass for all. */
+			plain[n_plain] = *bq;
+			plain_of[n_plain++] = i;
+		}
+	}
+	if (n_plain) {
+		int rc = vec_knn_batch(t, m, arith, plain, n_plain);
+		(void)rc; /* each query's rc says how it ended */
+		for (size_t j = 0; j < n_plain; j++) {
+			qs[plain_of[j]].rc = plain[j].rc;
+			qs[plain_of[j]].n_out = plain[j].n_out;
+		}
+	}
+	if (n_screen) {
+		size_t tile = TILE_BYTES / (t->dim * W + 1);
+		tile = tile < SCREEN_BATCH ? SCREEN_BATCH : tile / SCREEN_BATCH * SCREEN_BATCH;
+		for (size_t b = 0; b < t->n_blocks; b += tile) {
+			size_t e = t->n_blocks - b < tile ? t->n_blocks : b + tile;
+			for (size_t i = 0; i < n; i++)
+				if (screen[i] && qs[i].rc == 0)
+					qs[i].rc = sq_screen(&x[i], b, e);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!screen[i])
+				continue;
+			if (qs[i].rc == 0)
+				qs[i].rc = sq_finish(&x[i], qs[i].out, &qs[i].n_out);
+			else
+				sq_free(&x[i]);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (qs[i].rc && !first)
+			first = qs[i].rc;
+		if (st) {
+			st->blocks = sts[i].blocks;
+			st->blocks_screened += sts[i].blocks_screened;
+			st->rows_screened += sts[i].rows_screened;
+			st->blocks_exact += sts[i].blocks_exact;
+			st->blocks_second += sts[i].blocks_second;
+			st->candidates += sts[i].candidates;
+			st->doubt += sts[i].doubt;
+			st->fallback |= sts[i].fallback;
+		}
+	}
+done:
+	free(x);
+	free(sts);
+	free(screen);
+	free(plain);
+	free(plain_of);
+	return first;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vec/batch.h"
 #include "vec/block.h"
 #include "vec/topk.h"
 #include "vec/vec.h"
@@ -31,6 +32,13 @@ struct vec_screen;
 /* The compact copy of a finished table; NULL when out of memory. */
 struct vec_screen *vec_screen_build(const struct vec_table *t);
 void vec_screen_free(struct vec_screen *s);
+/* Whether vec_screen_build quantizes a block's rows together in AVX-512
+ * vectors where the CPU can (the default) or row by row: the same screen
+ * bit for bit either way; for tests and benchmarks. */
+void vec_screen_build_use_vectors(bool use);
+/* Whether screens a and b (built from tables of the same shape) hold the
+ * same codes and per-row terms, bit for bit: for tests. */
+bool vec_screen_same(const struct vec_screen *a, const struct vec_screen *b);
 /* Bytes allocated for the screen (about dim + 29 bytes per row). */
 size_t vec_screen_bytes(const struct vec_screen *s);
 /* Rows in doubt (always computed exactly). */
@@ -42,6 +50,7 @@ struct vec_screen_stats {
 	size_t blocks_screened; /* blocks whose int8 codes were read */
 	size_t rows_screened;   /* allowed rows in those blocks */
 	size_t blocks_exact;    /* blocks computed exactly in float32 */
+	size_t blocks_second;   /* blocks whose query's second int8 term was summed */
 	size_t candidates;      /* non-NULL rows offered to the selection */
 	size_t doubt;           /* of them, rows in doubt */
 	bool fallback;          /* the query itself was in doubt: a plain exact scan */
@@ -64,11 +73,28 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
                            struct vec_hit *out, size_t *n_out,
                            struct vec_screen_stats *st) MUST_CHECK;
 
+/* Several screened queries on one table (metric m, arithmetic arith for
+ * all), answered together: pass 1 runs over the int8 codes a tile of blocks
+ * at a time (about 256 KiB), every query's bounds computed from the tile
+ * while it is in the cache, so the codes are read from memory once for the
+ * batch; then each query's candidate blocks are computed exactly. Each
+ * query's out, n_out and rc are what vec_knn_screened (so vec_knn_arith)
+ * gives for it alone; queries in doubt share one plain pass
+ * (vec_knn_batch). Returns 0 when every rc is 0, else the first nonzero
+ * rc. *st (may be NULL): the queries' statistics summed (blocks is the
+ * table's). Thread-safe like vec_knn. */
+int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
+                           enum vec_arith arith, struct vec_batch_query *qs, size_t n,
+                           struct vec_screen_stats *st) MUST_CHECK;
 /* Whether screened scans on an AVX-512 CPU with VNNI and VBMI use the
  * integer kernel (the default) or the float one of CPUs without them: for
  * tests and benchmarks; call it while no scan runs. */
 void vec_screen_use_vnni(bool use);
 
+/* Whether screened scans on AVX-512 compute the rows' lower bounds 16 at a
+ * time in vectors first (the default) or row by row only: the same answers
+ * either way; for tests and benchmarks; call it while no scan runs. */
+void vec_screen_use_lb_gate(bool use);
 /* For tests only: makes the bounds UNSOUND, to show that each part of them
  * matters. The quantization errors (||a - s*c||_2 and _1) are multiplied
  * by err_scale (1 restores them), and with drop_gamma the float32 rounding

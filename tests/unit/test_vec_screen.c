@@ -16,6 +16,9 @@
 #include "vec/screen.h"
 #include "vec/vec.h"
 
+#define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "test_rand.h"
+
 static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
 static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
                                         VEC_ARITH_FUSED_EXCEPT_IP};
@@ -28,26 +31,6 @@ static void reset_isa(void)
 }
 
 TestSuite(vec_screen, .fini = reset_isa);
-
-/* xorshift64*: reproducible without libc's rand state. */
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static double unit(void) /* (0, 1) */
-{
-	return ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static float normal(void)
-{
-	return (float)(sqrt(-2 * log(unit())) * cos(6.283185307179586 * unit()));
-}
 
 /* A table and its rows, row-major (NULL rows flagged, their floats unused). */
 struct table {
@@ -107,14 +90,14 @@ static struct table make_table(enum kind kind, size_t n, size_t dim)
 	struct table tb = alloc_table(n, dim);
 	float *base = malloc(dim * sizeof(float) * 4);
 	for (size_t j = 0; j < dim * 4; j++)
-		base[j] = normal();
+		base[j] = gauss();
 	for (size_t r = 0; r < n; r++) {
 		float *v = tb.rows + r * dim;
 		tb.is_null[r] = rnd() % 23 == 0; /* some NULL rows in every kind */
 		switch (kind) {
 		case K_NORMAL:
 			for (size_t j = 0; j < dim; j++)
-				v[j] = normal();
+				v[j] = gauss();
 			break;
 		case K_DUPLICATES:
 			memcpy(v, base + rnd() % 4 * dim, dim * sizeof(float));
@@ -127,12 +110,12 @@ static struct table make_table(enum kind kind, size_t n, size_t dim)
 		}
 		case K_NEAR_TIES:
 			for (size_t j = 0; j < dim; j++)
-				v[j] = base[j] + (float)(normal() * 1e-5);
+				v[j] = base[j] + (float)(gauss() * 1e-5);
 			break;
 		case K_SCALES: {
 			float f = (float)pow(10.0, (double)(rnd() % 51) - 25);
 			for (size_t j = 0; j < dim; j++)
-				v[j] = normal() * f;
+				v[j] = gauss() * f;
 			break;
 		}
 		case K_INTEGERS:
@@ -141,7 +124,7 @@ static struct table make_table(enum kind kind, size_t n, size_t dim)
 			break;
 		case K_AWKWARD:
 			for (size_t j = 0; j < dim; j++)
-				v[j] = normal();
+				v[j] = gauss();
 			switch (r % 11) {
 			case 0:
 				memset(v, 0, dim * sizeof(float));
@@ -183,7 +166,7 @@ static void make_query(const struct table *tb, int qk, float *q)
 	case 0: /* a row itself: distance 0, duplicates tie */
 	case 1: /* a row, scaled: cosine ties */
 		for (size_t j = 0; j < dim; j++)
-			q[j] = tb->is_null[r] ? normal()
+			q[j] = tb->is_null[r] ? gauss()
 			                      : tb->rows[r * dim + j] * (qk ? 3.0f : 1.0f);
 		break;
 	case 2: /* zero: every cosine NULL (the query is in doubt) */
@@ -195,11 +178,11 @@ static void make_query(const struct table *tb, int qk, float *q)
 		break;
 	case 4: /* tiny and huge: products near underflow and overflow */
 		for (size_t j = 0; j < dim; j++)
-			q[j] = normal() * (rnd() % 2 ? 1e-14f : 1e14f);
+			q[j] = gauss() * (rnd() % 2 ? 1e-14f : 1e14f);
 		break;
 	default:
 		for (size_t j = 0; j < dim; j++)
-			q[j] = normal();
+			q[j] = gauss();
 		break;
 	}
 }
@@ -333,6 +316,11 @@ Test(vec_screen, identical_on_every_isa, .timeout = 600)
 			compared += property_run(7, 200, 7, &mismatches, &pruned);
 			compared += property_run(130, 100, 7, &mismatches, &pruned);
 			vec_screen_use_vnni(true);
+			/* the lower bounds row by row only, without the vector gate */
+			vec_screen_use_lb_gate(false);
+			compared += property_run(7, 200, 7, &mismatches, &pruned);
+			compared += property_run(130, 100, 7, &mismatches, &pruned);
+			vec_screen_use_lb_gate(true);
 		}
 	}
 	reset_isa();
@@ -351,11 +339,11 @@ Test(vec_screen, near_ties_at_the_kth_distance)
 		struct table tb = alloc_table(n, dim);
 		float *q = malloc(dim * sizeof(float));
 		for (size_t j = 0; j < dim; j++)
-			q[j] = normal();
+			q[j] = gauss();
 		for (size_t r = 0; r < n; r++)
 			for (size_t j = 0; j < dim; j++) /* noise up to ~1/3 int8 step */
 				tb.rows[r * dim + j] =
-				        q[j] * 0.7f + (float)(normal() * 2e-3 * round);
+				        q[j] * 0.7f + (float)(gauss() * 2e-3 * round);
 		finish_table(&tb);
 		for (size_t mi = 0; mi < N_METRICS; mi++)
 			for (size_t ai = 0; ai < N_ARITHS; ai++)
@@ -467,7 +455,7 @@ Test(vec_screen, doubt_rows)
 	struct table tb = alloc_table(64, 32);
 	for (size_t r = 0; r < tb.n; r++)
 		for (size_t j = 0; j < tb.dim; j++)
-			tb.rows[r * 32 + j] = normal();
+			tb.rows[r * 32 + j] = gauss();
 	memset(tb.rows + 3 * 32, 0, 32 * sizeof(float)); /* zero scale */
 	tb.rows[9 * 32 + 4] = INFINITY;                  /* not finite */
 	tb.rows[17 * 32 + 1] = 3e15f;                    /* too large */
@@ -478,7 +466,7 @@ Test(vec_screen, doubt_rows)
 	cr_expect_geq(vec_screen_bytes(tb.s), 64 * 32 + 64 * 4 * 5);
 	float q[32];
 	for (size_t j = 0; j < 32; j++)
-		q[j] = normal();
+		q[j] = gauss();
 	struct vec_screen_stats st;
 	for (size_t mi = 0; mi < N_METRICS; mi++) {
 		cr_expect_eq(
@@ -512,12 +500,12 @@ Test(vec_screen, quantization_term_matters)
 		struct table tb = alloc_table(n, dim);
 		float q[48], base[48];
 		for (size_t j = 0; j < dim; j++) {
-			base[j] = normal();
-			q[j] = normal();
+			base[j] = gauss();
+			q[j] = gauss();
 		}
 		for (size_t r = 0; r < n; r++)
 			for (size_t j = 0; j < dim; j++)
-				tb.rows[r * dim + j] = base[j] + (float)(normal() * 5e-3);
+				tb.rows[r * dim + j] = base[j] + (float)(gauss() * 5e-3);
 		finish_table(&tb);
 		sound += count_differences(&tb, q);
 		vec_screen_weaken_bounds(tb.s, 0.0, false);
@@ -611,14 +599,14 @@ Test(vec_screen, prunes_most_blocks, .timeout = 300)
 	size_t n = 16000, dim = 768;
 	struct table tb = alloc_table(n, dim);
 	for (size_t i = 0; i < n * dim; i++)
-		tb.rows[i] = normal();
+		tb.rows[i] = gauss();
 	finish_table(&tb);
 	float *q = malloc(dim * sizeof(float));
 	for (size_t mi = 0; mi < N_METRICS; mi++) {
 		size_t exact = 0, blocks = 0;
 		for (int qi = 0; qi < 3; qi++) {
 			for (size_t j = 0; j < dim; j++)
-				q[j] = normal();
+				q[j] = gauss();
 			struct vec_screen_stats st;
 			cr_expect_eq(compare(&tb, metrics[mi], VEC_ARITH_SEPARATE, q, 10, 0, NULL,
 			                     NULL, &st),
@@ -634,4 +622,113 @@ Test(vec_screen, prunes_most_blocks, .timeout = 300)
 	}
 	free(q);
 	free_table(&tb);
+}
+
+/* Batches of 1..20 screened queries (each its own k, offset, threshold and
+ * filter; queries in doubt among them) against each query's plain exact
+ * scan, on tables of one tile and of several (1536 dimensions: 16 blocks a
+ * tile), every metric and arithmetic: no difference at all. */
+Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
+{
+	static const struct {
+		size_t dim, n;
+	} shapes[] = {{7, 500}, {130, 300}, {768, 300}, {1536, 600}};
+	size_t compared = 0, mismatches = 0, batches = 0, fallbacks = 0, multi_tile = 0;
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+		size_t dim = shapes[si].dim, n = shapes[si].n;
+		for (int kind = 0; kind < N_KINDS; kind += 2) {
+			struct table tb = make_table((enum kind)kind, n, dim);
+			multi_tile += tb.t->n_blocks > 16 && dim == 1536;
+			for (int round = 0; round < 3; round++) {
+				size_t nq = 1 + rnd() % 20;
+				enum vec_metric m = metrics[rnd() % N_METRICS];
+				enum vec_arith arith = ariths[rnd() % N_ARITHS];
+				float *qv = malloc(nq * dim * sizeof(float));
+				struct vec_batch_query *qs = calloc(nq, sizeof(*qs));
+				struct vec_threshold *ths = calloc(nq, sizeof(*ths));
+				uint64_t **allowed = calloc(nq, sizeof(*allowed));
+				for (size_t i = 0; i < nq; i++) {
+					make_query(&tb, (int)(rnd() % 7), qv + i * dim);
+					static const size_t ks[] = {1, 3, 10, 40};
+					qs[i].q = qv + i * dim;
+					qs[i].dim = dim;
+					qs[i].k = ks[rnd() % 4];
+					qs[i].offset = rnd() % 3 == 0 ? rnd() % 20 : 0;
+					if (rnd() % 3 == 0 &&
+					    pick_threshold(&tb, m, arith, qs[i].q, &ths[i]))
+						qs[i].th = &ths[i];
+					qs[i].allowed = allowed[i] =
+					        make_allowed(n, (int)(rnd() % 10));
+					qs[i].out = calloc(qs[i].k + 1, sizeof(struct vec_hit));
+				}
+				struct vec_screen_stats st;
+				int rc = vec_knn_screened_batch(tb.t, tb.s, m, arith, qs, nq, &st);
+				batches++;
+				fallbacks += st.fallback;
+				for (size_t i = 0; i < nq; i++) {
+					struct vec_hit *want = calloc(qs[i].k + 1, sizeof(*want));
+					size_t n_want = 0;
+					int rc_want = vec_knn_arith(tb.t, m, arith, qs[i].q, dim,
+					                            qs[i].k, qs[i].offset, qs[i].th,
+					                            qs[i].allowed, want, &n_want);
+					int bad = rc_want != qs[i].rc || n_want != qs[i].n_out ||
+					          (rc == 0 && qs[i].rc != 0);
+					for (size_t h = 0; !bad && h < n_want; h++)
+						bad = want[h].row != qs[i].out[h].row ||
+						      want[h].is_null != qs[i].out[h].is_null ||
+						      memcmp(&want[h].dist, &qs[i].out[h].dist,
+						             sizeof(double)) != 0;
+					if (bad)
+						cr_log_info("batch differs: dim %zu kind %d metric "
+						            "%d arith %d "
+						            "query %zu of %zu: rc %d/%d n %zu/%zu",
+						            dim, kind, m, arith, i, nq, rc_want,
+						            qs[i].rc, n_want, qs[i].n_out);
+					mismatches += bad;
+					compared++;
+					free(want);
+					free(qs[i].out);
+					free(allowed[i]);
+				}
+				free(qv);
+				free(qs);
+				free(ths);
+				free(allowed);
+			}
+			free_table(&tb);
+		}
+	}
+	cr_log_info("batches %zu, queries %zu, batches with a query in doubt %zu", batches,
+	            compared, fallbacks);
+	cr_expect_eq(mismatches, 0, "%zu of %zu batched queries differ", mismatches, compared);
+	cr_assert_geq(compared, 300);
+	cr_expect_gt(fallbacks, 0, "no batch had a query in doubt");
+	cr_expect_gt(multi_tile, 0, "no table spanned several tiles");
+}
+
+/* The screen built a block at a time in AVX-512 vectors is the one built
+ * row by row, bit for bit, on every kind of table (NULLs, rows in doubt,
+ * partial last blocks, dims not multiples of anything). */
+Test(vec_screen, vector_build_same_as_row_by_row)
+{
+	static const struct {
+		size_t dim, n;
+	} shapes[] = {{1, 37}, {7, 300}, {16, 33}, {130, 200}, {768, 70}};
+	size_t built = 0;
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+		for (int kind = 0; kind < N_KINDS; kind++) {
+			struct table tb = make_table((enum kind)kind, shapes[si].n, shapes[si].dim);
+			vec_screen_build_use_vectors(false);
+			struct vec_screen *rows = vec_screen_build(tb.t);
+			vec_screen_build_use_vectors(true);
+			cr_assert_not_null(rows);
+			cr_expect(vec_screen_same(tb.s, rows),
+			          "dim %zu n %zu kind %d: screens differ", shapes[si].dim,
+			          shapes[si].n, kind);
+			vec_screen_free(rows);
+			free_table(&tb);
+			built++;
+		}
+	}
+	cr_assert_eq(built, 5 * N_KINDS);
 }
