@@ -13,16 +13,17 @@
  *   load-floor [--host H] [--port P] [--user U] [--password W] [--ca FILE]
  *              [--db D] [--table T] [--column C] [--repeat N]
  *              [--connections N] [--threads N] [--split] [--memory-limit B]
+ *              [--no-screen]
  *              [floor|new ...|check]
  *
  * Defaults: the test database of build/tidb/conn.json as root, verified TLS
  * when a CA is given, bench.vec100k(embedding), floor then new, best of 3.
  * --connections and --threads are the loader's (0: its own choice);
- * --split splits the key range over connections on MariaDB too (no shared
- * snapshot: a benchmark of the split only). The floor uses as many
- * connections as the loader does (TiDB: one per core, at least 2; MariaDB:
- * 1 unless --split), over the same primary-key ranges. Prints rows/s, MB/s
- * of cells, and bytes of snapshot per row.
+ * --no-screen loads without building the int8 screen ([cache] screening =
+ * off) that a load builds by default. --split splits the key range over connections on MariaDB too
+ * (no shared snapshot: a benchmark of the split only). The floor uses as many connections as the
+ * loader does (TiDB: one per core, at least 2; MariaDB: 1 unless --split), over the same
+ * primary-key ranges. Prints rows/s, MB/s of cells, and bytes of snapshot per row.
  *
  * Built with -DLOAD_FLOOR_OLD against a tree whose loader is the single
  * SELECT of src/cache/snapshot.c, it measures that loader as "old" instead
@@ -361,10 +362,11 @@ static int check_run(const struct opts *o)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: load-floor [--host H] [--port P] [--user U] [--password W] "
-	                "[--ca FILE] [--db D] [--table T] [--column C] [--repeat N] "
-	                "[--connections N] [--threads N] [--split] [--memory-limit B] "
-	                "[floor|new ...|check]\n");
+	fprintf(stderr,
+	        "usage: load-floor [--host H] [--port P] [--user U] [--password W] "
+	        "[--ca FILE] [--db D] [--table T] [--column C] [--repeat N] "
+	        "[--connections N] [--threads N] [--split] [--memory-limit B] [--no-screen] "
+	        "[floor|new ...|check]\n");
 	exit(2);
 }
 
@@ -434,6 +436,12 @@ int main(int argc, char **argv)
 			o.tuning.split_without_snapshot = true;
 			continue;
 		}
+#ifndef LOAD_FLOOR_OLD
+		if (!strcmp(a, "--no-screen")) {
+			cache_segment_set_screening(false);
+			continue;
+		}
+#endif
 		bool takes = a[0] == '-' && a[1] == '-';
 		if (takes && !v)
 			usage();

@@ -656,6 +656,100 @@ static uint64_t load8(const char *p)
 	return v;
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CANON_X86 1
+#endif
+
+/* Elements waiting for canonical_fast's check in vectors: each one's
+ * float, digits w (no trailing zero, >= 10), fraction digits (1..11) and
+ * w's last digit; only elements canonical_fast would judge in its double
+ * branch are put here. */
+struct canon_batch {
+	int n;
+	float f[8];
+	uint64_t w[8];
+	int32_t frac[8];
+	double last[8];
+};
+
+#ifdef CANON_X86
+#define TCB __attribute__((target("avx512f,avx512dq,avx512vl")))
+
+/* canonical_fast's double branch for the batch's lanes, 8 at a time: the
+ * same operations on the same doubles (each exact, as shown there), so the
+ * same verdicts; a mask of the lanes that are canonical. */
+TCB static unsigned canon8(const struct canon_batch *cb)
+{
+	__mmask8 live = (__mmask8)((1u << cb->n) - 1);
+	__m256i bits = _mm256_castps_si256(_mm256_maskz_loadu_ps(live, cb->f));
+	__m256i e = _mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xFF));
+	__m256i mant = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFF));
+	__m512d ulp = _mm512_castsi512_pd(_mm512_slli_epi64(
+	        _mm512_add_epi64(_mm512_cvtepi32_epi64(e), _mm512_set1_epi64(1023 - 150)), 52));
+	__mmask8 quarter = _mm256_cmpeq_epi32_mask(mant, _mm256_setzero_si256()) &
+	                   _mm256_cmpgt_epi32_mask(e, _mm256_set1_epi32(1));
+	__mmask8 even = _mm256_testn_epi32_mask(mant, _mm256_set1_epi32(1));
+	__m512d fd = _mm512_abs_pd(_mm512_cvtps_pd(_mm256_castsi256_ps(bits)));
+	__m512d p = _mm512_mask_i32gather_pd(
+	        _mm512_set1_pd(1), live, _mm256_maskz_loadu_epi32(live, cb->frac), pow10_exact, 8);
+	__m512d fac = _mm512_mask_mov_pd(_mm512_set1_pd(0.5), quarter, _mm512_set1_pd(0.25));
+	__m512d lo = _mm512_mul_pd(_mm512_sub_pd(fd, _mm512_mul_pd(ulp, fac)), p);
+	__m512d hi = _mm512_mul_pd(_mm512_add_pd(fd, _mm512_mul_pd(ulp, _mm512_set1_pd(0.5))), p);
+	__m512d x = _mm512_mul_pd(fd, p);
+	__m512i wv = _mm512_maskz_loadu_epi64(live, cb->w);
+	__m512d y = _mm512_cvtepi64_pd(wv); /* w <= 2^53: exact */
+	__m512d c0 = _mm512_sub_pd(y, _mm512_maskz_loadu_pd(live, cb->last));
+#define IN8(v)                                                                                     \
+	((__mmask8)((even & _mm512_cmp_pd_mask(lo, (v), _CMP_LE_OQ) &                              \
+	             _mm512_cmp_pd_mask((v), hi, _CMP_LE_OQ)) |                                    \
+	            (~even & _mm512_cmp_pd_mask(lo, (v), _CMP_LT_OQ) &                             \
+	             _mm512_cmp_pd_mask((v), hi, _CMP_LT_OQ))))
+	__mmask8 ok =
+	        IN8(y) & (__mmask8)~IN8(c0) & (__mmask8)~IN8(_mm512_add_pd(c0, _mm512_set1_pd(10)));
+	__m512d d = _mm512_abs_pd(_mm512_sub_pd(y, x));
+	__mmask8 w_even = _mm512_testn_epi64_mask(wv, _mm512_set1_epi64(1));
+	__mmask8 near = _mm512_cmp_pd_mask(d, _mm512_set1_pd(0.5), _CMP_LT_OQ) |
+	                (_mm512_cmp_pd_mask(d, _mm512_set1_pd(0.5), _CMP_EQ_OQ) & w_even);
+	__mmask8 up = _mm512_cmp_pd_mask(x, y, _CMP_GT_OQ);
+	__m512d n =
+	        _mm512_mask_add_pd(_mm512_sub_pd(y, _mm512_set1_pd(1)), up, y, _mm512_set1_pd(1));
+	__mmask8 yes = ok & (near | (__mmask8)~IN8(n));
+#undef IN8
+	return (unsigned)(yes & live);
+}
+
+static bool canon_vectors(void)
+{
+	static int has = -1; /* racy but idempotent: every thread computes the same */
+	if (has < 0)
+		has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+		      __builtin_cpu_supports("avx512vl");
+	return has;
+}
+#else
+static unsigned canon8(const struct canon_batch *cb)
+{
+	unsigned m = 0;
+	for (int i = 0; i < cb->n; i++)
+		m |= (unsigned)(canonical_fast(cb->f[i], cb->w[i], -cb->frac[i]) == 1) << i;
+	return m;
+}
+
+static bool canon_vectors(void)
+{
+	return false;
+}
+#endif
+
+/* Judges the batch into *canon and empties it. */
+static void canon_flush(struct canon_batch *cb, bool *canon)
+{
+	if (cb->n && canon8(cb) != (1u << cb->n) - 1)
+		*canon = false;
+	cb->n = 0;
+}
+
 /* The elements as TiDB prints them, at full speed: "-?D+(.D+)?" followed
  * by ',', at most 7 digits before a '.' and 15 after it. Reads elements
  * from sc->p while at least 32 bytes follow, and stops before the first it
@@ -666,6 +760,8 @@ static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count
 {
 	const char *s = sc->s;
 	size_t p = sc->p;
+	struct canon_batch cb = {0};
+	bool vectors = canon_vectors();
 	while (p + 32 <= sc->n) {
 		const char *t = s + p;
 		bool neg = t[0] == '-';
@@ -698,17 +794,34 @@ static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count
 		d = neg ? -d : d;
 		float f = (float)d;
 		if (canon && *canon) {
-			/* A fraction ending in a nonzero digit: w has no trailing
-			 * zero and is not 0, and f is finite. */
-			int fast = frac && plain ? canonical_fast(f, w, -frac) : -1;
-			struct token tk = {w, -frac, w ? plain : frac == 0};
-			*canon = fast >= 0 ? fast : canonical_token(d, &tk);
+			uint32_t fb;
+			memcpy(&fb, &f, sizeof(fb));
+			uint32_t fe = fb >> 23 & 0xFFu;
+			if (vectors && frac && frac <= 11 && plain && w >= 10 && fe != 0 &&
+			    fe != 0xFF) {
+				/* canonical_fast's double branch, 8 elements a time */
+				int i = cb.n++;
+				cb.f[i] = f;
+				cb.w[i] = w;
+				cb.frac[i] = frac;
+				cb.last[i] = (double)(t[-1] - '0');
+				if (cb.n == 8)
+					canon_flush(&cb, canon);
+			} else {
+				/* A fraction ending in a nonzero digit: w has no
+				 * trailing zero and is not 0, and f is finite. */
+				int fast = frac && plain ? canonical_fast(f, w, -frac) : -1;
+				struct token tk = {w, -frac, w ? plain : frac == 0};
+				*canon = fast >= 0 ? fast : canonical_token(d, &tk);
+			}
 		}
 		int rc = ++*count <= VEC_MAX_DIM ? push(out, f) : 0;
 		if (rc)
 			return rc;
 		p = (size_t)(t - s) + 1;
 	}
+	if (canon && *canon)
+		canon_flush(&cb, canon);
 	sc->p = p;
 	return 0;
 }

@@ -709,3 +709,86 @@ Test(vec_text, whole_vectors_exact_size)
 		buf_free(&b);
 	}
 }
+
+/* A text of x: its own (variant 0), or a near miss of it. */
+static void variant_text(float x, int variant, char *u, size_t cap)
+{
+	char t[VEC_F32_TEXT_MAX];
+	size_t n = vec_format_f32(x, t);
+	switch (variant) {
+	case 1: /* last digit one up */
+		snprintf(u, cap, "%s", t);
+		if (n > 1 && u[n - 1] >= '1' && u[n - 1] <= '8')
+			u[n - 1]++;
+		break;
+	case 2: /* one more digit */
+		snprintf(u, cap, "%s%s%c", t, strchr(t, '.') ? "" : ".", (char)('1' + rng() % 9));
+		break;
+	case 3:
+		snprintf(u, cap, "%.9g", (double)x);
+		break;
+	case 4: /* last digit dropped */
+		snprintf(u, cap, "%s", t);
+		if (n > 2 && u[n - 2] != '.' && u[n - 2] != '-')
+			u[n - 1] = 0;
+		break;
+	default:
+		snprintf(u, cap, "%s", t);
+	}
+}
+
+/* Long vectors (the parser's fast path, which judges their elements 8 at a
+ * time in vectors where the CPU can): the verdict on the whole text is
+ * vec_format_f32_array_is() of what it parsed, with one element in two
+ * replaced by a near miss, at every position. */
+Test(vec_text, canonical_in_long_vectors, .timeout = 120)
+{
+	size_t checked = 0, canonical = 0;
+	for (int trial = 0; trial < 20000; trial++) {
+		size_t dim = 20 + rng() % 60, len = 0;
+		char *lit = malloc(dim * (VEC_F32_TEXT_MAX + 12) + 4);
+		lit[len++] = '[';
+		size_t odd = rng() % 2 ? rng() % dim : SIZE_MAX;
+		for (size_t j = 0; j < dim; j++) {
+			float x;
+			switch (rng() % 4) {
+			case 0: {
+				uint32_t b = (uint32_t)rng();
+				memcpy(&x, &b, sizeof(x));
+				if (!isfinite(x))
+					x = 1.5f;
+				break;
+			}
+			case 1:
+				x = (float)((double)(int64_t)rng() / 9.2e18 *
+				            pow(10, (int)(rng() % 13) - 8));
+				break;
+			case 2:
+				x = (float)((int)(rng() % 2001) - 1000) / 100;
+				break;
+			default:
+				x = (float)((double)(int64_t)rng() / 9.2e18);
+			}
+			char u[VEC_F32_TEXT_MAX + 8];
+			variant_text(x, j == odd ? 1 + (int)(rng() % 4) : 0, u, sizeof(u));
+			len += (size_t)sprintf(lit + len, "%s%s", j ? "," : "", u);
+		}
+		lit[len++] = ']';
+		struct vec_f32 v;
+		struct vec_err e;
+		vec_f32_init(&v);
+		bool canon = true;
+		cr_assert_eq(vec_parse_canonical(lit, len, VEC_TIDB_MASTER, &v, &canon, &e), 0,
+		             "%.*s", (int)len, lit);
+		bool want = vec_format_f32_array_is(v.v, v.dim, lit, len);
+		cr_assert_eq(canon, want, "%.*s: %s, printing says %s", (int)len, lit,
+		             canon ? "canonical" : "not", want ? "canonical" : "not");
+		canonical += canon;
+		checked++;
+		vec_f32_free(&v);
+		free(lit);
+	}
+	/* Not vacuous: both verdicts are common. */
+	cr_expect_gt(canonical, checked / 4);
+	cr_expect_lt(canonical, checked * 3 / 4 + checked / 8);
+}
