@@ -35,6 +35,12 @@ struct run {
 	_Atomic uint64_t claimed; /* --requests: statements handed out in the window */
 	uint64_t pace_start_ns;   /* --rate: when the schedule starts */
 	double pace_interval_ns;  /* --rate: per thread */
+	/* The connect phase's hand-overs, so that a thousand waiting threads
+	 * sleep instead of polling (which would starve the server under test
+	 * on a small machine): ready_cv tells the main thread a client is
+	 * ready, phase_cv the clients that the phase changed. */
+	pthread_mutex_t gate;
+	pthread_cond_t ready_cv, phase_cv;
 };
 
 struct client {
@@ -205,9 +211,12 @@ static void *client_main(void *arg)
 	 * failure is kept in case no measured attempt fails the same way. */
 	if (!open)
 		set_text(c->first_error, sizeof(c->first_error), "connect: ", err);
+	pthread_mutex_lock(&run->gate);
 	atomic_fetch_add(&run->ready, 1);
+	pthread_cond_signal(&run->ready_cv);
 	while (atomic_load(&run->phase) == PHASE_CONNECT)
-		sleep_ms(1);
+		pthread_cond_wait(&run->phase_cv, &run->gate);
+	pthread_mutex_unlock(&run->gate);
 
 	uint64_t next = run->pace_start_ns +
 	                (uint64_t)(run->pace_interval_ns * c->wl.index / run->nthreads);
@@ -298,6 +307,9 @@ static int measure(struct bench_cfg *cfg, int ti, int nthreads, int round, struc
 	struct bench_target *t = &cfg->targets[ti];
 	struct run run = {.cfg = cfg, .target = t, .nthreads = nthreads};
 	atomic_init(&run.phase, PHASE_CONNECT);
+	pthread_mutex_init(&run.gate, NULL);
+	pthread_cond_init(&run.ready_cv, NULL);
+	pthread_cond_init(&run.phase_cv, NULL);
 	atomic_init(&run.ready, 0);
 	atomic_init(&run.finished, 0);
 	atomic_init(&run.claimed, 0);
@@ -326,11 +338,14 @@ static int measure(struct bench_cfg *cfg, int ti, int nthreads, int round, struc
 		started++;
 	}
 	run.nthreads = started;
+	pthread_mutex_lock(&run.gate);
 	while (atomic_load(&run.ready) < started)
-		sleep_ms(1);
-
+		pthread_cond_wait(&run.ready_cv, &run.gate);
 	run.pace_start_ns = now_ns();
 	atomic_store(&run.phase, PHASE_WARMUP);
+	pthread_cond_broadcast(&run.phase_cv);
+	pthread_mutex_unlock(&run.gate);
+
 	if (cfg->warmup > 0)
 		sleep_until_ns(run.pace_start_ns + (uint64_t)(cfg->warmup * 1e9));
 
@@ -374,6 +389,9 @@ static int measure(struct bench_cfg *cfg, int ti, int nthreads, int round, struc
 	atomic_store(&run.phase, PHASE_STOP);
 	for (int i = 0; i < started; i++)
 		pthread_join(cl[i].tid, NULL);
+	pthread_cond_destroy(&run.phase_cv);
+	pthread_cond_destroy(&run.ready_cv);
+	pthread_mutex_destroy(&run.gate);
 	if (!cfg->quiet && isatty(2))
 		fprintf(stderr, "\r\033[K");
 
