@@ -105,6 +105,35 @@ static void load_work(void *data)
 	j->snap = cache_snapshot_load(&j->spec, j->err, sizeof(j->err));
 }
 
+/* A base segment's screen, built on a pool thread after its snapshot is
+ * published (src/cache/segment.h): the job holds a reference, so the
+ * segment outlives it whatever happens to the table. */
+static void screen_work(void *data)
+{
+	struct cache_segment *seg = data;
+	uint64_t t0 = cache_now_ms();
+	if (cache_segment_build_screen(seg))
+		log_debug("cache: screen of %zu rows built in %" PRIu64 " ms",
+		          cache_segment_rows(seg), cache_now_ms() - t0);
+}
+
+static void screen_done(void *data, int status)
+{
+	(void)status;
+	cache_segment_unref(data);
+}
+
+static void build_screen_later(struct cache *c, struct cache_segment *seg)
+{
+	if (!cache_segment_screen_pending(seg))
+		return;
+	cache_segment_ref(seg);
+	if (net_work_submit(c->opt.loop, screen_work, screen_done, seg) < 0) {
+		screen_work(seg); /* no pool: on the loop, once */
+		cache_segment_unref(seg);
+	}
+}
+
 static void load_done(void *data, int status)
 {
 	struct load_job *j = data;
@@ -187,6 +216,9 @@ static void load_done(void *data, int status)
 			snprintf(t->last_error, sizeof(t->last_error), "memory_limit reached");
 			t->retry_at_ms = cache_now_ms() + retry_delay_ms(++t->fail_streak);
 		}
+		/* Kept (published, or catching up): its screen now. */
+		if (t->snap == j->snap || t->next == j->snap)
+			build_screen_later(c, j->snap->base->rows);
 	}
 	free(j);
 	if (c->closing) {
@@ -966,8 +998,9 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			rc = buf_appendf(
 			        out,
 			        ",\"state\":\"%s\",\"servable\":%s,\"reason\":\"%s\",\"rows\":%zu,"
-			        "\"bytes\":%zu,\"screen_bytes\":%zu,\"age_ms\":%" PRIu64
-			        ",\"version\":%" PRIu64 ",\"snapshot_version\":%" PRIu64
+			        "\"bytes\":%zu,\"screen_bytes\":%zu,\"screen_pending\":%s,\"age_"
+			        "ms\":%" PRIu64 ",\"version\":%" PRIu64
+			        ",\"snapshot_version\":%" PRIu64
 			        ",\"loading\":%s,\"loads\":%" PRIu64 ",\"load_failures\":%" PRIu64
 			        ",\"delta_rows\":%zu,\"replaced_rows\":%zu,\"patches\":%" PRIu64
 			        ",\"patched_rows\":%" PRIu64 ",\"patch_failures\":%" PRIu64
@@ -981,6 +1014,9 @@ int cache_status_json(const struct cache *c, struct buf *out)
 			        t->snap ? cache_snapshot_live_rows(t->snap) : 0,
 			        t->snap ? t->snap->bytes : 0,
 			        t->snap ? snapshot_screen_bytes(t->snap) : 0,
+			        t->snap && cache_segment_screen_pending(t->snap->base->rows)
+			                ? "true"
+			                : "false",
 			        t->snap ? now - t->snap->loaded_ms : 0, t->version,
 			        t->snap ? t->snap->version : 0, t->loading ? "true" : "false",
 			        t->loads, t->load_failures,

@@ -1253,6 +1253,9 @@ int cache_load_base_tuned(const struct cache_load_spec *spec,
 		rc = L->rc;
 		goto failed;
 	}
+	/* The screen is built after the snapshot is published (cache.c), so
+	 * that a load takes the database's time and not the screen's. */
+	cache_segment_builder_defer_screen(&L->seg);
 	out->base = cache_segment_builder_finish(&L->seg);
 	if (!out->base) {
 		seterr(err, errlen, "out of memory");

@@ -28,10 +28,15 @@ struct cache_segment {
 	size_t n_rebuilt;
 	struct vec_table *vecs;
 	/* The int8 copy screening the scans of vecs (vec/screen.h); NULL when
-	 * the table is too small to gain from it, or screening was off. */
-	struct vec_screen *screen;
-	size_t scratch; /* what cache_segment_cell() needs; 0 when nothing is rebuilt */
-	size_t bytes;   /* everything above, the screen included */
+	 * the table is too small to gain from it, screening was off, or while
+	 * it is still to be built (screen_pending). Written once, by whichever
+	 * thread builds it (release), read by scans (acquire). */
+	_Atomic(struct vec_screen *) screen;
+	atomic_bool screen_pending; /* cache_segment_build_screen() will build it */
+	atomic_flag screen_claimed; /* a thread is building it, or has */
+	size_t screen_bytes;        /* counted in bytes: built, or reserved while pending */
+	size_t scratch;             /* what cache_segment_cell() needs; 0 when nothing is rebuilt */
+	size_t bytes;               /* everything above, the screen included */
 };
 
 /* [cache] screening: whether new segments get a screen and scans use it. */
@@ -55,13 +60,10 @@ bool cache_segment_screening(void)
 #define SCREEN_MIN_BLOCKS 8
 #define SCREEN_MIN_DIM    16
 
-static struct vec_screen *maybe_screen(const struct vec_table *t)
+static bool wants_screen(const struct vec_table *t)
 {
-	if (!cache_segment_screening() || t->n_blocks < SCREEN_MIN_BLOCKS ||
-	    vec_table_dim(t, NULL) < SCREEN_MIN_DIM || vec_table_mixed(t, NULL, NULL))
-		return NULL;
-	/* Out of memory: the segment is still whole, its scans exact. */
-	return vec_screen_build(t);
+	return cache_segment_screening() && t->n_blocks >= SCREEN_MIN_BLOCKS &&
+	       vec_table_dim(t, NULL) >= SCREEN_MIN_DIM && !vec_table_mixed(t, NULL, NULL);
 }
 
 /* A NULL vector in a part's dims[]. */
@@ -82,8 +84,9 @@ struct builder {
 	struct buf dims;
 	size_t part_dim; /* a part's table dimension, as a vec_builder would take it */
 	bool part_dim_set;
-	struct vec_f32 v; /* parsed vector, or a copied one */
-	struct buf text;  /* a vector's text when a row must get it back */
+	struct vec_f32 v;  /* parsed vector, or a copied one */
+	struct buf text;   /* a vector's text when a row must get it back */
+	bool defer_screen; /* cache_segment_builder_defer_screen() */
 };
 
 size_t cache_segment_vec_text_max(size_t dim)
@@ -532,9 +535,25 @@ struct cache_segment *cache_segment_builder_finish(struct cache_segment_builder 
 		s->n_rebuilt = x->n_rebuilt;
 		s->scratch = cache_segment_vec_text_max(vec_table_dim(s->vecs, NULL));
 	}
-	s->screen = maybe_screen(s->vecs);
+	atomic_init(&s->screen, NULL);
+	atomic_init(&s->screen_pending, false);
+	atomic_flag_clear(&s->screen_claimed);
+	if (wants_screen(s->vecs)) {
+		/* Counted from now on, so that memory_limit sees it before it
+		 * is built. */
+		s->screen_bytes = vec_screen_build_bytes(s->vecs);
+		if (x->defer_screen) {
+			atomic_store(&s->screen_pending, true);
+		} else {
+			/* Out of memory: the segment is still whole, its scans
+			 * exact. */
+			struct vec_screen *scr = vec_screen_build(s->vecs);
+			atomic_store(&s->screen, scr);
+			(void)atomic_flag_test_and_set(&s->screen_claimed);
+		}
+	}
 	s->bytes = sizeof(*s) + x->rows.len + x->offs.len + (s->rebuilt ? x->rebuilt.len : 0) +
-	           vec_table_bytes(s->vecs) + (s->screen ? vec_screen_bytes(s->screen) : 0);
+	           vec_table_bytes(s->vecs) + s->screen_bytes;
 	builder_empty(x);
 	return s;
 fail:
@@ -555,7 +574,7 @@ void cache_segment_unref(struct cache_segment *s)
 	free(s->rows);
 	free(s->row_off);
 	free(s->rebuilt);
-	vec_screen_free(s->screen); /* it reads vecs: freed first */
+	vec_screen_free(atomic_load(&s->screen)); /* it reads vecs: freed first */
 	vec_table_free(s->vecs);
 	free(s);
 }
@@ -577,12 +596,36 @@ const struct vec_table *cache_segment_vecs(const struct cache_segment *s)
 
 const struct vec_screen *cache_segment_screen(const struct cache_segment *s)
 {
-	return cache_segment_screening() ? s->screen : NULL;
+	return cache_segment_screening()
+	               ? atomic_load_explicit(&((struct cache_segment *)s)->screen,
+	                                      memory_order_acquire)
+	               : NULL;
 }
 
 size_t cache_segment_screen_bytes(const struct cache_segment *s)
 {
-	return s->screen ? vec_screen_bytes(s->screen) : 0;
+	return s->screen_bytes;
+}
+
+bool cache_segment_screen_pending(const struct cache_segment *s)
+{
+	return atomic_load(&((struct cache_segment *)s)->screen_pending);
+}
+
+void cache_segment_builder_defer_screen(struct cache_segment_builder *b)
+{
+	impl(b)->defer_screen = true;
+}
+
+bool cache_segment_build_screen(struct cache_segment *s)
+{
+	if (!atomic_load(&s->screen_pending) || atomic_flag_test_and_set(&s->screen_claimed))
+		return false;
+	/* Out of memory: no screen, scans exact; its bytes stay counted. */
+	struct vec_screen *scr = vec_screen_build(s->vecs);
+	atomic_store_explicit(&s->screen, scr, memory_order_release);
+	atomic_store(&s->screen_pending, false);
+	return scr != NULL;
 }
 
 size_t cache_segment_scratch_size(const struct cache_segment *s)

@@ -91,6 +91,9 @@ size_t cache_segment_builder_bytes(const struct cache_segment_builder *b);
  * is empty afterwards either way (it may take new rows; free it when
  * done). */
 struct cache_segment *cache_segment_builder_finish(struct cache_segment_builder *b);
+/* The segment cache_segment_builder_finish() gives will build its screen
+ * later (cache_segment_build_screen), not in the finish. */
+void cache_segment_builder_defer_screen(struct cache_segment_builder *b);
 void cache_segment_builder_free(struct cache_segment_builder *b);
 
 void cache_segment_ref(struct cache_segment *s);
@@ -99,14 +102,24 @@ void cache_segment_unref(struct cache_segment *s);
 size_t cache_segment_rows(const struct cache_segment *s);
 size_t cache_segment_bytes(const struct cache_segment *s);
 const struct vec_table *cache_segment_vecs(const struct cache_segment *s);
-/* The int8 screen of the segment's vectors (vec/screen.h), built when the
- * segment was finished if screening was on and the table has a few blocks
- * of at least 16 dimensions; NULL otherwise, or while screening is off.
- * Its memory is part of cache_segment_bytes(): cache_segment_screen_bytes
- * (even while screening is off: it is still held). */
+/* The int8 screen of the segment's vectors (vec/screen.h), for a segment
+ * finished while screening was on whose table has a few blocks of at least
+ * 16 dimensions: built when the segment is finished, or, for a builder
+ * told cache_segment_builder_defer_screen(), later by
+ * cache_segment_build_screen() on any thread while the segment is already
+ * in use (scans take the plain exact path until then). NULL otherwise,
+ * while it is pending, or while screening is off. Its memory is part of
+ * cache_segment_bytes() from the segment's finish on, built or pending:
+ * cache_segment_screen_bytes (even while screening is off: it is still
+ * held). Any thread. */
 struct vec_screen;
 const struct vec_screen *cache_segment_screen(const struct cache_segment *s);
 size_t cache_segment_screen_bytes(const struct cache_segment *s);
+/* Whether the segment's screen is still to be built. */
+bool cache_segment_screen_pending(const struct cache_segment *s);
+/* Builds a pending screen (one caller does; the others return at once):
+ * true when this call built it. Any thread, while holding a reference. */
+bool cache_segment_build_screen(struct cache_segment *s);
 /* [cache] screening (default on): whether segments finished from now on
  * get a screen, and whether scans use the screens of existing ones.
  * Process-wide; any thread. */

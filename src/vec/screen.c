@@ -155,16 +155,23 @@ static void quantize_row(struct vec_screen *s, const float *f, int8_t *c, size_t
 
 /* 64-byte aligned, huge-page aligned and advised when large (the int8 pass
  * streams it like the float blocks). */
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+/* What alloc_codes() allocates for bytes. */
+static size_t codes_alloc_size(size_t bytes, size_t *align)
+{
+	*align = bytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
+	return (bytes + *align - 1) / *align * *align;
+}
+
 static int8_t *alloc_codes(size_t bytes, size_t *got)
 {
-	const size_t huge = 2u << 20;
-	size_t align = bytes >= huge ? huge : 64;
-	size_t n = (bytes + align - 1) / align * align;
+	size_t align, n = codes_alloc_size(bytes, &align);
 	int8_t *p = aligned_alloc(align, n);
 	if (!p)
 		return NULL;
 #ifdef MADV_HUGEPAGE
-	if (align == huge)
+	if (align == HUGE_ALIGN)
 		(void)madvise(p, n, MADV_HUGEPAGE); /* advice only */
 #endif
 	*got = n;
@@ -269,6 +276,26 @@ static void quantize_block(struct vec_screen *s, const float *f, int8_t *c, size
 		quantize_row(s, f, c, l, b * W + l);
 }
 
+/* Per-slot arrays cover the last block's spare lanes too (the L1 kernel
+ * loads a whole block's scales), and never malloc(0). */
+static size_t slot_arrays(const struct vec_table *t)
+{
+	size_t ns = t->n_blocks * W;
+	return (ns > t->n_slots ? ns : t->n_slots) + 1;
+}
+
+/* scale, err2, err1, norm, norm_q, k2, csum, doubt */
+#define SLOT_BYTES (5 * sizeof(float) + 2 * sizeof(uint32_t) + 1)
+
+size_t vec_screen_build_bytes(const struct vec_table *t)
+{
+	size_t blk = t->dim * W, align,
+	       bytes = sizeof(struct vec_screen) + slot_arrays(t) * SLOT_BYTES;
+	if (blk && t->n_blocks)
+		bytes += codes_alloc_size(t->n_blocks * blk, &align);
+	return bytes;
+}
+
 struct vec_screen *vec_screen_build(const struct vec_table *t)
 {
 	struct vec_screen *s = calloc(1, sizeof(*s));
@@ -279,11 +306,8 @@ struct vec_screen *vec_screen_build(const struct vec_table *t)
 	s->n_slots = t->n_slots;
 	s->n_blocks = t->n_blocks;
 	s->err_scale = 1;
-	/* Per-slot arrays cover the last block's spare lanes too (the L1
-	 * kernel loads a whole block's scales), and never malloc(0). */
-	size_t blk = s->dim * W, ns = s->n_blocks * W;
-	ns = (ns > s->n_slots ? ns : s->n_slots) + 1;
-	s->bytes = sizeof(*s) + ns * (5 * sizeof(float) + 2 * sizeof(uint32_t) + 1);
+	size_t blk = s->dim * W, ns = slot_arrays(t);
+	s->bytes = sizeof(*s) + ns * SLOT_BYTES;
 	s->scale = calloc(ns, sizeof(float));
 	s->err2 = calloc(ns, sizeof(float));
 	s->err1 = calloc(ns, sizeof(float));

@@ -39,6 +39,9 @@ void vec_screen_build_use_vectors(bool use);
 /* Whether screens a and b (built from tables of the same shape) hold the
  * same codes and per-row terms, bit for bit: for tests. */
 bool vec_screen_same(const struct vec_screen *a, const struct vec_screen *b);
+/* What vec_screen_bytes() of vec_screen_build(t) will be, before it is
+ * built. */
+size_t vec_screen_build_bytes(const struct vec_table *t);
 /* Bytes allocated for the screen (about dim + 29 bytes per row). */
 size_t vec_screen_bytes(const struct vec_screen *s);
 /* Rows in doubt (always computed exactly). */

@@ -2,6 +2,7 @@
  * vector cells rebuilt from their floats when their text is canonical,
  * copies, joins of parts, and the memory a row takes. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "cache/segment.h"
+#include "vec/screen.h"
 
 #define MAX_COLS 4
 #define MAX_ROWS 12
@@ -591,4 +593,90 @@ Test(cache_segment, scratch_bound)
 	buf_free(&text);
 	cache_segment_builder_free(&b);
 	cache_segment_unref(s);
+}
+
+/* A segment of n rows of dim random floats; defer: its screen is left for
+ * cache_segment_build_screen(). */
+static struct cache_segment *random_segment(size_t n, size_t dim, bool defer)
+{
+	struct cache_segment_shape shape = {.n_cols = 2,
+	                                    .vec_col = 1,
+	                                    .dim = dim,
+	                                    .dialect = VEC_TIDB_MASTER,
+	                                    .canonical_vectors = true};
+	struct cache_segment_builder b;
+	cr_assert_eq(cache_segment_builder_init(&b, &shape), 0);
+	float *v = malloc(dim * sizeof(float));
+	struct buf text;
+	buf_init(&text);
+	for (size_t r = 0; r < n; r++) {
+		for (size_t j = 0; j < dim; j++)
+			v[j] = (float)((double)(int64_t)rng() / 9.2e18);
+		buf_reset(&text);
+		cr_assert_eq(vec_format_f32_array(v, dim, &text), 0);
+		char id[24];
+		snprintf(id, sizeof(id), "%zu", r);
+		const char *cells[2] = {id, (const char *)text.data};
+		unsigned long lens[2] = {(unsigned long)strlen(id), (unsigned long)text.len};
+		char err[64];
+		cr_assert_eq(cache_segment_builder_add(&b, cells, lens, err, sizeof(err)), 0);
+	}
+	if (defer)
+		cache_segment_builder_defer_screen(&b);
+	struct cache_segment *s = cache_segment_builder_finish(&b);
+	cr_assert_not_null(s);
+	cache_segment_builder_free(&b);
+	buf_free(&text);
+	free(v);
+	return s;
+}
+
+static void *build_screen_thread(void *arg)
+{
+	return cache_segment_build_screen(arg) ? arg : NULL;
+}
+
+/* A deferred screen: counted in the bytes before it exists (exactly what
+ * it will take), absent from scans until built, built once however many
+ * threads try at once; the same bytes as one built at the finish. */
+Test(cache_segment, deferred_screen)
+{
+	static const size_t dims[] = {16, 100, 768};
+	for (size_t di = 0; di < 3; di++) {
+		size_t dim = dims[di], n = dim == 768 ? 3000 : 700;
+		rng_state = 0x9E3779B97F4A7C15ull + di;
+		struct cache_segment *now = random_segment(n, dim, false);
+		rng_state = 0x9E3779B97F4A7C15ull + di;
+		struct cache_segment *later = random_segment(n, dim, true);
+		cr_assert_not_null(cache_segment_screen(now));
+		cr_assert_not(cache_segment_screen_pending(now));
+		cr_assert_null(cache_segment_screen(later));
+		cr_assert(cache_segment_screen_pending(later));
+		size_t reserved = cache_segment_screen_bytes(later);
+		cr_assert_eq(reserved, vec_screen_bytes(cache_segment_screen(now)), "dim %zu", dim);
+		cr_assert_eq(cache_segment_bytes(later), cache_segment_bytes(now));
+		pthread_t th[4];
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(pthread_create(&th[i], NULL, build_screen_thread, later), 0);
+		int built = 0;
+		for (int i = 0; i < 4; i++) {
+			void *r;
+			pthread_join(th[i], &r);
+			built += r != NULL;
+		}
+		cr_assert_eq(built, 1, "dim %zu: built %d times", dim, built);
+		cr_assert_not(cache_segment_screen_pending(later));
+		cr_assert_not_null(cache_segment_screen(later));
+		cr_assert(vec_screen_same(cache_segment_screen(now), cache_segment_screen(later)));
+		cr_assert_eq(vec_screen_bytes(cache_segment_screen(later)), reserved);
+		cr_assert_not(cache_segment_build_screen(later));
+		cache_segment_unref(now);
+		cache_segment_unref(later);
+	}
+	/* Too small to screen: nothing pending, nothing counted. */
+	struct cache_segment *small = random_segment(20, 100, true);
+	cr_assert_not(cache_segment_screen_pending(small));
+	cr_assert_eq(cache_segment_screen_bytes(small), 0);
+	cr_assert_not(cache_segment_build_screen(small));
+	cache_segment_unref(small);
 }
