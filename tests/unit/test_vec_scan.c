@@ -342,3 +342,36 @@ Test(vec_scan, errors_and_edges)
 	cr_assert_eq(vec_scan_isa(), before);
 	cr_assert_str_eq(vec_isa_name(VEC_ISA_AVX512), "avx512");
 }
+
+/* The table's row norms (both arithmetics), summed a block at a time when
+ * its rows are all in, are vec_norm_sq_f32's, bit for bit, whatever the
+ * row count (full and partial last blocks) and values. */
+Test(vec_scan, norms_are_the_row_sums)
+{
+	static const size_t ns[] = {1, 15, 16, 17, 33, 100};
+	static const size_t dims[] = {1, 3, 17, 768};
+	size_t checked = 0;
+	for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+		for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
+			for (int awk = 0; awk <= 1; awk++) {
+				struct table tb = make_table(ns[ni], dims[di], awk);
+				const float *sep = vec_table_norms(tb.t, VEC_ARITH_SEPARATE);
+				const float *fus = vec_table_norms(tb.t, VEC_ARITH_FUSED);
+				for (size_t r = 0; r < tb.n; r++) {
+					const float *v = tb.rows + r * tb.dim;
+					float a = vec_norm_sq_f32(v, tb.dim, VEC_ARITH_SEPARATE);
+					float b = vec_norm_sq_f32(v, tb.dim, VEC_ARITH_FUSED);
+					cr_assert(memcmp(&a, &sep[r], sizeof(a)) == 0,
+					          "n %zu dim %zu row %zu: %a, not %a", tb.n, tb.dim,
+					          r, (double)sep[r], (double)a);
+					cr_assert(memcmp(&b, &fus[r], sizeof(b)) == 0,
+					          "n %zu dim %zu row %zu fused: %a, not %a", tb.n,
+					          tb.dim, r, (double)fus[r], (double)b);
+					checked++;
+				}
+				free_table(&tb);
+			}
+		}
+	}
+	cr_assert_eq(checked, 2 * 4 * (1 + 15 + 16 + 17 + 33 + 100));
+}
