@@ -520,10 +520,6 @@ T512 static void l1_avx512(const int8_t *codes, size_t n, size_t dim, const floa
 	}
 }
 
-/* AVX-512 VNNI: four elements of a block's 16 rows are one 64-byte load;
- * vpermb regroups it so that each 32-bit lane holds its row's four codes,
- * and vpdpbusd adds the four products with the query's biased bytes
- * (broadcast) into the lane's int32 sum. */
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni")))
 
 /* Four query bytes in every 32-bit lane, broadcast straight from memory
@@ -535,70 +531,13 @@ TVNNI static inline __m512i bcast4(const uint8_t *p)
 	return _mm512_set1_epi32(w);
 }
 
-TVNNI static void dot_vnni(const int8_t *codes, size_t n, size_t dim, const struct qprep *qp,
-                           const int32_t *csum, int32_t *a1, int32_t *a2)
-{
-	/* Byte 4i + k of the result is byte 16k + i of the load: element k of
-	 * the group, row i. */
-	uint8_t perm[64];
-	for (int i = 0; i < 16; i++)
-		for (int k = 0; k < 4; k++)
-			perm[4 * i + k] = (uint8_t)(16 * k + i);
-	const __m512i idx = _mm512_loadu_si512(perm);
-	size_t groups = dim / 4, tail = dim % 4;
-	const __mmask64 tail_mask = tail ? (1ull << (tail * W)) - 1 : 0;
-	for (size_t b = 0; b < n; b++) {
-		const int8_t *p = codes + b * dim * W;
-		/* Four chains per query term (groups g, g+1, g+2, g+3), so that
-		 * the latency of one vpdpbusd does not hold up the next; integer
-		 * sums are exact in any order. */
-		__m512i s1 = _mm512_setzero_si512(), s2 = s1, s1b = s1, s2b = s1;
-		__m512i s1c = s1, s2c = s1, s1d = s1, s2d = s1;
-		size_t g = 0;
-		for (; g + 4 <= groups; g += 4) {
-			const int8_t *pg = p + g * 64;
-			__m512i c = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg));
-			__m512i d = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 64));
-			__m512i e = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 128));
-			__m512i f = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(pg + 192));
-			const uint8_t *u1 = qp->ub1 + 4 * g, *u2 = qp->ub2 + 4 * g;
-			s1 = _mm512_dpbusd_epi32(s1, bcast4(u1), c);
-			s2 = _mm512_dpbusd_epi32(s2, bcast4(u2), c);
-			s1b = _mm512_dpbusd_epi32(s1b, bcast4(u1 + 4), d);
-			s2b = _mm512_dpbusd_epi32(s2b, bcast4(u2 + 4), d);
-			s1c = _mm512_dpbusd_epi32(s1c, bcast4(u1 + 8), e);
-			s2c = _mm512_dpbusd_epi32(s2c, bcast4(u2 + 8), e);
-			s1d = _mm512_dpbusd_epi32(s1d, bcast4(u1 + 12), f);
-			s2d = _mm512_dpbusd_epi32(s2d, bcast4(u2 + 12), f);
-		}
-		s1 = _mm512_add_epi32(_mm512_add_epi32(s1, s1c), _mm512_add_epi32(s1b, s1d));
-		s2 = _mm512_add_epi32(_mm512_add_epi32(s2, s2c), _mm512_add_epi32(s2b, s2d));
-		for (; g < groups; g++) {
-			__m512i c = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(p + g * 64));
-			int32_t w1, w2;
-			memcpy(&w1, qp->ub1 + 4 * g, 4);
-			memcpy(&w2, qp->ub2 + 4 * g, 4);
-			s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), c);
-			s2 = _mm512_dpbusd_epi32(s2, _mm512_set1_epi32(w2), c);
-		}
-		if (tail) { /* codes past the block's end read as 0 */
-			__m512i c = _mm512_permutexvar_epi8(
-			        idx, _mm512_maskz_loadu_epi8(tail_mask, p + groups * 64));
-			int32_t w1, w2;
-			memcpy(&w1, qp->ub1 + 4 * groups, 4);
-			memcpy(&w2, qp->ub2 + 4 * groups, 4);
-			s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(w1), c);
-			s2 = _mm512_dpbusd_epi32(s2, _mm512_set1_epi32(w2), c);
-		}
-		/* sum c (r + 128) - 128 sum c = sum c r */
-		__m512i bias = _mm512_slli_epi32(_mm512_loadu_si512(csum + b * W), 7);
-		_mm512_storeu_si512(a1 + b * W, _mm512_sub_epi32(s1, bias));
-		_mm512_storeu_si512(a2 + b * W, _mm512_sub_epi32(s2, bias));
-	}
-}
-
-/* One query term of dot_vnni: a[b * W + i] = c.r over block b's row i,
- * for the biased bytes ub of r (dot_vnni's a1 with ub1, a2 with ub2). */
+/* AVX-512 VNNI: four elements of a block's 16 rows are one 64-byte load;
+ * vpermb regroups it so that each 32-bit lane holds its row's four codes,
+ * and vpdpbusd adds the four products with the query's biased bytes
+ * (broadcast) into the lane's int32 sum, a[b * W + i] = c.r over block b's
+ * row i, for the biased bytes ub of one query term r. Four chains (groups
+ * g..g+3), so that the latency of one vpdpbusd does not hold up the next;
+ * integer sums are exact in any order. */
 TVNNI static void dot_vnni1(const int8_t *codes, size_t n, size_t dim, const uint8_t *ub,
                             const int32_t *csum, int32_t *a)
 {
@@ -641,6 +580,16 @@ TVNNI static void dot_vnni1(const int8_t *codes, size_t n, size_t dim, const uin
 		__m512i bias = _mm512_slli_epi32(_mm512_loadu_si512(csum + b * W), 7);
 		_mm512_storeu_si512(a + b * W, _mm512_sub_epi32(s0, bias));
 	}
+}
+
+/* Both query terms: a1 = c.r1 and a2 = c.r2 over every row of n blocks
+ * (the codes of a batch of blocks stay in the core's cache between the
+ * two passes). */
+TVNNI static void dot_vnni(const int8_t *codes, size_t n, size_t dim, const struct qprep *qp,
+                           const int32_t *csum, int32_t *a1, int32_t *a2)
+{
+	dot_vnni1(codes, n, dim, qp->ub1, csum, a1);
+	dot_vnni1(codes, n, dim, qp->ub2, csum, a2);
 }
 
 /* AVX2: a block's element j is two 8-lane halves (8 bytes each). The dot
