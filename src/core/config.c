@@ -199,8 +199,8 @@ static const struct key keys[] = {
          F(cache.max_staleness),
          "Writes that bypass vecgate (other clients of TiDB) are seen within this time: an "
          "older snapshot is not served, and snapshots are reloaded in the background before "
-         "they reach this age. It must be longer than a table takes to load (about 12 s for "
-         "100k x 768 vectors), or that table is never answered from memory."},
+         "they reach this age. It must be longer than a table takes to load (about 2.5 s for "
+         "100k x 768 vectors on 2 cores), or that table is never answered from memory."},
         {"cache", "result_cache_size", T_SIZE, "64M", "0", "64G", NULL, RESTART, false,
          F(cache.result_cache_size),
          "Memory for replaying the encoded answers of identical repeated kNN queries until "
