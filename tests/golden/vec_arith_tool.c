@@ -22,10 +22,9 @@
 #include "vec/scan.h"
 #include "vec/vec.h"
 
-#define COPIES 17
+#include "test_vec.h"
 
-static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
-static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
+#define COPIES 17
 
 /* Reads one whitespace-separated hex word of at most 8 digits. */
 static int read_bits(const char **p, uint32_t *out)

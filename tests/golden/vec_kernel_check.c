@@ -21,11 +21,7 @@
 #include "vec/vec.h"
 
 #include "test_rand.h"
-
-static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
-static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
-                                        VEC_ARITH_FUSED_EXCEPT_IP};
-static const enum vec_isa all_isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
+#include "test_vec.h"
 
 /* Ordinary values, or awkward ones. */
 static float value(bool awk)
@@ -42,9 +38,9 @@ int main(int argc, char **argv)
 {
 	enum vec_isa only = VEC_ISA_AUTO;
 	if (argc > 1) {
-		for (size_t i = 0; i < sizeof(all_isas) / sizeof(all_isas[0]); i++)
-			if (strcmp(argv[1], vec_isa_name(all_isas[i])) == 0)
-				only = all_isas[i];
+		for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++)
+			if (strcmp(argv[1], vec_isa_name(isas[i])) == 0)
+				only = isas[i];
 		if (only == VEC_ISA_AUTO) {
 			fprintf(stderr, "usage: vec_kernel_check [scalar|avx2|avx512|neon]\n");
 			return 2;
@@ -86,7 +82,7 @@ int main(int argc, char **argv)
 						                            rows + r * dim, q, dim,
 						                            &ref_null[r]);
 					for (size_t ii = 0; ii < 4; ii++) {
-						enum vec_isa isa = all_isas[ii];
+						enum vec_isa isa = isas[ii];
 						if (isa == VEC_ISA_SCALAR ||
 						    (only != VEC_ISA_AUTO && isa != only) ||
 						    vec_scan_force(isa) != 0)

@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import subprocess
+import time
 from pathlib import Path
 
 import pymysql
@@ -93,6 +94,20 @@ def raise_fd_limit(need):
             pytest.skip(f"descriptor limit {hard} < {need}")
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
     return soft, hard
+
+
+def rss_kib(pid):
+    """Resident memory of a process, KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def fds(pid):
+    """Open descriptors of a process."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def free_port():
@@ -200,6 +215,25 @@ class Vecgate:
             if line.startswith(want + " "):
                 return float(line.split()[-1])
         return 0.0
+
+    def served(self):
+        """kNN queries answered from memory (snapshot scans and result-cache
+        replays)."""
+        return (self.metric("vecgate_cache_queries_total", result="hit") +
+                self.metric("vecgate_cache_queries_total", result="result_cache_hit"))
+
+    def wait_servable(self, table, timeout=20, step=0.05, screened=False):
+        """Waits until /status says `table` (db.table) is servable (and with
+        screened, that its kNN screen is built too: loads publish before
+        it); returns its /status entry, or fails the test after `timeout`
+        seconds."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for t in json.loads(self.admin("/status")).get("cache", []):
+                if t["table"] == table and t["servable"] and not (screened and t["screen_pending"]):
+                    return t
+            time.sleep(step)
+        raise AssertionError(f"{table} never became servable: {self.admin('/status')}")
 
     def connect(self, database=None, **kw):
         args = dict(host=self.host, port=self.port, user=self.db.user, password=self.db.password,

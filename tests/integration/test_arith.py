@@ -10,15 +10,13 @@ would (tests/mariadb/vecgate_udf.c). Private database instances: the shared
 one keeps the default arithmetic."""
 import json
 import random
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import TOP, PrivateDatabase, Vecgate
-from test_cache import cells, raw_query, run_differential, vec_text
+from conftest import PrivateDatabase, Vecgate
+from test_cache import cells, raw_query, run_differential, run_quickstart, vec_text
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +106,10 @@ def test_quickstart_in_front_of_a_fused_database(fused_db, tmp_path):
     vg = Vecgate(fused_db, tmp_path, cache__tables="qs_fused.documents(embedding)",
                  cache__user=fused_db.user).start()
     try:
-        out = subprocess.run([sys.executable, str(TOP / "tools" / "quickstart.py"), "--port",
-                              str(vg.port), "--ca", fused_db.ca, "--flavor", fused_db.flavor,
-                              "--database", "qs_fused", "--repeat", "6"],
-                             capture_output=True, text=True, timeout=120, check=True).stdout
+        out = run_quickstart(vg, fused_db, "qs_fused")
         assert "fish  [1.0, 2.0, 4.0]  distance: 0.00853986601633272" in out
         assert "identical answers" in out
-        served = (vg.metric("vecgate_cache_queries_total", result="hit") +
-                  vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
-        assert served >= 1, vg.admin("/metrics")
+        assert vg.served() >= 1, vg.admin("/metrics")
         assert vg.metric("vecgate_cache_verifications_total", result="mismatch") == 0
     finally:
         assert vg.stop() == 0
@@ -149,8 +142,7 @@ def test_a_changed_plan_switches_the_arithmetic(tmp_path, db):
                    f"ORDER BY d LIMIT 10"
 
         def hits():
-            return (vg.metric("vecgate_cache_queries_total", result="hit") +
-                    vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
+            return vg.served()
 
         def served_and_equal(rounds):
             """Runs queries until one is answered from memory; every answer

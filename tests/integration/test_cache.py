@@ -213,16 +213,6 @@ def cache_counters(vg):
     return tuple(got[w] for w in want)
 
 
-def wait_servable(vg, table, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for t in json.loads(vg.admin("/status")).get("cache", []):
-            if t["table"] == f"cachetest.{table}" and t["servable"]:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{table} never became servable: {vg.admin('/status')}")
-
-
 @pytest.mark.parametrize("dim,rows,seed", [(1, 200, 4), (3, 300, 1), (17, 800, 2),
                                            (128, 1500, 3), (1536, 200, 5)])
 def test_differential_random_queries(cached, db, dim, rows, seed):
@@ -239,7 +229,7 @@ def run_differential(cached, db, dim, rows, seed):
     vs = create_table(direct, db, table, dim, rows, rng)
     # Auto admission starts with the first kNN query of the table.
     raw_query(proxied, f"SELECT id, VEC_L2_DISTANCE(embedding, '{vec_text(vs[0] if vs[0] is not None else np.zeros(dim))}') AS distance FROM {table} ORDER BY distance LIMIT 1")
-    wait_servable(cached, table)
+    cached.wait_servable(f"cachetest.{table}")
     hits0 = cached.metric("vecgate_cache_queries_total", result="hit")
     # Fewer queries at 1536 dimensions: the stand-in parses every row's text
     # on each of its own scans.
@@ -303,7 +293,7 @@ def test_uncommitted_write_reads_tidb_and_commit_invalidates(cached, db):
                         [(i, f"[{i},1]") for i in range(1, 50)])
     sql = "SELECT id, VEC_L2_DISTANCE(embedding, '[0,1]') AS distance FROM txn ORDER BY distance LIMIT 2"
     raw_query(proxied, sql)
-    wait_servable(cached, "txn")
+    cached.wait_servable("cachetest.txn")
     for _ in range(3):  # capture, verify, serve
         raw_query(proxied, sql)
         time.sleep(0.1)
@@ -329,7 +319,7 @@ def test_writes_that_bypass_vecgate_are_seen_within_max_staleness(cached, db):
                         [(i, f"[{i},{i}]") for i in range(1, 30)])
     sql = "SELECT id, VEC_L1_DISTANCE(embedding, '[0,0]') AS distance FROM ext ORDER BY distance LIMIT 1"
     raw_query(proxied, sql)
-    wait_servable(cached, "ext")
+    cached.wait_servable("cachetest.ext")
     for _ in range(3):
         raw_query(proxied, sql)
     with direct.cursor() as cur:  # not through vecgate
@@ -368,7 +358,7 @@ def test_prepared_statements_are_served(cached, db):
         return out
 
     run(cached.port, 1)
-    wait_servable(cached, "ps")
+    cached.wait_servable("cachetest.ps")
     hits0 = cached.metric("vecgate_cache_queries_total", result="hit")
     assert run(cached.port) == run(db.port)
     assert cached.metric("vecgate_cache_queries_total", result="hit") - hits0 >= 20
@@ -407,26 +397,30 @@ def test_status_and_metrics_show_the_cache(cached):
     assert cached.metric("vecgate_cache_load_seconds_count") >= 1
 
 
-def test_quickstart_through_vecgate_is_served_from_memory(db, tmp_path):
-    """The seed's quickstart (SQLAlchemy + tidb-vector) prints its expected
-    output through vecgate while /metrics shows searches answered from memory."""
+def run_quickstart(vg, db, database):
+    """tools/quickstart.py (SQLAlchemy + tidb-vector) through vecgate into
+    `database`, its searches repeated 6 times: what it printed."""
     import subprocess
     import sys
     from conftest import TOP
+    return subprocess.run([sys.executable, str(TOP / "tools" / "quickstart.py"), "--port",
+                           str(vg.port), "--ca", db.ca, "--flavor", db.flavor, "--database",
+                           database, "--repeat", "6"],
+                          capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def test_quickstart_through_vecgate_is_served_from_memory(db, tmp_path):
+    """The seed's quickstart (SQLAlchemy + tidb-vector) prints its expected
+    output through vecgate while /metrics shows searches answered from memory."""
     vg = Vecgate(db, tmp_path, cache__tables="qs_cached.documents(embedding)",
                  cache__user=db.user).start()
     try:
-        out = subprocess.run([sys.executable, str(TOP / "tools" / "quickstart.py"), "--port",
-                              str(vg.port), "--ca", db.ca, "--flavor", db.flavor, "--database",
-                              "qs_cached", "--repeat", "6"],
-                             capture_output=True, text=True, timeout=120, check=True).stdout
+        out = run_quickstart(vg, db, "qs_cached")
         assert "fish  [1.0, 2.0, 4.0]  distance: 0.00853986601633272" in out
         assert "dog   [1.0, 2.0, 1.0]  distance: 0.12712843905603044" in out
         assert "tree  [1.0, 0.0, 0.0]  distance: 0.7327387580875756" in out
         assert "identical answers" in out
-        served = (vg.metric("vecgate_cache_queries_total", result="hit") +
-                  vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
-        assert served >= 1, vg.admin("/metrics")
+        assert vg.served() >= 1, vg.admin("/metrics")
     finally:
         assert vg.stop() == 0
 
@@ -448,7 +442,7 @@ def test_client_leaving_during_a_scan(cached, db):
                 vec_text([rng.gauss(0, 1) for _ in range(dim)]) +
                 "') AS distance FROM gone ORDER BY distance LIMIT 5")
     raw_query(proxied, sql())
-    wait_servable(cached, "gone")
+    cached.wait_servable("cachetest.gone")
     for _ in range(3):
         raw_query(proxied, sql())
     hits0 = cached.metric("vecgate_cache_queries_total", result="hit")
@@ -521,7 +515,7 @@ def test_unconverted_results_are_served_only_from_utf8mb4_text(cached, db):
     for t, served_expected in (("raw_utf8", True), ("raw_latin1", False)):
         raw_query(proxied, f"SELECT id, VEC_L2_DISTANCE(embedding, '[1,2,3]') AS distance "
                            f"FROM {t} ORDER BY distance LIMIT 1")
-        wait_servable(cached, t)
+        cached.wait_servable(f"cachetest.{t}")
         before = cache_counters(cached)[:2]
         settings0 = cached.metric("vecgate_cache_bypass_total", reason="session_settings")
         for i in range(8):

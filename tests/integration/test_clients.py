@@ -97,12 +97,6 @@ def auto_cache_fixture(name):
     return cached
 
 
-def served(vg):
-    """kNN queries vecgate answered from memory (snapshot or result cache)."""
-    return (vg.metric("vecgate_cache_queries_total", result="hit") +
-            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
-
-
 def vecgate_log(vg):
     if vg is None:
         return ""

@@ -15,7 +15,7 @@ import ssl
 
 import pytest
 
-from test_clients import assert_same, auto_cache_fixture, databases, served  # noqa: F401 (fixture)
+from test_clients import assert_same, auto_cache_fixture, databases  # noqa: F401 (fixture)
 
 sa_asyncio = pytest.importorskip("sqlalchemy.ext.asyncio")
 pytest.importorskip("greenlet", reason="greenlet is not installed (requirements.txt)")
@@ -99,7 +99,7 @@ cached = auto_cache_fixture("async")
 def test_async(db, cached, databases, driver):
     pytest.importorskip(driver, reason=f"{driver} is not installed (requirements.txt)")
     direct = asyncio.run(program(db, driver, db.host, db.port, databases["direct"]))
-    served0 = served(cached)
+    served0 = cached.served()
     through = asyncio.run(program(db, driver, cached.host, cached.port, databases["vecgate"]))
     assert_same(direct, through, cached, driver)
     assert "server sees tls: True" in through
@@ -109,7 +109,7 @@ def test_async(db, cached, databases, driver):
     # 8 searches a round; round 0 admits the table and proves the shapes
     # (some arrive while it loads, proved in round 1), later rounds are
     # answered from memory.
-    hits = served(cached) - served0
+    hits = cached.served() - served0
     assert hits >= 8 * (ROUNDS - 3), f"{driver}: only {hits} answers from memory:\n" + "\n".join(
         line for line in cached.admin("/metrics").splitlines()
         if line.startswith(("vecgate_cache_queries", "vecgate_cache_bypass")))

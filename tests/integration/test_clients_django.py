@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from test_clients import CLIENTS, assert_same, auto_cache_fixture, commands, databases, run, served  # noqa: F401 (fixture)
+from test_clients import CLIENTS, assert_same, auto_cache_fixture, commands, databases, run  # noqa: F401 (fixture)
 
 for module in ("django", "django_tidb", "MySQLdb"):
     pytest.importorskip(module, reason=f"{module} is not installed (requirements.txt)")
@@ -39,7 +39,7 @@ def argv_for(db, ca):
 def test_django(db, cached, databases):
     argv = argv_for(db, db.ca)
     direct = run(argv(db.host, db.port, databases["direct"]), "djcheck (direct)")
-    before, served0 = commands(cached), served(cached)
+    before, served0 = commands(cached), cached.served()
     through = run(argv(cached.host, cached.port, databases["vecgate"]), "djcheck (through vecgate)",
                   cached)
     assert_same(direct, through, cached, "djcheck")
@@ -53,7 +53,7 @@ def test_django(db, cached, databases):
     # admits the table, the others arrive while it loads. Round 1 proves each
     # shape (the database answers, vecgate compares); rounds 2-5 are answered
     # from memory (one round of slack for a slow load).
-    hits = served(cached) - served0
+    hits = cached.served() - served0
     assert hits >= 9, f"only {hits} searches answered from memory:\n{cached.admin('/metrics')}"
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from test_clients import BUILD, assert_same, auto_cache_fixture, commands, databases, run, served  # noqa: F401 (fixture)
+from test_clients import BUILD, assert_same, auto_cache_fixture, commands, databases, run  # noqa: F401 (fixture)
 
 JAVA_DIR = BUILD / "clients" / "java"
 STOREPASS = "vecgate-test"
@@ -68,7 +68,7 @@ def argv_for(db, store):
 def test_connector_j(db, cached, databases):
     argv = argv_for(db, truststore(db.ca, JAVA_DIR))
     direct = run(argv(db.host, db.port, databases["direct"]), "javacheck (direct)")
-    before, served0 = commands(cached), served(cached)
+    before, served0 = commands(cached), cached.served()
     settings0 = cached.metric("vecgate_cache_bypass_total", reason="session_settings")
     through = run(argv(cached.host, cached.port, databases["vecgate"]),
                   "javacheck (through vecgate)", cached)
@@ -94,7 +94,7 @@ def test_connector_j(db, cached, databases):
     # loaded. Connection 1 keeps the driver's defaults, whose SET
     # character_set_results = NULL at login leaves utf8mb4 text as it is:
     # answered from memory too.
-    hits = served(cached) - served0
+    hits = cached.served() - served0
     assert hits >= 36, f"only {hits} kNN answers from memory:\n{cached.admin('/metrics')}"
     assert cached.metric("vecgate_cache_bypass_total", reason="session_settings") == settings0
 

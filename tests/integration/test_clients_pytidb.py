@@ -16,8 +16,6 @@ On the MariaDB stand-in pytidb cannot create the table (it writes VECTOR(3)):
 the test creates it with db.vector_type(3) (LONGTEXT) and opens it with
 pytidb's open_table(); on TiDB pytidb's create_table() is used.
 """
-import json
-import time
 
 import pytest
 
@@ -137,16 +135,16 @@ def scenario(db, host, port, name, vg=None):
         for rnd in range(4):
             for label, make in SEARCHES.items():
                 for which, tbl in (("params", table), ("url", url_table)):
-                    before = served(vg) if vg else None
+                    before = vg.served() if vg else None
                     results = make(tbl).to_list()
                     if vg and rnd > 0:
-                        after = served(vg)
+                        after = vg.served()
                         assert after == before + 1, (
                             f"search {label!r} ({which} client) round {rnd} was not answered "
                             f"from memory:\n{bypasses(vg)}")
                     out += transcript_of_results(f"{label} {which} r{rnd}", results)
             if vg and rnd == 0:
-                wait_servable(vg, f"{name}.{TABLE}")
+                vg.wait_servable(f"{name}.{TABLE}")
         sql = url_client.query(
             f"SELECT id, VEC_COSINE_DISTANCE(embedding, '[1, 2, 3]') AS d FROM {TABLE} "
             f"ORDER BY d LIMIT 2").to_list()
@@ -158,24 +156,9 @@ def scenario(db, host, port, name, vg=None):
     return "\n".join(out) + "\n"
 
 
-def served(vg):
-    return (vg.metric("vecgate_cache_queries_total", result="hit") +
-            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
-
-
 def bypasses(vg):
     return "\n".join(line for line in vg.admin("/metrics").splitlines()
                      if line.startswith(("vecgate_cache_bypass_total", "vecgate_cache_queries")))
-
-
-def wait_servable(vg, table, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for t in json.loads(vg.admin("/status")).get("cache", []):
-            if t["table"] == table and t["servable"]:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{table} never became servable: {vg.admin('/status')}")
 
 
 @pytest.fixture(scope="module")

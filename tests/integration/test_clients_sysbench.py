@@ -43,25 +43,14 @@ def tls_files(db, where):
                     "-out", str(where / "client-cert.pem")], check=True, capture_output=True)
 
 
-@pytest.fixture
-def sbdb(db):
-    name = "clients_sysbench"
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cur.execute(f"CREATE DATABASE `{name}`")
-    yield name
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-
-
-def test_sysbench_oltp_read_write(db, sbdb, tmp_path):
+def test_sysbench_oltp_read_write(db, schema, tmp_path):
     exe = sysbench()
     vg = Vecgate(db, tmp_path, server__require_tls="true").start()
     try:
         tls_files(db, tmp_path)
         base = [exe, "oltp_read_write", "--db-driver=mysql", f"--mysql-host={vg.host}",
                 f"--mysql-port={vg.port}", f"--mysql-user={db.user}",
-                f"--mysql-password={db.password}", f"--mysql-db={sbdb}", "--mysql-ssl=on",
+                f"--mysql-password={db.password}", f"--mysql-db={schema}", "--mysql-ssl=on",
                 "--tables=2", "--table-size=1000", "--threads=2", f"--time={SECONDS}",
                 "--report-interval=0", "--db-ps-mode=auto"]
 
@@ -94,7 +83,7 @@ def test_sysbench_oltp_read_write(db, sbdb, tmp_path):
             handshakes0 >= 3
         assert vg.metric("vecgate_commands_total", command="stmt_execute") >= \
             counts["transactions"] * 10, "sysbench's prepared statements were not relayed"
-        with db.connect(sbdb) as conn, conn.cursor() as cur:
+        with db.connect(schema) as conn, conn.cursor() as cur:
             for t in ("sbtest1", "sbtest2"):
                 cur.execute(f"SELECT COUNT(*) FROM {t}")
                 assert cur.fetchone()[0] == 1000, t

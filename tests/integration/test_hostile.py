@@ -22,7 +22,7 @@ import pymysql
 import pytest
 from pymysql.constants import COMMAND
 
-from conftest import TOP, Vecgate, raise_fd_limit
+from conftest import TOP, Vecgate, fds, raise_fd_limit, rss_kib
 from faultrelay import wait_until
 from test_robustness import expect_err, handshake_response, packet, read_packet
 from test_soak import is_asan
@@ -33,18 +33,6 @@ IDLE_TIMEOUT = 6.0
 MAX_PACKET = 40 << 20
 CHUNK = 0xFFFFFF  # a packet of this length says "more follows"
 LATENCY = {}      # attack -> (p50 ms, p99 ms, samples, errors), printed at the end
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 class Steady(threading.Thread):

@@ -72,17 +72,9 @@ def table(db, tmp_path_factory):
         c.commit()
     vg = Vecgate(db, tmp_path_factory.mktemp("knnpar"), cache__tables="knnpar.t(embedding)",
                  cache__user=db.user, cache__max_staleness="1h").start()
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        st = [t for t in json.loads(vg.admin("/status")).get("cache", [])
-              if t["table"] == "knnpar.t"]
-        # Servable first; the screen is built after that, in the background.
-        if st and st[0]["servable"] and not st[0]["screen_pending"]:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"knnpar.t never became servable: {vg.admin('/status')}")
-    yield vg, vs, st[0]
+    # Servable first; the screen is built after that, in the background.
+    st = vg.wait_servable("knnpar.t", timeout=120, step=0.1, screened=True)
+    yield vg, vs, st
     assert vg.stop() == 0
 
 
@@ -141,7 +133,6 @@ def test_screen_is_built_after_the_load(db, tmp_path):
             time.sleep(0.005)
         assert seen and seen[-1] is False, seen
         rng = random.Random(3)
-        vs = [None]
         with db.connect("knnpar") as c, c.cursor() as cur:
             cur.execute("SELECT VEC_AS_TEXT(embedding) FROM t WHERE embedding IS NOT NULL LIMIT 1")
             vs = [np.array(json.loads(cur.fetchone()[0]), dtype=np.float32)]
@@ -222,14 +213,8 @@ def test_screening_off_answers_the_same(table, db, tmp_path):
     vg = Vecgate(db, tmp_path, cache__tables="knnpar.t(embedding)", cache__user=db.user,
                  cache__max_staleness="1h", cache__screening="off").start()
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            st = [t for t in json.loads(vg.admin("/status")).get("cache", [])
-                  if t["table"] == "knnpar.t"]
-            if st and st[0]["servable"]:
-                break
-            time.sleep(0.1)
-        assert st and st[0]["servable"] and st[0]["screen_bytes"] == 0, st
+        st = vg.wait_servable("knnpar.t", timeout=120, step=0.1)
+        assert st["screen_bytes"] == 0, st
         with db.connect("knnpar") as c, c.cursor() as cur:
             cur.execute("SELECT id, embedding FROM t ORDER BY id")
             vs = [None if e is None else np.array(json.loads(e), dtype=np.float32)

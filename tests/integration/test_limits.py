@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from conftest import rss_kib
+
 # PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH | MULTI_RESULTS ...; no SSL,
 # no DEPRECATE_EOF (results end with EOF packets).
 CAPS = 0x000FA685
@@ -117,14 +119,6 @@ def raw_login(vg, timeout=10):
     s.sendall(handshake_response())
     assert read_packet(s)[1][0] == 0x00
     return s
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def still_serving(vg):

@@ -35,21 +35,6 @@ def outcome(conn, sql):
         return ("error", e.args[0], e.args[1])
 
 
-def wait_servable(vg, name, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for t in json.loads(vg.admin("/status")).get("cache", []):
-            if t["table"] == name and t["servable"]:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{name} never became servable: {vg.admin('/status')}")
-
-
-def served(vg):
-    return (vg.metric("vecgate_cache_queries_total", result="hit") +
-            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
-
-
 @pytest.fixture(scope="module")
 def setup(db):
     """Two databases with a table t of the same columns: a.t is empty, b.t
@@ -83,7 +68,7 @@ def vg(db, setup, tmp_path_factory):
     """b.t is cached because another application queries it."""
     v = Vecgate(db, tmp_path_factory.mktemp("sec"), cache__tables=f"{B}.t(v)",
                 cache__user=db.user).start()
-    wait_servable(v, f"{B}.t")
+    v.wait_servable(f"{B}.t")
     yield v
     assert v.stop() == 0
 
@@ -154,12 +139,12 @@ def test_successful_use_in_a_multi_statement_packet_is_followed(vg, db):
             cur.execute(f"SELECT 1; USE {B}")
             while cur.nextset():
                 pass
-        before = served(vg)
+        before = vg.served()
         got = [outcome(conn, KNN.format(t="t", id=1)) for _ in range(5)]
     finally:
         conn.close()
     assert all(g == ("rows", ((1, "[1,2,3]", 0.0),)) for g in got), got
-    assert served(vg) > before
+    assert vg.served() > before
 
 
 def knn_b(conn):
@@ -216,19 +201,19 @@ def test_role_set_through_a_prepared_statement_is_not_trusted(vg, db):
 def test_sessions_with_the_same_role_share_proofs(vg, db):
     """Keying proofs by role is not a reason to stop serving: a second
     session that set the same role is answered from memory."""
-    wait_servable(vg, f"{B}.t")
+    vg.wait_servable(f"{B}.t")
     with vg.connect(A, user="u3", password=PW, autocommit=True) as conn:
         rows(conn, "SET ROLE rb")
         for _ in range(5):
             knn_b(conn)
             time.sleep(0.05)
     time.sleep(0.3)
-    before = served(vg)
+    before = vg.served()
     with vg.connect(A, user="u3", password=PW, autocommit=True) as conn:
         rows(conn, "SET ROLE rb")
         got = [knn_b(conn) for _ in range(5)]
     assert all(g == ("rows", ((1, "[1,2,3]", 0.0),)) for g in got), got
-    assert served(vg) > before
+    assert vg.served() > before
 
 
 def test_failed_change_user_makes_the_session_prove_again(vg, db):
@@ -251,10 +236,10 @@ def test_failed_change_user_makes_the_session_prove_again(vg, db):
         with pytest.raises(mysql.connector.Error) as e:
             conn.cmd_change_user(username="u2", password="wrong", database=A)
         out.append(e.value.errno)
-        before = served(vg)
+        before = vg.served()
         cur.execute(sql)
         out.append(cur.fetchall())
-        hits = served(vg) - before
+        hits = vg.served() - before
         for _ in range(3):
             cur.execute(sql)
             out.append(cur.fetchall())
@@ -309,7 +294,7 @@ def test_admission_flood_loads_nothing(db, setup, tmp_path):
         # A table the database did answer for is admitted and served.
         with vg.connect(B, autocommit=True) as conn:
             assert knn_b(conn)[0] == "rows"
-            wait_servable(vg, f"{B}.t")
+            vg.wait_servable(f"{B}.t")
     finally:
         vg.stop()
 
@@ -351,7 +336,7 @@ def test_admission_is_bounded_and_failed_loads_are_forgotten(db, setup, tmp_path
             many = [n for n in cache_tables(vg) if n.startswith("sec_many.")]
             assert len(many) == 2, cache_tables(vg)
             for n in many:
-                wait_servable(vg, n)
+                vg.wait_servable(n)
     finally:
         vg.stop()
         with db.connect(autocommit=True) as c, c.cursor() as cur:
@@ -369,7 +354,7 @@ def test_null_parameter_in_a_recognised_prepared_statement(db, setup, tmp_path):
     vg = Vecgate(db, tmp_path, binary=str(asan) if asan.exists() else None,
                  cache__tables=f"{B}.t(v)", cache__user=db.user).start()
     try:
-        wait_servable(vg, f"{B}.t")
+        vg.wait_servable(f"{B}.t")
 
         def run(port):
             conn = mysql.connector.connect(host="127.0.0.1", port=port, user=db.user,
@@ -400,7 +385,7 @@ def test_revoke_through_vecgate_and_straight_on_the_database(db, setup, tmp_path
                  cache__proof_max_age="1s").start()
     sql = KNN.format(t=f"{B}.t", id=1)
     try:
-        wait_servable(vg, f"{B}.t")
+        vg.wait_servable(f"{B}.t")
         for revoke_via in (vg, db):
             with db.connect(autocommit=True) as c, c.cursor() as cur:
                 cur.execute(f"GRANT SELECT ON {B}.t TO 'u2'@'%'")
@@ -409,9 +394,9 @@ def test_revoke_through_vecgate_and_straight_on_the_database(db, setup, tmp_path
                 for _ in range(4):  # proved, then answered from memory
                     assert outcome(conn, sql)[0] == "rows"
                     time.sleep(0.05)
-                before = served(vg)
+                before = vg.served()
                 assert outcome(conn, sql)[0] == "rows"
-                assert served(vg) > before, "the shape was not answered from memory"
+                assert vg.served() > before, "the shape was not answered from memory"
                 with revoke_via.connect(autocommit=True) as c, c.cursor() as cur:
                     cur.execute(f"REVOKE SELECT ON {B}.t FROM 'u2'@'%'")
                 if revoke_via is db:

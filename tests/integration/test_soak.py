@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import TOP, PrivateDatabase, Vecgate, raise_fd_limit
+from conftest import TOP, PrivateDatabase, Vecgate, fds, raise_fd_limit, rss_kib
 from faultrelay import wait_until
 
 LONG = os.environ.get("VECGATE_LONG") == "1"
@@ -48,18 +48,6 @@ def bench_binary():
     if not os.path.exists(path):
         pytest.skip(f"no load tool at {path} (cmake --build build --target vecgate-bench)")
     return path
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 @pytest.fixture(scope="module")

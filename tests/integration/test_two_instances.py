@@ -3,7 +3,6 @@
 instance caches on its own, both answer kNN queries from memory with the
 database's answer, a write through one is seen at once through that one and
 within [cache] max_staleness through the other."""
-import json
 import random
 import time
 
@@ -24,21 +23,6 @@ def vec(rng):
 def knn(v, k=10):
     return (f"SELECT id, VEC_L2_DISTANCE(embedding, '{v}') AS distance FROM items "
             f"ORDER BY distance LIMIT {k}")
-
-
-def from_memory(vg):
-    return (vg.metric("vecgate_cache_queries_total", result="hit") +
-            vg.metric("vecgate_cache_queries_total", result="result_cache_hit"))
-
-
-def wait_servable(vg, table, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for t in json.loads(vg.admin("/status")).get("cache", []):
-            if t["table"] == table and t["servable"]:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{table} never became servable: {vg.admin('/status')}")
 
 
 @pytest.fixture
@@ -63,7 +47,7 @@ def pair(db, schema, tmp_path):
 def test_both_answer_from_memory_like_the_database(pair, db, schema):
     rng = random.Random(11)
     for vg in pair:
-        wait_servable(vg, f"{schema}.items")
+        vg.wait_servable(f"{schema}.items", timeout=30)
     # Clients spread over both instances, as an L4 balancer would.
     clients = [pair[i % 2].connect(schema, autocommit=True) for i in range(6)]
     direct = db.connect(schema, autocommit=True)
@@ -72,7 +56,7 @@ def test_both_answer_from_memory_like_the_database(pair, db, schema):
     for c in clients:
         for _ in range(3):
             raw_query(c, knn(vec(rng)))
-    before = [from_memory(vg) for vg in pair]
+    before = [vg.served() for vg in pair]
     mismatches = []
     for i in range(60):
         sql = knn(vec(rng))
@@ -83,7 +67,7 @@ def test_both_answer_from_memory_like_the_database(pair, db, schema):
             if not tie_aware_equal(want, g, 1):
                 mismatches.append(sql)
     assert not mismatches, f"{len(mismatches)} answers differ, first: {mismatches[0]}"
-    served = [from_memory(vg) - b for vg, b in zip(pair, before)]
+    served = [vg.served() - b for vg, b in zip(pair, before)]
     # Each instance got 60 of the 120 queries; most came from its memory.
     assert all(n >= 30 for n in served), served
     for vg in pair:
@@ -95,7 +79,7 @@ def test_both_answer_from_memory_like_the_database(pair, db, schema):
 def test_write_through_one_is_seen_by_the_other_within_max_staleness(pair, schema):
     a, b = pair
     for vg in pair:
-        wait_servable(vg, f"{schema}.items")
+        vg.wait_servable(f"{schema}.items", timeout=30)
     writer = a.connect(schema, autocommit=True)
     other_on_a = a.connect(schema, autocommit=True)
     reader_on_b = b.connect(schema, autocommit=True)
@@ -104,7 +88,7 @@ def test_write_through_one_is_seen_by_the_other_within_max_staleness(pair, schem
     for c in (writer, other_on_a, reader_on_b):
         for _ in range(3):  # capture, verify, serve
             assert cells(raw_query(c, sql)[1][0])[1] != b"0"
-    served_b = from_memory(b)
+    served_b = b.served()
 
     for n, new_id in enumerate((10001, 10002, 10003)):
         raw_query(writer, f"INSERT INTO items VALUES ({new_id}, VEC_FROM_TEXT('{target}'))")
@@ -126,6 +110,6 @@ def test_write_through_one_is_seen_by_the_other_within_max_staleness(pair, schem
                 f"row {new_id} not seen through the other instance within max_staleness"
             time.sleep(0.02)
     # b answered from memory along the way, not only from the database.
-    assert from_memory(b) > served_b
+    assert b.served() > served_b
     for c in (writer, other_on_a, reader_on_b):
         c.close()

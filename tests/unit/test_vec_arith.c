@@ -19,19 +19,7 @@
 
 #define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
 #include "test_rand.h"
-
-static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
-static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
-static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
-                                        VEC_ARITH_FUSED_EXCEPT_IP};
-#define N_METRICS (sizeof(metrics) / sizeof(metrics[0]))
-#define N_ISAS    (sizeof(isas) / sizeof(isas[0]))
-#define N_ARITHS  (sizeof(ariths) / sizeof(ariths[0]))
-
-static void reset_isa(void)
-{
-	cr_assert_eq(vec_scan_force(VEC_ISA_AUTO), 0);
-}
+#include "test_vec.h"
 
 TestSuite(vec_arith, .fini = reset_isa);
 
@@ -188,8 +176,6 @@ struct table {
 static struct table make_table(size_t n, size_t dim, enum kind kind)
 {
 	struct table tb = {NULL, malloc(n * dim * sizeof(float) + 1), n, dim};
-	struct vec_builder b;
-	cr_assert_eq(vec_builder_init(&b, dim), 0);
 	for (size_t r = 0; r < n; r++) {
 		float *v = tb.rows + r * dim;
 		float scale = kind == SCALED ? powf(10.0f, (float)((int)(rnd() % 61) - 30)) : 1;
@@ -199,9 +185,9 @@ static struct table make_table(size_t n, size_t dim, enum kind kind)
 			memcpy(v, tb.rows + (r % 4) * dim, dim * sizeof(float));
 		if (r == 3)
 			memset(v, 0, dim * sizeof(float));
-		cr_assert_eq(vec_builder_add(&b, v, dim), 0);
 	}
-	tb.t = vec_builder_finish(&b);
+	tb.t = test_table_of(tb.rows, NULL, n, dim, dim);
+	cr_assert_not_null(tb.t);
 	return tb;
 }
 

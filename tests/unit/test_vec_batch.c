@@ -20,19 +20,7 @@
 #include "vec/vec.h"
 
 #include "test_rand.h"
-
-static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
-static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
-                                        VEC_ARITH_FUSED_EXCEPT_IP};
-static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
-#define N_METRICS (sizeof(metrics) / sizeof(metrics[0]))
-#define N_ARITHS  (sizeof(ariths) / sizeof(ariths[0]))
-#define N_ISAS    (sizeof(isas) / sizeof(isas[0]))
-
-static void reset_isa(void)
-{
-	cr_assert_eq(vec_scan_force(VEC_ISA_AUTO), 0);
-}
+#include "test_vec.h"
 
 TestSuite(vec_batch, .fini = reset_isa);
 
@@ -77,16 +65,8 @@ static struct table make_table(size_t n, size_t dim, int style)
 				v[j] = value(style);
 		}
 	}
-	struct vec_builder b;
-	cr_assert_eq(vec_builder_init(&b, dim), 0);
-	for (size_t r = 0; r < n; r++) {
-		if (tb.is_null[r])
-			cr_assert_eq(vec_builder_add_null(&b), 0);
-		else
-			cr_assert_eq(vec_builder_add(&b, tb.rows + r * dim, dim), 0);
-	}
-	tb.t = vec_builder_finish(&b);
-	vec_builder_free(&b);
+	tb.t = test_table_of(tb.rows, tb.is_null, n, dim, dim);
+	cr_assert_not_null(tb.t);
 	return tb;
 }
 

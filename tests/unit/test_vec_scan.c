@@ -14,16 +14,7 @@
 #include "vec/vec.h"
 
 #include "test_rand.h"
-
-static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
-static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512, VEC_ISA_NEON};
-#define N_METRICS (sizeof(metrics) / sizeof(metrics[0]))
-#define N_ISAS    (sizeof(isas) / sizeof(isas[0]))
-
-static void reset_isa(void)
-{
-	cr_assert_eq(vec_scan_force(VEC_ISA_AUTO), 0);
-}
+#include "test_vec.h"
 
 TestSuite(vec_scan, .fini = reset_isa);
 
@@ -38,16 +29,11 @@ struct table {
 static struct table make_table(size_t n, size_t dim, bool awk)
 {
 	struct table tb = {NULL, malloc(n * dim * sizeof(float) + 1), n, dim};
-	struct vec_builder b;
-	cr_assert_eq(vec_builder_init(&b, VEC_DIM_ANY), 0);
-	for (size_t r = 0; r < n; r++) {
-		float *v = tb.rows + r * dim;
+	for (size_t r = 0; r < n; r++)
 		for (size_t j = 0; j < dim; j++)
-			v[j] = r == 5 ? 0.0f : awk ? awkward() : uniform();
-		cr_assert_eq(vec_builder_add(&b, v, dim), 0);
-	}
-	tb.t = vec_builder_finish(&b);
-	vec_builder_free(&b);
+			tb.rows[r * dim + j] = r == 5 ? 0.0f : awk ? awkward() : uniform();
+	tb.t = test_table_of(tb.rows, NULL, n, dim, VEC_DIM_ANY);
+	cr_assert_not_null(tb.t);
 	return tb;
 }
 

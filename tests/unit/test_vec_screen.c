@@ -18,17 +18,7 @@
 
 #define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
 #include "test_rand.h"
-
-static const enum vec_metric metrics[] = {VEC_COSINE, VEC_L2, VEC_L1, VEC_NEG_IP};
-static const enum vec_arith ariths[] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED,
-                                        VEC_ARITH_FUSED_EXCEPT_IP};
-#define N_METRICS (sizeof(metrics) / sizeof(metrics[0]))
-#define N_ARITHS  (sizeof(ariths) / sizeof(ariths[0]))
-
-static void reset_isa(void)
-{
-	cr_assert_eq(vec_scan_force(VEC_ISA_AUTO), 0);
-}
+#include "test_vec.h"
 
 TestSuite(vec_screen, .fini = reset_isa);
 
@@ -43,16 +33,8 @@ struct table {
 
 static void finish_table(struct table *tb)
 {
-	struct vec_builder b;
-	cr_assert_eq(vec_builder_init(&b, tb->dim), 0);
-	for (size_t r = 0; r < tb->n; r++) {
-		if (tb->is_null[r])
-			cr_assert_eq(vec_builder_add_null(&b), 0);
-		else
-			cr_assert_eq(vec_builder_add(&b, tb->rows + r * tb->dim, tb->dim), 0);
-	}
-	tb->t = vec_builder_finish(&b);
-	vec_builder_free(&b);
+	tb->t = test_table_of(tb->rows, tb->is_null, tb->n, tb->dim, tb->dim);
+	cr_assert_not_null(tb->t);
 	tb->s = vec_screen_build(tb->t);
 	cr_assert_not_null(tb->s);
 }
@@ -302,8 +284,6 @@ Test(vec_screen, identical_to_exact_knn, .timeout = 600)
  * and without the VNNI kernel. */
 Test(vec_screen, identical_on_every_isa, .timeout = 600)
 {
-	static const enum vec_isa isas[] = {VEC_ISA_SCALAR, VEC_ISA_AVX2, VEC_ISA_AVX512,
-	                                    VEC_ISA_NEON};
 	size_t compared = 0, mismatches = 0, ran = 0, pruned = 0;
 	for (size_t ii = 0; ii < sizeof(isas) / sizeof(isas[0]); ii++) {
 		if (vec_scan_force(isas[ii]) != 0)
