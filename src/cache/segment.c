@@ -18,6 +18,10 @@
 
 #include "vec/screen.h"
 
+/* A segment's screen: settled (built, or none to build), pending (the
+ * finish left it for cache_segment_build_screen), or being built. */
+enum screen_state { SCREEN_SETTLED, SCREEN_PENDING, SCREEN_BUILDING };
+
 struct cache_segment {
 	atomic_int refs;
 	struct cache_segment_shape shape;
@@ -29,14 +33,13 @@ struct cache_segment {
 	struct vec_table *vecs;
 	/* The int8 copy screening the scans of vecs (vec/screen.h); NULL when
 	 * the table is too small to gain from it, screening was off, or while
-	 * it is still to be built (screen_pending). Written once, by whichever
+	 * it is still to be built (screen_state). Written once, by whichever
 	 * thread builds it (release), read by scans (acquire). */
 	_Atomic(struct vec_screen *) screen;
-	atomic_bool screen_pending; /* cache_segment_build_screen() will build it */
-	atomic_flag screen_claimed; /* a thread is building it, or has */
-	size_t screen_bytes;        /* counted in bytes: built, or reserved while pending */
-	size_t scratch;             /* what cache_segment_cell() needs; 0 when nothing is rebuilt */
-	size_t bytes;               /* everything above, the screen included */
+	atomic_int screen_state; /* enum screen_state */
+	size_t screen_bytes;     /* counted in bytes: built, or reserved while pending */
+	size_t scratch;          /* what cache_segment_cell() needs; 0 when nothing is rebuilt */
+	size_t bytes;            /* everything above, the screen included */
 };
 
 /* [cache] screening: whether new segments get a screen and scans use it. */
@@ -536,20 +539,18 @@ struct cache_segment *cache_segment_builder_finish(struct cache_segment_builder 
 		s->scratch = cache_segment_vec_text_max(vec_table_dim(s->vecs, NULL));
 	}
 	atomic_init(&s->screen, NULL);
-	atomic_init(&s->screen_pending, false);
-	atomic_flag_clear(&s->screen_claimed);
+	atomic_init(&s->screen_state, SCREEN_SETTLED);
 	if (wants_screen(s->vecs)) {
 		/* Counted from now on, so that memory_limit sees it before it
 		 * is built. */
 		s->screen_bytes = vec_screen_build_bytes(s->vecs);
 		if (x->defer_screen) {
-			atomic_store(&s->screen_pending, true);
+			atomic_store(&s->screen_state, SCREEN_PENDING);
 		} else {
 			/* Out of memory: the segment is still whole, its scans
 			 * exact. */
 			struct vec_screen *scr = vec_screen_build(s->vecs);
 			atomic_store(&s->screen, scr);
-			(void)atomic_flag_test_and_set(&s->screen_claimed);
 		}
 	}
 	s->bytes = sizeof(*s) + x->rows.len + x->offs.len + (s->rebuilt ? x->rebuilt.len : 0) +
@@ -609,7 +610,7 @@ size_t cache_segment_screen_bytes(const struct cache_segment *s)
 
 bool cache_segment_screen_pending(const struct cache_segment *s)
 {
-	return atomic_load(&((struct cache_segment *)s)->screen_pending);
+	return atomic_load(&((struct cache_segment *)s)->screen_state) != SCREEN_SETTLED;
 }
 
 void cache_segment_builder_defer_screen(struct cache_segment_builder *b)
@@ -619,12 +620,13 @@ void cache_segment_builder_defer_screen(struct cache_segment_builder *b)
 
 bool cache_segment_build_screen(struct cache_segment *s)
 {
-	if (!atomic_load(&s->screen_pending) || atomic_flag_test_and_set(&s->screen_claimed))
+	int pending = SCREEN_PENDING;
+	if (!atomic_compare_exchange_strong(&s->screen_state, &pending, SCREEN_BUILDING))
 		return false;
 	/* Out of memory: no screen, scans exact; its bytes stay counted. */
 	struct vec_screen *scr = vec_screen_build(s->vecs);
 	atomic_store_explicit(&s->screen, scr, memory_order_release);
-	atomic_store(&s->screen_pending, false);
+	atomic_store(&s->screen_state, SCREEN_SETTLED);
 	return scr != NULL;
 }
 

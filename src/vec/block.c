@@ -148,7 +148,8 @@ static int need_slot_map(struct vec_table *t)
 	return 0;
 }
 
-/* The norms of block b's first `lanes` rows, once they are all in it.
+/* The norms of block b's 16 lanes (a spare lane's are 0, as its floats),
+ * once its rows are all in it.
  * TiDB's cosine sums |v|^2 in float32, left to right, multiply then add;
  * the fused sum too (one fmaf a step), at 4 bytes a row, so that a fused
  * cosine scan reads the blocks once, as the separate one does
@@ -156,8 +157,8 @@ static int need_slot_map(struct vec_table *t)
  * vector, each lane the same operations in the same order as
  * vec_norm_sq_f32(), so the same floats. */
 #if defined(__x86_64__)
-__attribute__((target("avx512f"))) static void
-block_norms_avx512(const float *blk, size_t dim, __mmask16 lanes, float *norms, float *norms_fused)
+__attribute__((target("avx512f"))) static void block_norms_avx512(const float *blk, size_t dim,
+                                                                  float *norms, float *norms_fused)
 {
 	__m512 s = _mm512_setzero_ps(), f = s;
 	for (size_t j = 0; j < dim; j++) {
@@ -165,23 +166,22 @@ block_norms_avx512(const float *blk, size_t dim, __mmask16 lanes, float *norms, 
 		s = _mm512_add_ps(s, _mm512_mul_ps(x, x));
 		f = _mm512_fmadd_ps(x, x, f);
 	}
-	_mm512_mask_storeu_ps(norms, lanes, s);
-	_mm512_mask_storeu_ps(norms_fused, lanes, f);
+	_mm512_storeu_ps(norms, s);
+	_mm512_storeu_ps(norms_fused, f);
 }
 #endif
 
-static void block_norms(struct vec_table *t, size_t b, size_t lanes)
+static void block_norms(struct vec_table *t, size_t b)
 {
 	const float *blk = vec_table_block(t, b, NULL);
 	size_t s0 = b * VEC_BLOCK_W;
 #if defined(__x86_64__)
 	if (__builtin_cpu_supports("avx512f")) {
-		block_norms_avx512(blk, t->dim, (__mmask16)((1u << lanes) - 1), t->norms + s0,
-		                   t->norms_fused + s0);
+		block_norms_avx512(blk, t->dim, t->norms + s0, t->norms_fused + s0);
 		return;
 	}
 #endif
-	for (size_t l = 0; l < lanes; l++) {
+	for (size_t l = 0; l < VEC_BLOCK_W; l++) {
 		float sum = 0, fused = 0;
 		for (size_t j = 0; j < t->dim; j++) {
 			float x = blk[j * VEC_BLOCK_W + l];
@@ -215,7 +215,7 @@ static int add_slot(struct vec_table *t, const float *v)
 	t->n_slots++;
 	t->n_rows++;
 	if (lane == VEC_BLOCK_W - 1)
-		block_norms(t, t->n_blocks - 1, VEC_BLOCK_W);
+		block_norms(t, t->n_blocks - 1);
 	return 0;
 }
 
@@ -322,10 +322,12 @@ struct vec_table *vec_builder_finish(struct vec_builder *b)
 	if (!t)
 		return NULL;
 	if (t->n_slots % VEC_BLOCK_W) /* the last block's rows */
-		block_norms(t, t->n_blocks - 1, t->n_slots % VEC_BLOCK_W);
+		block_norms(t, t->n_blocks - 1);
 	trim_last_chunk(t);
-	if (t->n_slots && t->n_slots < t->slots_cap)
-		(void)reserve_slots(t, t->n_slots); /* only gives back slack */
+	/* Only gives back slack; the norms keep whole blocks (block_norms). */
+	size_t keep = round_up(t->n_slots, VEC_BLOCK_W);
+	if (keep && keep < t->slots_cap)
+		(void)reserve_slots(t, keep);
 	shrink((void **)&t->null_rows, &t->null_cap, t->n_null, sizeof(uint32_t), &t->bytes);
 	shrink((void **)&t->mixed, &t->mixed_cap, t->n_mixed, sizeof(*t->mixed), &t->bytes);
 	shrink((void **)&t->chunks, &t->chunks_cap, t->n_chunks, sizeof(*t->chunks), &t->bytes);

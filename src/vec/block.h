@@ -49,8 +49,9 @@ struct vec_table {
 	size_t blk_floats; /* dim * VEC_BLOCK_W: floats per block */
 	struct vec_chunk *chunks;
 	size_t n_chunks, chunks_cap;
-	float *norms;        /* [n_slots]: TiDB's float32 sum of v[i]*v[i], for cosine */
-	float *norms_fused;  /* [n_slots]: the same sum with fmaf (fused arithmetics) */
+	float *norms;        /* [n_blocks * W]: TiDB's float32 sum of v[i]*v[i], for cosine
+	                      * (0 in the last block's spare lanes) */
+	float *norms_fused;  /* [n_blocks * W]: the same sum with fmaf (fused arithmetics) */
 	uint32_t *slot_row;  /* [n_slots]: row of each slot (ascending); NULL when
 	                      * every row is in a block (slot == row) */
 	uint32_t *null_rows; /* [n_null]: rows whose vector is NULL, ascending */

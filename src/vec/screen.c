@@ -61,7 +61,6 @@ struct vec_screen {
 	const struct vec_table *t;
 	size_t dim, n_slots, n_blocks;
 	int8_t *codes; /* n_blocks * dim * W, block b at b * dim * W */
-	size_t codes_bytes;
 	/* Per slot. Every float is rounded up from its double value. */
 	float *scale;  /* s; 0 for a row in doubt */
 	float *err2;   /* >= ||a - a'||_2 */
@@ -164,7 +163,7 @@ static size_t codes_alloc_size(size_t bytes, size_t *align)
 	return (bytes + *align - 1) / *align * *align;
 }
 
-static int8_t *alloc_codes(size_t bytes, size_t *got)
+static int8_t *alloc_codes(size_t bytes)
 {
 	size_t align, n = codes_alloc_size(bytes, &align);
 	int8_t *p = aligned_alloc(align, n);
@@ -174,7 +173,6 @@ static int8_t *alloc_codes(size_t bytes, size_t *got)
 	if (align == HUGE_ALIGN)
 		(void)madvise(p, n, MADV_HUGEPAGE); /* advice only */
 #endif
-	*got = n;
 	return p;
 }
 
@@ -307,7 +305,7 @@ struct vec_screen *vec_screen_build(const struct vec_table *t)
 	s->n_blocks = t->n_blocks;
 	s->err_scale = 1;
 	size_t blk = s->dim * W, ns = slot_arrays(t);
-	s->bytes = sizeof(*s) + ns * SLOT_BYTES;
+	s->bytes = vec_screen_build_bytes(t); /* what the allocations below take */
 	s->scale = calloc(ns, sizeof(float));
 	s->err2 = calloc(ns, sizeof(float));
 	s->err1 = calloc(ns, sizeof(float));
@@ -320,10 +318,9 @@ struct vec_screen *vec_screen_build(const struct vec_table *t)
 	    !s->doubt)
 		goto fail;
 	if (blk && s->n_blocks) {
-		s->codes = alloc_codes(s->n_blocks * blk, &s->codes_bytes);
+		s->codes = alloc_codes(s->n_blocks * blk);
 		if (!s->codes)
 			goto fail;
-		s->bytes += s->codes_bytes;
 	}
 	for (size_t b = 0; b < s->n_blocks; b++) {
 		size_t lanes = s->n_slots - b * W < W ? s->n_slots - b * W : W;
@@ -1346,20 +1343,16 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 			uint32_t mask = masks[bi];
 			st->rows_screened += (size_t)__builtin_popcount(mask);
 			double T = heap_t(&x->hp);
-			/* The vector bounds read 16 slots of the table's norms, which
-			 * end at its last row: a partial last block takes bounds()
-			 * alone (and the second term always). */
-			bool full = slot0 + W <= t->n_slots;
+			uint32_t doubt = 0; /* lanes in doubt: always candidates */
+			for (size_t l = 0; l < W; l++)
+				doubt |= (uint32_t)(s->doubt[slot0 + l] != 0) << l;
 			if (x->two_stage) {
 				/* The first term's bounds (c1) prune for good; the second
 				 * term is summed only for a block with a row left. */
-				if (T < INFINITY && full) {
+				if (T < INFINITY) {
 					double cq1[W];
-					uint32_t doubt = 0;
-					for (size_t l = 0; l < W; l++) {
+					for (size_t l = 0; l < W; l++)
 						cq1[l] = x->qp.t1 * a1[bi * W + l];
-						doubt |= (uint32_t)(s->doubt[slot0 + l] != 0) << l;
-					}
 					mask &= lb_pass16(&x->c1, slot0, cq1, T) | doubt;
 				}
 				if (!mask)
@@ -1367,32 +1360,26 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 				screen_second_term(x, b + bi, a2 + bi * W);
 				st->blocks_second++;
 			}
-			if (gate && T < INFINITY && full) {
+			double cq[W]; /* each lane's estimate of c.q, as bounds() takes it */
+			for (size_t l = 0; l < W; l++) {
+				size_t i = bi * W + l;
+				cq[l] = x->fi ? x->qp.t1 * a1[i] + x->qp.t2 * a2[i]
+				              : (double)est[i];
+			}
+			if (gate && T < INFINITY)
 				/* Lanes whose lb is above the running T (no lower than
 				 * the final one) and that are not in doubt are pruned
 				 * here as bounds() would prune them: they would enter
 				 * neither the heap (ub = +Inf) nor the candidates. */
-				double cq[W];
-				uint32_t doubt = 0;
-				for (size_t l = 0; l < W; l++) {
-					size_t i = bi * W + l;
-					cq[l] = x->fi ? x->qp.t1 * a1[i] + x->qp.t2 * a2[i]
-					              : (double)est[i];
-					doubt |= (uint32_t)(s->doubt[slot0 + l] != 0) << l;
-				}
 				mask &= lb_pass16(&x->c, slot0, cq, T) | doubt;
-			}
 			for (; mask && rc == 0; mask &= mask - 1) {
-				size_t l = (size_t)__builtin_ctz(mask), i = bi * W + l;
-				size_t slot = slot0 + l;
-				if (s->doubt[slot]) {
+				size_t l = (size_t)__builtin_ctz(mask), slot = slot0 + l;
+				if (doubt >> l & 1) {
 					rc = cand_push(&x->cs, slot, -INFINITY);
 					continue;
 				}
 				double lb, ub;
-				double cq = x->fi ? x->qp.t1 * a1[i] + x->qp.t2 * a2[i]
-				                  : (double)est[i];
-				bounds(&x->c, slot, cq, heap_t(&x->hp), &lb, &ub);
+				bounds(&x->c, slot, cq[l], heap_t(&x->hp), &lb, &ub);
 				heap_offer(&x->hp, ub);
 				if (lb <= heap_t(&x->hp) && !th_prunes(x->th, lb))
 					rc = cand_push(&x->cs, slot, lb);
