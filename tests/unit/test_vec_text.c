@@ -806,3 +806,60 @@ Test(vec_text, canonical_in_long_vectors, .timeout = 120)
 	cr_expect_gt(canonical, checked / 4);
 	cr_expect_lt(canonical, checked * 3 / 4 + checked / 8);
 }
+
+/* Long vectors (the fast path) cut at every length, or with one byte
+ * damaged: every prefix fails cleanly (never a vector, never "canonical");
+ * a damaged text gives vec_parse's result, and when it still parses, the
+ * same floats and a canonical verdict equal to printing's. */
+Test(vec_text, long_vectors_truncated_and_damaged)
+{
+	static const char junk[] = {'x', ',', '.', '-', ']', '[', ' ', '0', 'e', '\0'};
+	size_t cuts = 0, damaged = 0;
+	for (int trial = 0; trial < 60; trial++) {
+		size_t dim = 20 + rng() % 40, len = 0;
+		char *lit = malloc(dim * (VEC_F32_TEXT_MAX + 2) + 4);
+		lit[len++] = '[';
+		for (size_t j = 0; j < dim; j++) {
+			char t[VEC_F32_TEXT_MAX];
+			vec_format_f32((float)((double)(int64_t)rng() / 9.2e18), t);
+			len += (size_t)sprintf(lit + len, "%s%s", j ? "," : "", t);
+		}
+		lit[len++] = ']';
+		struct vec_f32 v;
+		struct vec_err e;
+		vec_f32_init(&v);
+		for (size_t cut = 0; cut < len; cut++) {
+			bool canon = true;
+			cr_assert_neq(
+			        vec_parse_canonical(lit, cut, VEC_TIDB_MASTER, &v, &canon, &e), 0,
+			        "a prefix of %zu bytes parsed: %.*s", cut, (int)cut, lit);
+			cr_assert_not(canon);
+			cuts++;
+		}
+		for (int d = 0; d < 40; d++) {
+			char *bad = malloc(len);
+			memcpy(bad, lit, len);
+			bad[1 + rng() % (len - 2)] = junk[rng() % sizeof(junk)];
+			bool canon = true;
+			struct vec_f32 w;
+			vec_f32_init(&w);
+			int rc = vec_parse_canonical(bad, len, VEC_TIDB_MASTER, &v, &canon, &e);
+			int rc_plain = vec_parse(bad, len, &w, &e);
+			cr_assert_eq(rc, rc_plain, "%.*s", (int)len, bad);
+			if (rc == 0) {
+				cr_assert_eq(v.dim, w.dim);
+				cr_assert(memcmp(v.v, w.v, v.dim * sizeof(float)) == 0);
+				cr_assert_eq(canon, vec_format_f32_array_is(v.v, v.dim, bad, len));
+			} else {
+				cr_assert_not(canon);
+			}
+			vec_f32_free(&w);
+			free(bad);
+			damaged++;
+		}
+		vec_f32_free(&v);
+		free(lit);
+	}
+	cr_assert_geq(cuts, 60 * 100);
+	cr_assert_eq(damaged, 60 * 40);
+}
