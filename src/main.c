@@ -1,12 +1,15 @@
 /* vecgate: command line, configuration, signals and the event loop. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/opensslv.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "admin/endpoint.h"
@@ -30,6 +33,30 @@
 	 PROTO_CLIENT_PLUGIN_AUTH | PROTO_CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |                  \
 	 PROTO_CLIENT_SSL)
 
+struct app;
+
+/* One event loop with its own sessions, pool and listener (docs/design.md
+ * §5). Worker 0 runs on the main thread's loop, which also has the
+ * signals, the admin endpoint and the cache's loads; the others on
+ * threads of their own. What the main loop asks of a worker reaches it as
+ * a post, run on the worker's thread. */
+struct worker {
+	struct app *a;
+	int index;
+	uv_loop_t own_loop; /* workers 1..N-1 */
+	uv_loop_t *loop;
+	uv_thread_t thread;
+	bool thread_started;
+	struct pool *pool;
+	struct proxy px;
+	struct net_listener *listener;
+	/* SIGHUP's settings for this worker, handed over under app.mu. */
+	struct proxy_limits next_lim;
+	SSL_CTX *next_tls; /* referenced */
+	bool next_set;
+	struct net_post p_drain, p_close_all, p_apply, p_rsa, p_stop;
+};
+
 struct app {
 	uv_loop_t *loop;
 	const char *config_path;
@@ -37,16 +64,24 @@ struct app {
 	SSL_CTX *client_tls;
 	SSL_CTX *up_tls;
 	struct upstream_group *upstream; /* the servers and TLS of every link to TiDB */
-	struct pool *pool;
 	struct cache *cache;
+	struct proxy_cache *pcache;
 	struct config_table_list cache_tables;
-	struct proxy px;
-	struct net_listener *listener;
+	struct proxy_shared shared;
+	struct worker *workers;
+	int nworkers;
+	struct proxy **pxs; /* each worker's proxy, for /status */
+	struct pool **pools;
+	pthread_mutex_t mu; /* workers' next_* */
+	atomic_int drained; /* workers with no session left after SIGTERM */
+	struct net_post p_drained;
 	struct admin_endpoint *admin;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	struct net_timer drain_timer;
+	struct net_timer quiesce_timer;
 	bool stopping;
-	bool rsa_pending; /* the key for caching_sha2 is being made */
+	bool stopped;
+	atomic_bool rsa_pending; /* the key for caching_sha2 is being made */
 	struct net_rsa *rsa_new;
 	char rsa_err[256];
 };
@@ -101,27 +136,49 @@ static void rsa_work(void *data)
 	a->rsa_new = net_rsa_generate(2048, a->rsa_err, sizeof(a->rsa_err));
 }
 
+/* Posts to a worker: on worker 0 (the main loop's) the call runs at once. */
+static void to_worker(struct worker *w, struct net_post *p)
+{
+	if (w->index == 0)
+		p->fn(p);
+	else if (net_loop_post(w->loop, p) < 0)
+		log_debug("worker %d: its loop is closed", w->index);
+}
+
+static void rsa_posted(struct net_post *p)
+{
+	struct worker *w = container_of(p, struct worker, p_rsa);
+	w->px.rsa = w->a->rsa_new;
+}
+
 static void rsa_done(void *data, int status)
 {
 	struct app *a = data;
-	a->rsa_pending = false;
-	a->px.rsa = a->rsa_new;
-	if (!a->px.rsa)
+	if (!a->rsa_new)
 		log_warn("%s: caching_sha2_password needs TLS from clients", a->rsa_err);
+	for (int i = 0; i < a->nworkers; i++)
+		to_worker(&a->workers[i], &a->workers[i].p_rsa);
+	a->rsa_pending = false;
 }
 
 static int status_hook(void *ctx, struct buf *out)
 {
 	struct app *a = ctx;
-	int rc = buf_appendf(out,
-	                     "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"by_state\":",
-	                     VECGATE_VERSION, a->stopping ? "true" : "false", a->px.n_sessions);
+	int rc = buf_appendf(
+	        out, "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"workers\":[",
+	        VECGATE_VERSION, a->stopping ? "true" : "false", atomic_load(&a->shared.sessions));
+	/* Each worker loop's sessions: how the kernel spread the clients. */
+	for (int i = 0; i < a->nworkers && rc == 0; i++)
+		rc = buf_appendf(out, "%s{\"sessions\":%d}", i ? "," : "",
+		                 atomic_load(&a->workers[i].px.n_sessions));
 	if (rc == 0)
-		rc = proxy_status_json(&a->px, out);
+		rc = buf_append(out, "],\"by_state\":", 13);
+	if (rc == 0)
+		rc = proxy_status_json(a->pxs, (size_t)a->nworkers, out);
 	if (rc == 0)
 		rc = buf_append(out, ",\"upstreams\":", 13);
 	if (rc == 0)
-		rc = pool_status_json(a->pool, out);
+		rc = pool_status_json(a->pools, (size_t)a->nworkers, out);
 	if (rc == 0 && a->cache)
 		rc = buf_append(out, ",\"cache\":", 9);
 	if (rc == 0 && a->cache)
@@ -135,14 +192,50 @@ static int status_hook(void *ctx, struct buf *out)
 
 static void accept_cb(struct net_listener *l, struct net_conn *c)
 {
-	struct app *a = net_listener_data(l);
-	session_accept(&a->px, c);
+	struct worker *w = net_listener_data(l);
+	session_accept(&w->px, c);
+}
+
+/* ---- the end: drain every worker, wait for the pool's work, close ---- */
+
+static void worker_stop_posted(struct net_post *p)
+{
+	struct worker *w = container_of(p, struct worker, p_stop);
+	pool_shutdown(w->pool);
+	pool_free(w->pool);
+	w->pool = NULL;
+	net_loop_keep_alive(w->loop, false);
+	net_loop_close(w->loop); /* its uv_run returns when the handles are closed */
+}
+
+static void quiesce_closed(struct net_timer *t)
+{
+	(void)t;
+}
+
+/* No work left on any loop's pool jobs: no loop will post to another one
+ * again, and each can close. */
+static void quiesce_cb(struct net_timer *t)
+{
+	struct app *a = t->data;
+	if (net_work_in_flight() > 0) {
+		net_timer_start(t, 10);
+		return;
+	}
+	net_timer_close(t, quiesce_closed);
+	for (int i = 1; i < a->nworkers; i++)
+		to_worker(&a->workers[i], &a->workers[i].p_stop);
+	pool_shutdown(a->workers[0].pool);
+	pool_free(a->workers[0].pool);
+	a->workers[0].pool = NULL;
+	net_loop_close(a->loop);
 }
 
 static void stop_everything(struct app *a)
 {
-	pool_shutdown(a->pool);
-	pool_free(a->pool);
+	if (a->stopped)
+		return;
+	a->stopped = true;
 	if (a->cache)
 		cache_free(a->cache);
 	if (a->admin)
@@ -152,21 +245,55 @@ static void stop_everything(struct app *a)
 	uv_close((uv_handle_t *)&a->sig_hup, NULL);
 	net_timer_stop(&a->drain_timer);
 	uv_close((uv_handle_t *)&a->drain_timer.t, NULL);
-	net_loop_close(a->loop);
+	/* Answers still computed for sessions that closed end first. */
+	net_timer_init(a->loop, &a->quiesce_timer, quiesce_cb, a);
+	net_timer_start(&a->quiesce_timer, 0);
 }
 
-static void drained_cb(struct proxy *px)
+static void all_drained_posted(struct net_post *p)
 {
-	struct app *a = (struct app *)((char *)px - offsetof(struct app, px));
+	struct app *a = container_of(p, struct app, p_drained);
+	if (atomic_load(&a->drained) < a->nworkers)
+		return;
 	log_info("all sessions closed; exiting");
 	stop_everything(a);
+}
+
+/* On the worker's loop: its last session is gone. */
+static void drained_cb(struct proxy *px)
+{
+	struct worker *w = container_of(px, struct worker, px);
+	struct app *a = w->a;
+	px->on_drained = NULL;
+	atomic_fetch_add(&a->drained, 1);
+	if (w->index == 0)
+		all_drained_posted(&a->p_drained);
+	else if (net_loop_post(a->loop, &a->p_drained) < 0)
+		log_debug("worker %d: the main loop is closed", w->index);
+}
+
+static void drain_posted(struct net_post *p)
+{
+	struct worker *w = container_of(p, struct worker, p_drain);
+	if (w->listener)
+		net_listener_close(w->listener);
+	w->listener = NULL;
+	w->px.on_drained = drained_cb;
+	proxy_drain(&w->px);
+}
+
+static void close_all_posted(struct net_post *p)
+{
+	struct worker *w = container_of(p, struct worker, p_close_all);
+	proxy_close_all(&w->px);
 }
 
 static void drain_timeout_cb(struct net_timer *t)
 {
 	struct app *a = t->data;
-	log_warn("drain timeout: closing %d remaining sessions", a->px.n_sessions);
-	proxy_close_all(&a->px);
+	log_warn("drain timeout: closing %d remaining sessions", atomic_load(&a->shared.sessions));
+	for (int i = 0; i < a->nworkers; i++)
+		to_worker(&a->workers[i], &a->workers[i].p_close_all);
 }
 
 static void sigterm_cb(uv_signal_t *h, int signum)
@@ -176,40 +303,88 @@ static void sigterm_cb(uv_signal_t *h, int signum)
 		return;
 	a->stopping = true;
 	log_warn("%s received: draining %d sessions (at most %llu ms)", strsignal(signum),
-	         a->px.n_sessions, (unsigned long long)a->cfg.server.drain_timeout);
-	net_listener_close(a->listener);
-	a->listener = NULL;
-	a->px.on_drained = drained_cb;
+	         atomic_load(&a->shared.sessions), (unsigned long long)a->cfg.server.drain_timeout);
 	net_timer_start(&a->drain_timer, a->cfg.server.drain_timeout);
-	proxy_drain(&a->px);
+	for (int i = 0; i < a->nworkers; i++)
+		to_worker(&a->workers[i], &a->workers[i].p_drain);
 }
 
+/* Each worker's share of a per-server spare count: the spares of all
+ * workers together are about what the setting asks. */
+static int spares_per_worker(const struct app *a)
+{
+	int n = a->cfg.upstream.pool_spares;
+	return n <= 0 ? n : (n + a->nworkers - 1) / a->nworkers;
+}
+
+static void apply_posted(struct net_post *p)
+{
+	struct worker *w = container_of(p, struct worker, p_apply);
+	struct app *a = w->a;
+	pthread_mutex_lock(&a->mu);
+	bool set = w->next_set;
+	struct proxy_limits lim = w->next_lim;
+	SSL_CTX *tls = w->next_tls;
+	w->next_set = false;
+	w->next_tls = NULL;
+	pthread_mutex_unlock(&a->mu);
+	if (!set)
+		return;
+	w->px.lim = lim;
+	/* Sessions already in TLS keep a reference to the context they began with. */
+	net_tls_ctx_free(w->px.client_tls);
+	w->px.client_tls = tls;
+	if (w->pool)
+		pool_update(w->pool, spares_per_worker(a), a->cfg.upstream.spare_max_age);
+	/* A raised max_pending_logins lets queued logins start now. */
+	proxy_admit_queued(&w->px);
+}
+
+static struct proxy_limits limits_of(const struct config *c)
+{
+	return (struct proxy_limits){
+	        .max_packet = c->server.max_packet_size,
+	        .handshake_timeout_ms = c->server.handshake_timeout,
+	        .idle_timeout_ms = c->server.idle_timeout,
+	        .max_client_conns = c->server.max_client_conns,
+	        .max_pending_logins = c->server.max_pending_logins,
+	        .max_pending_logins_per_address = c->server.max_pending_logins_per_address,
+	        .require_tls = c->server.require_tls,
+	        .write_buffer_limit = c->server.write_buffer_limit,
+	        .keepalive_s = (unsigned)(c->server.tcp_keepalive / 1000),
+	};
+}
+
+/* The running configuration to every part; the workers' own parts (limits,
+ * client TLS, spares) reach them as posts. */
 static void apply_limits(struct app *a)
 {
 	const struct config *c = &a->cfg;
-	a->px.lim.max_packet = c->server.max_packet_size;
-	a->px.lim.handshake_timeout_ms = c->server.handshake_timeout;
-	a->px.lim.idle_timeout_ms = c->server.idle_timeout;
-	a->px.lim.max_client_conns = c->server.max_client_conns;
-	a->px.lim.max_pending_logins = c->server.max_pending_logins;
-	a->px.lim.max_pending_logins_per_address = c->server.max_pending_logins_per_address;
-	a->px.lim.require_tls = c->server.require_tls;
-	a->px.lim.write_buffer_limit = c->server.write_buffer_limit;
-	a->px.lim.keepalive_s = (unsigned)(c->server.tcp_keepalive / 1000);
 	if (a->cache)
 		cache_set_max_staleness(a->cache, c->cache.max_staleness);
-	if (a->px.cache)
-		a->px.cache->proof_max_age_ms = c->cache.proof_max_age;
+	if (a->pcache) {
+		cache_lock();
+		a->pcache->proof_max_age_ms = c->cache.proof_max_age;
+		cache_unlock();
+	}
 	cache_segment_set_screening(c->cache.screening);
 	log_set_level((enum log_level)c->server.log_level);
 	log_set_format((enum log_format)c->server.log_format);
 	if (a->upstream)
 		upstream_set_timeouts(a->upstream, c->upstream.connect_timeout,
 		                      c->cache.load_timeout, c->upstream.health_check_interval);
-	if (a->pool)
-		pool_update(a->pool, c->upstream.pool_spares, c->upstream.spare_max_age);
-	/* A raised max_pending_logins lets queued logins start now. */
-	proxy_admit_queued(&a->px);
+	for (int i = 0; i < a->nworkers; i++) {
+		struct worker *w = &a->workers[i];
+		pthread_mutex_lock(&a->mu);
+		w->next_lim = limits_of(c);
+		net_tls_ctx_free(w->next_tls);
+		w->next_tls = a->client_tls;
+		if (w->next_tls)
+			SSL_CTX_up_ref(w->next_tls);
+		w->next_set = true;
+		pthread_mutex_unlock(&a->mu);
+		to_worker(w, &w->p_apply);
+	}
 }
 
 static void sighup_cb(uv_signal_t *h, int signum)
@@ -236,9 +411,8 @@ static void sighup_cb(uv_signal_t *h, int signum)
 	struct config_change changes[64];
 	size_t n = config_apply_reload(&a->cfg, &fresh, changes, 64);
 	config_free(&fresh);
-	/* Sessions already in TLS keep a reference to the context they began with. */
-	net_tls_ctx_free(a->px.client_tls);
-	a->px.client_tls = a->client_tls = tls;
+	net_tls_ctx_free(a->client_tls);
+	a->client_tls = tls;
 	apply_limits(a);
 	log_info("SIGHUP: configuration reloaded (%zu keys differed)", n);
 }
@@ -254,9 +428,9 @@ static void log_warning(void *ctx, const char *line)
 	log_warn("%s", line);
 }
 
-/* The upstream description (servers, TLS, timeouts, health), then the pool
- * of session connections on it. */
-static int setup_pool(struct app *a, char *err, size_t errlen)
+/* The upstream description (servers, TLS, timeouts, health), shared by
+ * every worker's pool and the cache. */
+static int setup_upstream(struct app *a, char *err, size_t errlen)
 {
 	const struct config *c = &a->cfg;
 	static struct upstream_target target; /* large: kept off the stack */
@@ -275,15 +449,59 @@ static int setup_pool(struct app *a, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* A worker's loop, pool of session connections and proxy (its thread is
+ * started later). Worker 0's loop is the main one. */
+static int setup_worker(struct app *a, int i, char *err, size_t errlen)
+{
+	const struct config *c = &a->cfg;
+	struct worker *w = &a->workers[i];
+	w->a = a;
+	w->index = i;
+	w->p_drain.fn = drain_posted;
+	w->p_close_all.fn = close_all_posted;
+	w->p_apply.fn = apply_posted;
+	w->p_rsa.fn = rsa_posted;
+	w->p_stop.fn = worker_stop_posted;
+	if (i == 0) {
+		w->loop = a->loop;
+	} else {
+		int rc = uv_loop_init(&w->own_loop);
+		if (rc < 0) {
+			snprintf(err, errlen, "worker loop: %s", uv_strerror(rc));
+			return rc;
+		}
+		w->loop = &w->own_loop;
+		if ((rc = net_loop_init(w->loop)) < 0) {
+			snprintf(err, errlen, "worker loop: %s", uv_strerror(rc));
+			return rc;
+		}
+	}
 	struct pool_options opt = {
 	        .upstream = a->upstream,
 	        .client_caps = UPSTREAM_SSL_CAPS,
-	        .spares = c->upstream.pool_spares,
+	        .spares = spares_per_worker(a),
 	        .spare_max_age_ms = c->upstream.spare_max_age,
 	        .keepalive_s = (unsigned)(c->upstream.tcp_keepalive / 1000),
+	        .no_health_checks = i > 0,
 	};
-	a->pool = pool_new(a->loop, &opt, err, errlen);
-	return a->pool ? 0 : -EINVAL;
+	if (!(w->pool = pool_new(w->loop, &opt, err, errlen)))
+		return -EINVAL;
+	struct proxy_limits lim = limits_of(c);
+	if (a->client_tls)
+		SSL_CTX_up_ref(a->client_tls);
+	if (proxy_init(&w->px, w->loop, &a->shared, w->pool, a->client_tls, &lim) < 0) {
+		snprintf(err, errlen, "too many workers");
+		return -ENOSPC;
+	}
+	/* Session ids unique over the workers: i, i + N, i + 2N, ... */
+	w->px.next_id = (uint64_t)i;
+	w->px.id_step = (uint64_t)a->nworkers;
+	a->pxs[i] = &w->px;
+	a->pools[i] = w->pool;
+	return 0;
 }
 
 /* The vector cache, when [cache] tables names any (or is auto). */
@@ -307,12 +525,66 @@ static int setup_cache(struct app *a, char *err, size_t errlen)
 	};
 	if (!(a->cache = cache_new(&opt, err, errlen)))
 		return -EINVAL;
-	if (!(a->px.cache = proxy_cache_new(a->cache, c->cache.result_cache_size,
-	                                    c->cache.proof_max_age))) {
+	if (!(a->pcache = proxy_cache_new(a->cache, c->cache.result_cache_size,
+	                                  c->cache.proof_max_age))) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	for (int i = 0; i < a->nworkers; i++)
+		a->workers[i].px.cache = a->pcache;
 	return 0;
+}
+
+static void worker_main(void *arg)
+{
+	struct worker *w = arg;
+	net_loop_run(w->loop);
+}
+
+/* Starts listening on every worker's loop: with several, each has its own
+ * socket on the same port (SO_REUSEPORT) and the kernel spreads new
+ * connections over them. */
+static int listen_all(struct app *a)
+{
+	const struct config_addr *l = &a->cfg.server.listen;
+	for (int i = 0; i < a->nworkers; i++) {
+		struct worker *w = &a->workers[i];
+		int rc;
+		w->listener = net_listen(w->loop, l->host, l->port, a->cfg.server.backlog,
+		                         a->nworkers > 1, accept_cb, w, &rc);
+		if (!w->listener) {
+			log_error("listen %s:%u: %s", l->host, l->port, uv_strerror(rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void free_workers(struct app *a)
+{
+	for (int i = 0; i < a->nworkers; i++) {
+		struct worker *w = &a->workers[i];
+		if (w->thread_started)
+			uv_thread_join(&w->thread);
+		if (i > 0 && w->loop) {
+			/* Closed by its stop post; a loop that never ran closes here. */
+			if (w->pool) {
+				pool_shutdown(w->pool);
+				pool_free(w->pool);
+				w->pool = NULL;
+			}
+			if (w->listener)
+				net_listener_close(w->listener);
+			net_loop_close(w->loop);
+			uv_run(w->loop, UV_RUN_DEFAULT);
+			uv_loop_close(w->loop);
+		}
+		net_tls_ctx_free(w->px.client_tls);
+		net_tls_ctx_free(w->next_tls);
+	}
+	free(a->workers);
+	free(a->pxs);
+	free(a->pools);
 }
 
 static int run(struct app *a)
@@ -325,15 +597,34 @@ static int run(struct app *a)
 	a->client_tls = make_client_tls(&a->cfg);
 	if (*a->cfg.server.tls_cert && !a->client_tls)
 		return 1;
-	if (setup_pool(a, err, sizeof(err)) < 0) {
+	if (setup_upstream(a, err, sizeof(err)) < 0) {
 		log_error("upstream: %s", err);
 		return 1;
 	}
-	struct proxy_limits lim = {0};
-	proxy_init(&a->px, a->loop, a->pool, a->client_tls, &lim);
-	apply_limits(a);
-	if (setup_cache(a, err, sizeof(err)) < 0) {
+	a->nworkers =
+	        a->cfg.server.workers > 0 ? a->cfg.server.workers : (int)uv_available_parallelism();
+	if (a->nworkers < 1)
+		a->nworkers = 1;
+	pthread_mutex_init(&a->mu, NULL);
+	a->p_drained.fn = all_drained_posted;
+	a->workers = calloc((size_t)a->nworkers, sizeof(*a->workers));
+	a->pxs = calloc((size_t)a->nworkers, sizeof(*a->pxs));
+	a->pools = calloc((size_t)a->nworkers, sizeof(*a->pools));
+	if (!a->workers || !a->pxs || !a->pools || proxy_shared_init(&a->shared) < 0) {
+		log_error("out of memory");
+		return 1;
+	}
+	int rc = 0;
+	for (int i = 0; i < a->nworkers && rc == 0; i++)
+		if ((rc = setup_worker(a, i, err, sizeof(err))) < 0)
+			log_error("upstream: %s", err);
+	if (rc == 0 && (rc = setup_cache(a, err, sizeof(err))) < 0)
 		log_error("cache: %s", err);
+	apply_limits(a);
+	if (rc == 0)
+		rc = listen_all(a);
+	if (rc < 0) {
+		free_workers(a);
 		return 1;
 	}
 	/* caching_sha2 users on plaintext client links need vecgate's own RSA
@@ -345,15 +636,7 @@ static int run(struct app *a)
 		if (net_work_submit(a->loop, rsa_work, rsa_done, a) < 0)
 			a->rsa_pending = false;
 	}
-
-	int rc;
 	const struct config_addr *l = &a->cfg.server.listen;
-	a->listener = net_listen(a->loop, l->host, l->port, a->cfg.server.backlog, false, accept_cb,
-	                         a, &rc);
-	if (!a->listener) {
-		log_error("listen %s:%u: %s", l->host, l->port, uv_strerror(rc));
-		return 1;
-	}
 	if (*a->cfg.admin.listen.host) {
 		struct admin_hooks hooks = {
 		        .status_json = status_hook, .healthy = healthy_hook, .ctx = a};
@@ -373,17 +656,30 @@ static int run(struct app *a)
 	uv_signal_start(&a->sig_term, sigterm_cb, SIGTERM);
 	uv_signal_start(&a->sig_int, sigterm_cb, SIGINT);
 	uv_signal_start(&a->sig_hup, sighup_cb, SIGHUP);
+	for (int i = 1; i < a->nworkers; i++) {
+		struct worker *w = &a->workers[i];
+		net_loop_keep_alive(w->loop, true);
+		if (uv_thread_create(&w->thread, worker_main, w) < 0) {
+			log_error("worker %d: could not start its thread", i);
+			return 1;
+		}
+		w->thread_started = true;
+	}
 
-	log_info("vecgate %s listening on %s:%u, upstream %s%s, client TLS %s", VECGATE_VERSION,
-	         l->host, l->port, upstream_group_target(a->upstream)->servers[0].name,
+	log_info("vecgate %s listening on %s:%u (%d worker loop%s), upstream %s%s, client TLS %s",
+	         VECGATE_VERSION, l->host, l->port, a->nworkers, a->nworkers == 1 ? "" : "s",
+	         upstream_group_target(a->upstream)->servers[0].name,
 	         a->cfg.upstream.servers.n > 1 ? " (and more)" : "",
 	         a->client_tls ? "available" : "off");
 	uv_run(a->loop, UV_RUN_DEFAULT);
-	net_tls_ctx_free(a->px.client_tls);
+	free_workers(a);
+	net_tls_ctx_free(a->client_tls);
 	upstream_group_free(a->upstream);
 	net_tls_ctx_free(a->up_tls);
-	net_rsa_free(a->px.rsa);
-	proxy_cache_free(a->px.cache);
+	net_rsa_free(a->rsa_new);
+	proxy_cache_free(a->pcache);
+	proxy_shared_free(&a->shared);
+	pthread_mutex_destroy(&a->mu);
 	uv_loop_close(a->loop);
 	return 0;
 }

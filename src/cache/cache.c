@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,17 @@
 /* Names forgotten recently, refused by admission until their back-off ends. */
 #define FORGOTTEN_MEMORY 256
 
+/* Loads and patches asked for on another loop's thread, started on the
+ * cache's own loop (its handles and pool jobs live there). */
+struct cache_kick {
+	struct net_post post;
+	struct cache *c; /* NULL: the cache is gone; the kick frees itself */
+};
+
 struct cache {
 	struct cache_options opt;
+	struct cache_kick *kick;
+	bool kick_posted;
 	char user[256], password[1024];
 	struct cache_table *tables;
 	size_t n_tables;
@@ -56,6 +66,51 @@ struct load_job {
 	struct cache_snapshot *snap;
 	char err[512];
 };
+
+/* ---- the lock of every worker loop (docs/design.md §2) ---- */
+
+static pthread_mutex_t cache_mu;
+static pthread_once_t cache_mu_once = PTHREAD_ONCE_INIT;
+
+static void cache_mu_init(void)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&cache_mu, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
+void cache_lock(void)
+{
+	pthread_once(&cache_mu_once, cache_mu_init);
+	pthread_mutex_lock(&cache_mu);
+}
+
+void cache_unlock(void)
+{
+	pthread_mutex_unlock(&cache_mu);
+}
+
+/* Whether the calling thread runs the cache's loop (a thread with no loop
+ * of its own, such as a test's, counts as the cache's). */
+static bool on_cache_loop(const struct cache *c)
+{
+	uv_loop_t *cur = net_loop_current();
+	return !cur || cur == c->opt.loop;
+}
+
+static void kick_cb(struct net_post *p);
+
+/* Asks the cache's loop to start what t->start_wanted and t->patch_wanted
+ * ask for. */
+static void kick(struct cache *c)
+{
+	if (c->kick_posted || !c->kick)
+		return;
+	if (net_loop_post(c->opt.loop, &c->kick->post) == 0)
+		c->kick_posted = true;
+}
 
 uint64_t cache_now_ms(void)
 {
@@ -120,7 +175,9 @@ static void screen_work(void *data)
 static void screen_done(void *data, int status)
 {
 	(void)status;
+	cache_lock();
 	cache_segment_unref(data);
+	cache_unlock();
 }
 
 static void build_screen_later(struct cache *c, struct cache_segment *seg)
@@ -134,7 +191,7 @@ static void build_screen_later(struct cache *c, struct cache_segment *seg)
 	}
 }
 
-static void load_done(void *data, int status)
+static void load_done_locked(void *data, int status)
 {
 	struct load_job *j = data;
 	struct cache_table *t = j->t;
@@ -239,11 +296,24 @@ static void load_done(void *data, int status)
 		wake_waiters(t);
 }
 
+static void load_done(void *data, int status)
+{
+	cache_lock();
+	load_done_locked(data, status);
+	cache_unlock();
+}
+
 static void start_load(struct cache_table *t)
 {
 	struct cache *c = t->cache;
 	if (t->loading || c->closing)
 		return;
+	if (!on_cache_loop(c)) {
+		t->start_wanted = true;
+		kick(c);
+		return;
+	}
+	t->start_wanted = false;
 	struct load_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return;
@@ -486,7 +556,7 @@ static void patch_work(void *data)
 	cache_segment_unref(rows);
 }
 
-static void patch_done(void *data, int status)
+static void patch_done_locked(void *data, int status)
 {
 	struct patch_job *j = data;
 	struct cache_table *t = j->t;
@@ -563,6 +633,40 @@ static void patch_done(void *data, int status)
 	wake_waiters(t);
 }
 
+static void patch_done(void *data, int status)
+{
+	cache_lock();
+	patch_done_locked(data, status);
+	cache_unlock();
+}
+
+/* What other loops asked for (kick): loads and patches start here, and
+ * reads that waited for a patch that cannot start decide again. */
+static void kick_cb(struct net_post *p)
+{
+	struct cache_kick *k = container_of(p, struct cache_kick, post);
+	cache_lock();
+	struct cache *c = k->c;
+	if (!c) {
+		free(k);
+	} else {
+		c->kick_posted = false;
+		for (struct cache_table *t = c->tables; t; t = t->next_table) {
+			if (t->start_wanted) {
+				t->start_wanted = false;
+				start_load(t);
+			}
+			if (t->patch_wanted) {
+				t->patch_wanted = false;
+				maybe_patch(t);
+				if (!t->patching)
+					wake_waiters(t);
+			}
+		}
+	}
+	cache_unlock();
+}
+
 /* Starts a patch of the snapshot in catch-up (or the published one) with
  * every write after its version, when they are all resolved. */
 static void maybe_patch(struct cache_table *t)
@@ -570,6 +674,12 @@ static void maybe_patch(struct cache_table *t)
 	struct cache *c = t->cache;
 	if (t->patching || c->closing || t->state == CACHE_FORGOTTEN)
 		return;
+	if (!on_cache_loop(c)) {
+		t->patch_wanted = true;
+		kick(c);
+		return;
+	}
+	t->patch_wanted = false;
 	struct cache_snapshot *target = t->next ? t->next : t->snap;
 	if (!target || target->version >= t->version || unresolved_after(t, target->version))
 		return;
@@ -633,7 +743,7 @@ void cache_table_written(struct cache_table *t, struct cache_write *w, const cha
 bool cache_table_wait(struct cache_table *t, struct cache_waiter *w)
 {
 	struct cache_snapshot *target = t->next ? t->next : t->snap;
-	if (!target || !t->patching || unresolved_after(t, target->version))
+	if (!target || !(t->patching || t->patch_wanted) || unresolved_after(t, target->version))
 		return false;
 	list_push_back(&t->waiters, &w->link);
 	metrics_inc(t->cache->m_waits, 1);
@@ -689,7 +799,7 @@ const char *cache_table_unservable_for(const struct cache_table *t, uint64_t now
 
 /* Refreshes snapshots before they reach max_staleness, retries failed
  * loads, and so keeps serving continuous while TiDB changes underneath. */
-static void timer_cb(struct net_timer *tm)
+static void timer_cb_locked(struct net_timer *tm)
 {
 	struct cache *c = tm->data;
 	uint64_t now = cache_now_ms();
@@ -717,6 +827,13 @@ static void timer_cb(struct net_timer *tm)
 	metrics_gauge_set(c->m_oldest_ms, oldest);
 	uint64_t every = c->opt.max_staleness_ms / 8;
 	net_timer_start(&c->timer, every < 50 ? 50 : every > 1000 ? 1000 : every);
+}
+
+static void timer_cb(struct net_timer *tm)
+{
+	cache_lock();
+	timer_cb_locked(tm);
+	cache_unlock();
 }
 
 static bool same_name(const char *a, const char *b, size_t bn)
@@ -872,7 +989,9 @@ struct cache_table *cache_admit(struct cache *c, const char *db, size_t db_len, 
 
 void cache_set_max_staleness(struct cache *c, uint64_t ms)
 {
+	cache_lock();
 	c->opt.max_staleness_ms = ms;
+	cache_unlock();
 }
 
 struct cache *cache_new(const struct cache_options *opt, char *err, size_t errlen)
@@ -883,10 +1002,13 @@ struct cache *cache_new(const struct cache_options *opt, char *err, size_t errle
 		return NULL;
 	}
 	struct cache *c = calloc(1, sizeof(*c));
-	if (!c) {
+	if (!c || !(c->kick = calloc(1, sizeof(*c->kick)))) {
+		free(c);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	c->kick->c = c;
+	c->kick->post.fn = kick_cb;
 	c->opt = *opt;
 	snprintf(c->user, sizeof(c->user), "%s", opt->user);
 	const char *pw = getenv("VECGATE_CACHE_PASSWORD");
@@ -940,6 +1062,13 @@ struct cache *cache_new(const struct cache_options *opt, char *err, size_t errle
 static void timer_closed(struct net_timer *t)
 {
 	struct cache *c = t->data;
+	cache_lock();
+	/* A kick still queued on the loop finds the cache gone and frees
+	 * itself. */
+	if (c->kick_posted)
+		c->kick->c = NULL;
+	else
+		free(c->kick);
 	for (struct cache_table *x = c->tables, *next; x; x = next) {
 		next = x->next_table;
 		if (x->snap)
@@ -953,9 +1082,19 @@ static void timer_closed(struct net_timer *t)
 	}
 	explicit_bzero(c->password, sizeof(c->password));
 	free(c);
+	cache_unlock();
 }
 
+static void cache_free_locked(struct cache *c);
+
 void cache_free(struct cache *c)
+{
+	cache_lock();
+	cache_free_locked(c);
+	cache_unlock();
+}
+
+static void cache_free_locked(struct cache *c)
 {
 	if (!c->closing) {
 		c->closing = true;
@@ -975,7 +1114,17 @@ static size_t snapshot_screen_bytes(const struct cache_snapshot *s)
 	       (s->delta ? cache_segment_screen_bytes(s->delta) : 0);
 }
 
+static int cache_status_json_locked(const struct cache *c, struct buf *out);
+
 int cache_status_json(const struct cache *c, struct buf *out)
+{
+	cache_lock();
+	int rc = cache_status_json_locked(c, out);
+	cache_unlock();
+	return rc;
+}
+
+static int cache_status_json_locked(const struct cache *c, struct buf *out)
 {
 	int rc = buf_append(out, "[", 1);
 	uint64_t now = cache_now_ms();

@@ -41,7 +41,10 @@ struct cache_table {
 	uint64_t schema_version;
 	struct cache_snapshot *snap;
 	bool loading;
-	bool reload_again;    /* a write arrived during the load in flight */
+	bool reload_again; /* a write arrived during the load in flight */
+	/* A load or patch asked for on another loop's thread: the cache's
+	 * loop starts it (docs/design.md §2). */
+	bool start_wanted, patch_wanted;
 	uint64_t retry_at_ms; /* after a failed or a too slow load */
 	unsigned fail_streak; /* loads failed in a row: the back-off doubles with each */
 	bool auto_admitted;   /* admitted by a query (tables = auto), not by config */
@@ -84,8 +87,9 @@ int cache_write_merge(struct cache_write *dst, const struct cache_write *src) MU
 int cache_write_add_range(struct cache_write *w, struct cache_key_range r, size_t rows) MUST_CHECK;
 
 /* A read waiting until its table's snapshot has caught up with the writes
- * vecgate has seen. cb runs once, on the loop, when the table published a
- * version or gave up patching; the read then decides again. */
+ * vecgate has seen. cb runs once, on the cache's loop under cache_lock(),
+ * when the table published a version or gave up patching; the read then
+ * decides again (on its own loop: the callback hands it there). */
 struct cache_waiter {
 	struct list_node link;
 	void (*cb)(struct cache_waiter *w);
@@ -103,6 +107,15 @@ struct cache_options {
 	int max_tables; /* auto admission: most tables admitted at once */
 	bool patches;   /* writes through vecgate patch snapshots (else: reload) */
 };
+
+/* Worker loops (docs/design.md §2): the cache's tables, the shapes, the
+ * result cache and the sessions' cache state are shared by every loop, and
+ * every loop holds this one lock while it reads or changes them (it nests:
+ * a session answered under it may call in again). The cache's own loads,
+ * patches and timer run on opt.loop; asked for on another loop's thread,
+ * they start there soon after. Pool threads never take it. */
+void cache_lock(void);
+void cache_unlock(void);
 
 /* Creates the cache and starts loading its tables. NULL when the options
  * are unusable (err says why). */

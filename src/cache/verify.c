@@ -281,7 +281,7 @@ static void verify_work(void *data)
 	j->match = first_match || j->match;
 }
 
-static void verify_done(void *data, int status)
+static void verify_done_locked(void *data, int status)
 {
 	struct verify_job *j = data;
 	struct cache_shape *sh = j->shape;
@@ -319,6 +319,13 @@ static void verify_done(void *data, int status)
 	buf_free(&j->tidb_rows);
 	buf_free(&j->ours);
 	free(j);
+}
+
+static void verify_done(void *data, int status)
+{
+	cache_lock();
+	verify_done_locked(data, status);
+	cache_unlock();
 }
 
 static int dist_column(const struct cache_plan *p)

@@ -62,9 +62,10 @@ static const struct key keys[] = {
         {"server", "listen", T_ADDR, "127.0.0.1:4100", NULL, NULL, NULL, RESTART, false,
          F(server.listen),
          "Address for MySQL clients. 0.0.0.0:port or [::]:port listens on every interface."},
-        {"server", "workers", T_INT, "1", "1", "1", NULL, RESTART, false, F(server.workers),
-         "Event loop threads. This version runs one loop (kNN scans run on libuv's thread "
-         "pool), so 1 is the only value."},
+        {"server", "workers", T_INT, "0", "0", "64", NULL, RESTART, false, F(server.workers),
+         "Event loop threads, each with its own sessions and upstream pool, accepting on "
+         "the same port (SO_REUSEPORT); cached snapshots are shared by all. 0 = one per "
+         "core. kNN scans run on libuv's thread pool either way."},
         {"server", "backlog", T_INT, "511", "1", "65535", NULL, RESTART, false, F(server.backlog),
          "Length of the kernel's queue of connections not yet accepted."},
         {"server", "max_client_conns", T_INT, "1000", "1", "1000000", NULL, RELOAD, false,

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,21 @@ static const char *const bucket_le[METRICS_BUCKETS + 1] = {
         "0.05",    "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf",
 };
 
-/* Aligned to a cache line, so that two hot series never share one. */
-struct metric {
+/* A series' numbers are kept in shards, each on cache lines of its own: a
+ * thread adds to its own shard, so that worker loops on different cores
+ * counting the same statements do not pass one cache line back and forth
+ * (docs/design.md §2); reading sums the shards. A gauge is either set (its
+ * value in shard 0) or added to, never both. */
+#define SHARDS 8
+
+struct shard {
 	_Alignas(64) atomic_uint_least64_t count;           /* counter; gauge (as int64 bits) */
 	atomic_uint_least64_t sum_ns;                       /* histogram */
 	atomic_uint_least64_t buckets[METRICS_BUCKETS + 1]; /* histogram, not cumulative */
+};
+
+struct metric {
+	struct shard shard[SHARDS];
 	struct metrics_family *fam;
 	char *values[2];
 	char *labels; /* rendered: a="x",b="y"; NULL without labels */
@@ -45,6 +56,28 @@ struct metrics_family {
 	struct metric *series, **tail;
 	struct metrics_family *next;
 };
+
+static atomic_uint next_shard;
+static _Thread_local int my_shard = -1;
+
+/* The calling thread's shard of m: threads take shards in turn. */
+static struct shard *mine(struct metric *m)
+{
+	if (my_shard < 0)
+		my_shard = (int)(atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) %
+		                 SHARDS);
+	return &m->shard[my_shard];
+}
+
+static uint64_t sum_of(const struct metric *m, size_t off)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < SHARDS; i++)
+		v += atomic_load_explicit(
+		        (const atomic_uint_least64_t *)((const char *)&m->shard[i] + off),
+		        memory_order_relaxed);
+	return v;
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_family *families;
@@ -256,7 +289,7 @@ struct metric *metrics_histogram(const char *name, const char *help)
 void metrics_inc(struct metric *m, uint64_t n)
 {
 	assert(m->fam->type == METRICS_COUNTER);
-	atomic_fetch_add_explicit(&m->count, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mine(m)->count, n, memory_order_relaxed);
 }
 
 /* Gauges keep an int64 in the counter's bits: two's complement makes the
@@ -264,13 +297,13 @@ void metrics_inc(struct metric *m, uint64_t n)
 void metrics_gauge_set(struct metric *m, int64_t v)
 {
 	assert(m->fam->type == METRICS_GAUGE);
-	atomic_store_explicit(&m->count, (uint64_t)v, memory_order_relaxed);
+	atomic_store_explicit(&m->shard[0].count, (uint64_t)v, memory_order_relaxed);
 }
 
 void metrics_gauge_add(struct metric *m, int64_t delta)
 {
 	assert(m->fam->type == METRICS_GAUGE);
-	atomic_fetch_add_explicit(&m->count, (uint64_t)delta, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mine(m)->count, (uint64_t)delta, memory_order_relaxed);
 }
 
 void metrics_observe_ns(struct metric *m, uint64_t ns)
@@ -279,17 +312,18 @@ void metrics_observe_ns(struct metric *m, uint64_t ns)
 	int i = 0;
 	while (i < METRICS_BUCKETS && ns > bucket_ns[i])
 		i++;
-	atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&m->sum_ns, ns, memory_order_relaxed);
+	struct shard *sh = mine(m);
+	atomic_fetch_add_explicit(&sh->buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sh->sum_ns, ns, memory_order_relaxed);
 }
 
 int64_t metrics_value(const struct metric *m)
 {
 	if (m->fam->type != METRICS_HISTOGRAM)
-		return (int64_t)atomic_load_explicit(&m->count, memory_order_relaxed);
+		return (int64_t)sum_of(m, offsetof(struct shard, count));
 	uint64_t n = 0;
 	for (int i = 0; i <= METRICS_BUCKETS; i++)
-		n += atomic_load_explicit(&m->buckets[i], memory_order_relaxed);
+		n += sum_of(m, offsetof(struct shard, buckets) + (size_t)i * sizeof(uint64_t));
 	return (int64_t)n;
 }
 
@@ -329,7 +363,7 @@ static int render_histogram(struct buf *out, const struct metric *m)
 	for (int i = 0; i <= METRICS_BUCKETS && rc == 0; i++) {
 		char le[32];
 		snprintf(le, sizeof(le), "le=\"%s\"", bucket_le[i]);
-		cum += atomic_load_explicit(&m->buckets[i], memory_order_relaxed);
+		cum += sum_of(m, offsetof(struct shard, buckets) + (size_t)i * sizeof(uint64_t));
 		rc = put_sample_name(out, m, "_bucket", le);
 		if (rc == 0)
 			rc = buf_appendf(out, " %" PRIu64 "\n", cum);
@@ -339,7 +373,7 @@ static int render_histogram(struct buf *out, const struct metric *m)
 	if (rc == 0)
 		rc = put(out, " ");
 	if (rc == 0)
-		rc = put_seconds(out, atomic_load_explicit(&m->sum_ns, memory_order_relaxed));
+		rc = put_seconds(out, sum_of(m, offsetof(struct shard, sum_ns)));
 	if (rc == 0)
 		rc = put(out, "\n");
 	if (rc == 0)
@@ -358,7 +392,7 @@ static int render_family(struct buf *out, const struct metrics_family *f)
 	if (rc == 0)
 		rc = buf_appendf(out, "\n# TYPE %s %s\n", f->name, types[f->type]);
 	for (const struct metric *m = f->series; m && rc == 0; m = m->next) {
-		uint64_t v = atomic_load_explicit(&m->count, memory_order_relaxed);
+		uint64_t v = sum_of(m, offsetof(struct shard, count));
 		switch (f->type) {
 		case METRICS_COUNTER:
 			rc = put_sample_name(out, m, "", NULL);

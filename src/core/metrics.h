@@ -43,7 +43,9 @@ struct metric *metrics_counter(const char *name, const char *help);
 struct metric *metrics_gauge(const char *name, const char *help);
 struct metric *metrics_histogram(const char *name, const char *help);
 
-/* Hot path, safe from any thread; m must be a series of the right type. */
+/* Hot path, safe from any thread; m must be a series of the right type.
+ * Each thread adds to a shard of its own (no cache line passed between
+ * cores); a gauge is either set or added to, not both. */
 void metrics_inc(struct metric *m, uint64_t n);          /* counter */
 void metrics_gauge_set(struct metric *m, int64_t v);     /* gauge */
 void metrics_gauge_add(struct metric *m, int64_t delta); /* gauge */

@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,17 @@
 struct net_loop {
 	uv_prepare_t prepare;
 	struct net_conn *dirty;
+	/* Posts from other threads (net_loop_post), first in, first run. */
+	uv_async_t async;
+	pthread_mutex_t post_mu;
+	struct net_post *post_head, **post_tail;
+	bool post_closed;
+	int open_handles; /* prepare and async: freed when both are closed */
 	char rbuf[READ_CHUNK];
 };
+
+static _Thread_local uv_loop_t *current_loop;
+static atomic_size_t work_in_flight;
 
 struct write_req {
 	uv_write_t req;
@@ -82,26 +93,108 @@ void net_notify_drained(struct net_conn *c)
 	mark_dirty(c);
 }
 
+/* Runs what other threads posted, each in the order posted; a post queued
+ * while these run waits for the next wake-up (the async fires again). */
+static void run_posts(struct net_loop *nl)
+{
+	pthread_mutex_lock(&nl->post_mu);
+	struct net_post *p = nl->post_head;
+	nl->post_head = NULL;
+	nl->post_tail = &nl->post_head;
+	for (struct net_post *x = p; x; x = x->next)
+		x->queued = false;
+	pthread_mutex_unlock(&nl->post_mu);
+	while (p) {
+		struct net_post *next = p->next;
+		p->next = NULL;
+		p->fn(p);
+		p = next;
+	}
+}
+
+static void async_cb(uv_async_t *h)
+{
+	run_posts(h->data);
+}
+
 int net_loop_init(uv_loop_t *loop)
 {
 	struct net_loop *nl = calloc(1, sizeof(*nl));
 	if (!nl)
 		return -ENOMEM;
-	int rc = uv_prepare_init(loop, &nl->prepare);
+	int rc = uv_async_init(loop, &nl->async, async_cb);
 	if (rc < 0) {
 		free(nl);
 		return rc;
 	}
+	/* uv_prepare_init cannot fail on a loop that exists. */
+	uv_prepare_init(loop, &nl->prepare);
+	pthread_mutex_init(&nl->post_mu, NULL);
+	nl->post_tail = &nl->post_head;
+	nl->open_handles = 2;
+	nl->async.data = nl;
+	uv_unref((uv_handle_t *)&nl->async);
 	nl->prepare.data = nl;
 	uv_prepare_start(&nl->prepare, prepare_cb);
 	uv_unref((uv_handle_t *)&nl->prepare);
 	loop->data = nl;
+	if (!current_loop)
+		current_loop = loop;
 	return 0;
+}
+
+uv_loop_t *net_loop_current(void)
+{
+	return current_loop;
+}
+
+int net_loop_run(uv_loop_t *loop)
+{
+	current_loop = loop;
+	int rc = uv_run(loop, UV_RUN_DEFAULT);
+	current_loop = NULL;
+	return rc;
+}
+
+int net_loop_post(uv_loop_t *loop, struct net_post *p)
+{
+	struct net_loop *nl = loop_state(loop);
+	if (!nl)
+		return -EPIPE;
+	pthread_mutex_lock(&nl->post_mu);
+	if (nl->post_closed) {
+		pthread_mutex_unlock(&nl->post_mu);
+		return -EPIPE;
+	}
+	if (!p->queued) {
+		p->queued = true;
+		p->next = NULL;
+		*nl->post_tail = p;
+		nl->post_tail = &p->next;
+	}
+	uv_async_send(&nl->async);
+	pthread_mutex_unlock(&nl->post_mu);
+	return 0;
+}
+
+void net_loop_keep_alive(uv_loop_t *loop, bool on)
+{
+	struct net_loop *nl = loop_state(loop);
+	if (!nl)
+		return;
+	if (on)
+		uv_ref((uv_handle_t *)&nl->async);
+	else
+		uv_unref((uv_handle_t *)&nl->async);
 }
 
 static void free_loop_cb(uv_handle_t *h)
 {
-	free(h->data);
+	struct net_loop *nl = h->data;
+	if (--nl->open_handles > 0)
+		return;
+	pthread_mutex_destroy(&nl->post_mu);
+	free(nl);
 }
 
 void net_loop_close(uv_loop_t *loop)
@@ -109,8 +202,17 @@ void net_loop_close(uv_loop_t *loop)
 	struct net_loop *nl = loop_state(loop);
 	if (!nl)
 		return;
+	/* What was posted before the close still runs; later posts fail. */
+	run_posts(nl);
+	pthread_mutex_lock(&nl->post_mu);
+	nl->post_closed = true;
+	pthread_mutex_unlock(&nl->post_mu);
+	run_posts(nl);
 	loop->data = NULL;
+	if (current_loop == loop)
+		current_loop = NULL;
 	uv_close((uv_handle_t *)&nl->prepare, free_loop_cb);
+	uv_close((uv_handle_t *)&nl->async, free_loop_cb);
 }
 
 static void mark_dirty(struct net_conn *c)
@@ -1031,6 +1133,7 @@ static void after_work_cb(uv_work_t *req, int status)
 	void *data = w->data;
 	free(w);
 	done(data, status);
+	atomic_fetch_sub(&work_in_flight, 1);
 }
 
 int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void *data, int status),
@@ -1043,8 +1146,16 @@ int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void
 	w->work = work;
 	w->done = done;
 	w->data = data;
+	atomic_fetch_add(&work_in_flight, 1);
 	int rc = uv_queue_work(loop, &w->req, work_cb, after_work_cb);
-	if (rc < 0)
+	if (rc < 0) {
+		atomic_fetch_sub(&work_in_flight, 1);
 		free(w);
+	}
 	return rc;
+}
+
+size_t net_work_in_flight(void)
+{
+	return atomic_load(&work_in_flight);
 }

@@ -62,9 +62,31 @@ struct net_conn {
 	char peer[64]; /* "ip:port", for logs */
 };
 
-/* Per-loop state (flush list). net_loop_init() once per loop before use. */
+/* Per-loop state (flush list, posts). net_loop_init() once per loop before
+ * use, on the thread that runs the loop. */
 int net_loop_init(uv_loop_t *loop) MUST_CHECK;
+/* Runs the posts still queued, then closes the loop's own handles. */
 void net_loop_close(uv_loop_t *loop);
+/* The loop of the calling thread: the one net_loop_run() runs there, else
+ * the first net_loop_init() made there; NULL on a pool thread. */
+uv_loop_t *net_loop_current(void);
+/* Runs loop on the calling thread (a worker loop's) until it ends. */
+int net_loop_run(uv_loop_t *loop);
+
+/* A call to run on another loop's thread (worker loops, docs/design.md §2):
+ * embedded in the caller's struct, so posting never allocates. */
+struct net_post {
+	struct net_post *next;
+	void (*fn)(struct net_post *p);
+	bool queued; /* under the loop's post lock */
+};
+/* Queues p->fn(p) to run on loop's thread, from any thread; a post still
+ * queued is not queued again. 0, or -EPIPE when the loop is closed. The
+ * loop must outlive the call. */
+int net_loop_post(uv_loop_t *loop, struct net_post *p) MUST_CHECK;
+/* Whether an idle loop keeps running for its posts (worker loops wait for
+ * work from the others; the main loop ends when its handles close). */
+void net_loop_keep_alive(uv_loop_t *loop, bool on);
 
 /* Listening socket. accept_cb gets a new connection already reading, whose
  * owner must set c->cb and c->data at once (events start on the next read). */
@@ -137,6 +159,8 @@ void net_tls_ctx_free(SSL_CTX *ctx);
  * UV_ECANCELED). The request is freed by net. 0 or a libuv error. */
 int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void *data, int status),
                     void *data) MUST_CHECK;
+/* Work submitted on any loop whose done has not returned yet. */
+size_t net_work_in_flight(void);
 
 /* Timers, so that code above net needs no libuv of its own. */
 struct net_timer {

@@ -27,15 +27,17 @@ struct pool_server {
 	const struct upstream_server *addr;
 	struct list_node spares;  /* UP_SPARE, newest first */
 	struct list_node pending; /* connecting, greeting or TLS */
-	int n_spares;
-	int n_pending;
+	/* Counts and counters are atomic: /status sums every worker's pool
+	 * from the admin's loop (docs/design.md §2). */
+	_Atomic int n_spares;
+	_Atomic int n_pending;
 	void *tls_session;      /* the last TLS session, to resume */
 	struct upstream *probe; /* the health check in flight, if any */
 	/* When the last check started: a healthy server's next one is due an
 	 * interval later (the interval as configured then: SIGHUP). */
 	uint64_t check_started_ms;
 	struct metric *m_spares;
-	uint64_t connects, connect_failures, handed_out, retired, resumed;
+	_Atomic uint64_t connects, connect_failures, handed_out, retired, resumed;
 };
 
 struct pool {
@@ -96,8 +98,11 @@ static void set_state(struct upstream *u, enum upstream_state st)
 	}
 	if (st == UP_BOUND)
 		upstream_sessions_add(s->pool->up, s->index, 1);
-	if ((from == UP_SPARE || st == UP_SPARE) && s->m_spares)
-		metrics_gauge_set(s->m_spares, s->n_spares);
+	/* The gauge sums every worker's pool. */
+	if (from == UP_SPARE && s->m_spares)
+		metrics_gauge_add(s->m_spares, -1);
+	if (st == UP_SPARE && s->m_spares)
+		metrics_gauge_add(s->m_spares, 1);
 }
 
 static struct upstream *first_upstream(const struct list_node *head)
@@ -605,7 +610,8 @@ static void maint_cb(struct net_timer *t)
 		pool_cancel(p, w);
 		w->cb(w, NULL, "timed out waiting for an upstream connection");
 	}
-	run_checks(p, now);
+	if (!p->opt.no_health_checks)
+		run_checks(p, now);
 	refill(p);
 	uint64_t interval = upstream_check_interval(p->up);
 	net_timer_start(&p->maint, interval < MAINT_INTERVAL_MS ? interval : MAINT_INTERVAL_MS);
@@ -650,8 +656,6 @@ struct pool *pool_new(uv_loop_t *loop, const struct pool_options *opt, char *err
 		list_init(&s->pending);
 		s->check_started_ms = now;
 		s->m_spares = spares ? metrics_series(spares, s->addr->name, NULL) : NULL;
-		if (s->m_spares)
-			metrics_gauge_set(s->m_spares, 0);
 	}
 	net_timer_init(loop, &p->maint, maint_cb, p);
 	net_timer_start(&p->maint, MAINT_INTERVAL_MS);
@@ -712,31 +716,48 @@ void pool_free(struct pool *p)
 	net_timer_close(&p->maint, maint_closed);
 }
 
-int pool_status_json(const struct pool *p, struct buf *out)
+int pool_status_json(struct pool *const *pools, size_t npools, struct buf *out)
 {
+	const struct pool *p = pools[0];
 	uint64_t now = pool_now_ms();
 	int rc = buf_append(out, "[", 1);
 	for (int i = 0; i < p->n_servers && rc == 0; i++) {
 		const struct pool_server *s = &p->servers[i];
 		struct upstream_health h;
 		upstream_health(p->up, s->index, &h);
+		/* The counts of every worker's pool for this server. */
+		long long spares = 0, connecting = 0;
+		unsigned long long connects = 0, connect_failures = 0, handed_out = 0, retired = 0,
+		                   resumed = 0;
+		bool checking = false;
+		for (size_t k = 0; k < npools; k++) {
+			const struct pool_server *x = &pools[k]->servers[i];
+			spares += x->n_spares;
+			connecting += x->n_pending;
+			connects += x->connects;
+			connect_failures += x->connect_failures;
+			handed_out += x->handed_out;
+			retired += x->retired;
+			resumed += x->resumed;
+			/* Only the pool that checks (on this thread) has probes. */
+			checking |= !pools[k]->opt.no_health_checks && x->probe;
+		}
 		rc = buf_append(out, i ? ",{\"server\":" : "{\"server\":", i ? 11 : 10);
 		if (rc == 0)
 			rc = buf_append_json_str(out, s->addr->name);
 		if (rc == 0)
 			rc = buf_appendf(
 			        out,
-			        ",\"healthy\":%s,\"sessions\":%llu,\"spares\":%d,\"connecting\":%d,"
+			        ",\"healthy\":%s,\"sessions\":%llu,\"spares\":%lld,\"connecting\":%"
+			        "lld,"
 			        "\"connects\":%llu,\"connect_failures\":%llu,\"handed_out\":%llu,"
 			        "\"retired\":%llu,\"tls_resumed\":%llu,\"failures\":%llu,"
 			        "\"retry_in_ms\":%llu,\"checks\":%llu,\"checking\":%s,",
 			        h.healthy ? "true" : "false", (unsigned long long)h.sessions,
-			        s->n_spares, s->n_pending, (unsigned long long)s->connects,
-			        (unsigned long long)s->connect_failures,
-			        (unsigned long long)s->handed_out, (unsigned long long)s->retired,
-			        (unsigned long long)s->resumed, (unsigned long long)h.failures,
+			        spares, connecting, connects, connect_failures, handed_out, retired,
+			        resumed, (unsigned long long)h.failures,
 			        (unsigned long long)(h.retry_at_ms > now ? h.retry_at_ms - now : 0),
-			        (unsigned long long)h.checks, s->probe ? "true" : "false");
+			        (unsigned long long)h.checks, checking ? "true" : "false");
 		/* The last health check: how long ago it completed and whether it
 		 * passed; null before the first. */
 		if (rc == 0 && h.last_check_ms)

@@ -2,7 +2,7 @@
  * past TCP, TiDB's greeting and TLS, so a client login costs no handshake to
  * TiDB. A spare's salt is shown to exactly one client. New sessions go to
  * the healthy server with the fewest sessions; every server is checked
- * every health_check_interval (docs/design.md §5). */
+ * every health_check_interval (docs/design.md §2). */
 #ifndef VECGATE_POOL_POOL_H
 #define VECGATE_POOL_POOL_H
 
@@ -69,6 +69,9 @@ struct pool_options {
 	int spares;           /* spare connections kept per server */
 	uint64_t spare_max_age_ms;
 	unsigned keepalive_s; /* TCP keepalive idle time, 0 = off */
+	/* Another worker's pool checks the servers' health (one check per
+	 * server and interval, whatever the number of workers). */
+	bool no_health_checks;
 };
 
 /* Creates the pool and starts connecting spares. NULL with *err set. */
@@ -101,8 +104,9 @@ void upstream_close(struct upstream *up);
 void pool_update(struct pool *p, int spares, uint64_t spare_max_age_ms);
 
 /* JSON array with each server: health, sessions, spares, counters and the
- * last health check, for /status. */
-int pool_status_json(const struct pool *p, struct buf *out) MUST_CHECK;
+ * last health check, for /status; the counts summed over every worker's
+ * pool (pools[0] checks the servers' health and runs on this thread). */
+int pool_status_json(struct pool *const *pools, size_t npools, struct buf *out) MUST_CHECK;
 
 uint64_t pool_now_ms(void);
 

@@ -44,19 +44,22 @@ struct bypass_reason {
 static struct bypass_reason bypass_reasons[32];
 static size_t n_bypass_reasons;
 
+/* The list of reasons is shared by every loop: under the cache's lock. */
 static void count_bypass(const char *reason)
 {
-	for (size_t i = 0; i < n_bypass_reasons; i++)
-		if (bypass_reasons[i].name == reason || !strcmp(bypass_reasons[i].name, reason)) {
-			metrics_inc(bypass_reasons[i].m, 1);
-			return;
-		}
-	if (n_bypass_reasons < sizeof(bypass_reasons) / sizeof(bypass_reasons[0])) {
-		struct bypass_reason *b = &bypass_reasons[n_bypass_reasons++];
-		b->name = reason;
-		b->m = metrics_series(m.bypass, reason, NULL);
-		metrics_inc(b->m, 1);
+	cache_lock();
+	size_t i = 0;
+	while (i < n_bypass_reasons && bypass_reasons[i].name != reason &&
+	       strcmp(bypass_reasons[i].name, reason) != 0)
+		i++;
+	if (i == n_bypass_reasons && i < sizeof(bypass_reasons) / sizeof(bypass_reasons[0])) {
+		bypass_reasons[i].name = reason;
+		bypass_reasons[i].m = metrics_series(m.bypass, reason, NULL);
+		n_bypass_reasons++;
 	}
+	if (i < n_bypass_reasons)
+		metrics_inc(bypass_reasons[i].m, 1);
+	cache_unlock();
 }
 
 static void metrics_setup(void)
@@ -136,13 +139,18 @@ struct sess_cache {
 	 * be told apart in the two arithmetics: TiDB answers, and its answer is
 	 * compared (design.md §8). */
 	bool force_capture;
-	int jobs;      /* serve jobs on pool threads */
+	int jobs;      /* serve jobs on pool threads, and wakes posted to its loop */
 	bool detached; /* the session is gone; the last job frees this */
+	/* The table's wake-up, handed from the cache's loop to this session's
+	 * (worker loops, docs/design.md §2). */
+	struct net_post wake;
 	struct stmt *stmts;
 };
 
 static void waiter_cb(struct cache_waiter *w);
 static void decide_again(struct sess_cache *kc);
+struct pump_post;
+static struct pump_post *pump_post_of(uv_loop_t *loop);
 static void batches_setup(void);
 
 /* ---- the cache as sess_state sees it ---- */
@@ -257,6 +265,13 @@ struct sess_cache *sess_cache_new(struct proxy_cache *pc, uv_loop_t *loop,
 	list_init(&kc->waiter.link);
 	kc->waiter.cb = waiter_cb;
 	sess_state_init(&kc->st, &state_ops, kc);
+	cache_lock();
+	bool registered = pump_post_of(loop) != NULL;
+	cache_unlock();
+	if (!registered) {
+		free(kc);
+		return NULL;
+	}
 	return kc;
 }
 
@@ -300,34 +315,42 @@ void sess_cache_free(struct sess_cache *kc)
 {
 	if (!kc)
 		return;
+	cache_lock();
 	cache_waiter_cancel(&kc->waiter);
 	if (kc->jobs > 0) {
 		kc->detached = true; /* freed when its last job returns */
-		return;
+	} else {
+		clear_command(kc);
+		free_stmts(kc);
+		free(kc);
 	}
-	clear_command(kc);
-	free_stmts(kc);
-	free(kc);
+	cache_unlock();
 }
 
 void sess_cache_login(struct sess_cache *kc, const char *user, const char *db, size_t db_len,
                       uint8_t charset, uint32_t caps)
 {
+	cache_lock();
 	sess_state_login(&kc->st, user, db, db_len, charset);
 	kc->deprecate_eof = caps & PROTO_CLIENT_DEPRECATE_EOF;
+	cache_unlock();
 }
 
 void sess_cache_changed_user(struct sess_cache *kc, const char *user, const char *db, size_t db_len)
 {
+	cache_lock();
 	free_stmts(kc);
 	sess_state_login(&kc->st, user, db, db_len, kc->st.charset);
+	cache_unlock();
 }
 
 void sess_cache_change_user_failed(struct sess_cache *kc)
 {
 	/* Servers differ on who the session is after a refused change of user
 	 * (MariaDB keeps the old one): vecgate does not guess. */
+	cache_lock();
 	sess_state_identity_unknown(&kc->st);
+	cache_unlock();
 }
 
 /* ---- answers ---- */
@@ -345,6 +368,10 @@ struct serve_job {
 	 * only if they agree (-EAGAIN otherwise). */
 	bool both_arith;
 	int rc;
+	/* Answered by a batch that ran on another loop: serve_done runs on
+	 * the session's own loop (worker loops, docs/design.md §2). */
+	struct net_post post;
+	int status;
 };
 
 static bool same_hits(const struct vec_hit *a, size_t na, const struct vec_hit *b, size_t nb)
@@ -490,14 +517,23 @@ static void serve_done(void *data, int status)
  * Serve jobs in flight are kept to the cores: more would only share the
  * CPUs, and a query waiting here can still join a batch. A query alone,
  * with idle cores and nothing waiting, has its base segment split over
- * them (cache_split_part), the last part to end merging the answer. */
+ * them (cache_split_part), the last part to end merging the answer.
+ *
+ * With several worker loops (docs/design.md §2) a batch may hold queries of
+ * sessions on any loop. It is handed to the pool by the loop that made it
+ * (libuv takes work only from a loop's own thread), and each query's answer
+ * reaches its session on the session's loop. The cores are counted over
+ * all loops (running, under cache_lock()); a loop that frees a core while
+ * the oldest waiting batch is another loop's asks that loop to start it. */
 
-#define BATCH_MAX 16
+#define BATCH_MAX  16
+#define PUMP_LOOPS 128 /* loops that may start batches: more than [server] workers allows */
 
 struct serve_batch {
 	struct list_node link; /* on batches.waiting until its job starts */
 	bool open;             /* other queries may join (under batches.mu) */
-	bool submitted;        /* handed to the pool (loop only) */
+	bool submitted;        /* handed to the pool (under cache_lock) */
+	uv_loop_t *loop;       /* the loop that made it, and hands it to the pool */
 	struct serve_job *jobs[BATCH_MAX];
 	size_t n;
 };
@@ -506,7 +542,13 @@ static struct {
 	pthread_mutex_t mu;
 	struct list_node waiting; /* batches whose job has not started, oldest first */
 	unsigned cores;
-	unsigned running; /* serve jobs submitted and not done (loop only) */
+	unsigned running; /* serve jobs submitted and not done (under cache_lock) */
+	/* Each loop's request to start its waiting batches. */
+	struct pump_post {
+		uv_loop_t *loop;
+		struct net_post post;
+	} loops[PUMP_LOOPS];
+	size_t nloops;
 } batches = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void batches_setup(void)
@@ -567,18 +609,67 @@ static void batch_work(void *data)
 
 static void pump(void);
 
+/* A batch's answer for a session of another loop, on the session's loop. */
+static void job_posted(struct net_post *p)
+{
+	struct serve_job *j = container_of(p, struct serve_job, post);
+	cache_lock();
+	serve_done(j, j->status);
+	cache_unlock();
+}
+
+static bool on_loop(uv_loop_t *loop)
+{
+	uv_loop_t *cur = net_loop_current();
+	return !cur || cur == loop;
+}
+
 static void batch_done(void *data, int status)
 {
 	struct serve_batch *b = data;
+	cache_lock();
 	batches.running--;
-	for (size_t i = 0; i < b->n; i++)
-		serve_done(b->jobs[i], status);
+	for (size_t i = 0; i < b->n; i++) {
+		struct serve_job *j = b->jobs[i];
+		j->status = status;
+		j->post.fn = job_posted;
+		/* (A loop that is closed has no session left to answer:
+		 * serve_done here only frees.) */
+		if (on_loop(j->kc->loop) || net_loop_post(j->kc->loop, &j->post) < 0)
+			serve_done(j, status);
+	}
 	free(b);
 	pump();
+	cache_unlock();
 }
 
-/* Starts waiting batches while cores are free. A batch that cannot be
- * handed to the pool leaves its queries to TiDB. */
+static void pump_posted(struct net_post *p)
+{
+	(void)p;
+	cache_lock();
+	pump();
+	cache_unlock();
+}
+
+/* The loop's request to start its batches (registered by its first
+ * session). */
+static struct pump_post *pump_post_of(uv_loop_t *loop)
+{
+	for (size_t i = 0; i < batches.nloops; i++)
+		if (batches.loops[i].loop == loop)
+			return &batches.loops[i];
+	if (batches.nloops == PUMP_LOOPS)
+		return NULL;
+	struct pump_post *pp = &batches.loops[batches.nloops++];
+	pp->loop = loop;
+	pp->post.fn = pump_posted;
+	return pp;
+}
+
+/* Starts waiting batches while cores are free (under cache_lock). A batch
+ * that cannot be handed to the pool leaves its queries to TiDB. The oldest
+ * waiting batch goes first: when it is another loop's, that loop is asked
+ * to start it (and the ones after it). */
 static void pump(void)
 {
 	while (batches.running < batches.cores) {
@@ -593,13 +684,26 @@ static void pump(void)
 				break;
 			}
 		}
-		if (b)
+		if (b && on_loop(b->loop))
 			b->submitted = true;
 		pthread_mutex_unlock(&batches.mu);
 		if (!b)
 			return;
+		if (!b->submitted) {
+			struct pump_post *pp = pump_post_of(b->loop);
+			if (pp && net_loop_post(b->loop, &pp->post) == 0)
+				return;
+			/* Its loop cannot start it (closed): its queries go to
+			 * TiDB. */
+			pthread_mutex_lock(&batches.mu);
+			list_remove(&b->link);
+			pthread_mutex_unlock(&batches.mu);
+			batches.running++;
+			batch_done(b, UV_ECANCELED);
+			return;
+		}
 		batches.running++;
-		if (net_work_submit(b->jobs[0]->kc->loop, batch_work, batch_done, b) < 0) {
+		if (net_work_submit(b->loop, batch_work, batch_done, b) < 0) {
 			pthread_mutex_lock(&batches.mu);
 			list_remove(&b->link);
 			pthread_mutex_unlock(&batches.mu);
@@ -671,6 +775,7 @@ static void part_done(void *data, int status)
 {
 	struct serve_part *pt = data;
 	struct serve_split *s = pt->s;
+	cache_lock();
 	batches.running--;
 	if (status < 0 && !s->status)
 		s->status = status;
@@ -681,6 +786,7 @@ static void part_done(void *data, int status)
 		free(s);
 	}
 	pump();
+	cache_unlock();
 }
 
 /* 0: the parts are on the pool (or some are, and the last done answers);
@@ -763,6 +869,7 @@ static int serve_submit(struct serve_job *j)
 	b->jobs[0] = j;
 	b->n = 1;
 	b->open = true;
+	b->loop = j->kc->loop;
 	b->submitted = batches.running < batches.cores;
 	pthread_mutex_lock(&batches.mu);
 	list_push_back(&batches.waiting, &b->link);
@@ -770,7 +877,7 @@ static int serve_submit(struct serve_job *j)
 	if (!b->submitted)
 		return 0; /* pump() starts it when a core is free */
 	batches.running++;
-	if (net_work_submit(j->kc->loop, batch_work, batch_done, b) < 0) {
+	if (net_work_submit(b->loop, batch_work, batch_done, b) < 0) {
 		batches.running--;
 		pthread_mutex_lock(&batches.mu);
 		list_remove(&b->link);
@@ -781,11 +888,39 @@ static int serve_submit(struct serve_job *j)
 	return 0;
 }
 
+/* The wake-up on the session's own loop. */
+static void wake_posted(struct net_post *p)
+{
+	struct sess_cache *kc = container_of(p, struct sess_cache, wake);
+	cache_lock();
+	kc->jobs--;
+	if (kc->detached) {
+		if (kc->jobs == 0) {
+			kc->detached = false;
+			sess_cache_free(kc);
+		}
+	} else {
+		decide_again(kc);
+	}
+	cache_unlock();
+}
+
 /* The table this session waited for published a version or gave up: the
- * command is decided again. */
+ * command is decided again, on the session's loop (this runs on the
+ * cache's). */
 static void waiter_cb(struct cache_waiter *w)
 {
-	decide_again(container_of(w, struct sess_cache, waiter));
+	struct sess_cache *kc = container_of(w, struct sess_cache, waiter);
+	if (on_loop(kc->loop)) {
+		decide_again(kc);
+		return;
+	}
+	kc->wake.fn = wake_posted;
+	kc->jobs++;
+	if (net_loop_post(kc->loop, &kc->wake) < 0) {
+		kc->jobs--; /* its loop is closed: no session is left there */
+		decide_again(kc);
+	}
 }
 
 static void decide_again(struct sess_cache *kc)
@@ -859,10 +994,10 @@ static enum sess_cache_verdict bypass(struct sql_knn *k, const char *reason)
 /* Answers a recognised kNN statement from the cache if the rules allow
  * (docs/design.md §8, §9, §10). cmd: the command payload, kept to relay it if the
  * answer cannot be computed after all. */
-static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql, size_t n,
-                                         bool binary, const struct cache_param *params,
-                                         size_t nparams, const uint8_t *cmd, size_t cmd_len,
-                                         struct buf *out, uint16_t *out_status)
+static enum sess_cache_verdict try_serve_locked(struct sess_cache *kc, const char *sql, size_t n,
+                                                bool binary, const struct cache_param *params,
+                                                size_t nparams, const uint8_t *cmd, size_t cmd_len,
+                                                struct buf *out, uint16_t *out_status)
 {
 	struct sess_state *st = &kc->st;
 	struct sql_knn k;
@@ -985,6 +1120,19 @@ static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql,
 	sh->users++;
 	kc->jobs++;
 	return SESS_CACHE_PENDING;
+}
+
+/* The decision reads and changes what every loop shares: under the lock. */
+static enum sess_cache_verdict try_serve(struct sess_cache *kc, const char *sql, size_t n,
+                                         bool binary, const struct cache_param *params,
+                                         size_t nparams, const uint8_t *cmd, size_t cmd_len,
+                                         struct buf *out, uint16_t *out_status)
+{
+	cache_lock();
+	enum sess_cache_verdict v = try_serve_locked(kc, sql, n, binary, params, nparams, cmd,
+	                                             cmd_len, out, out_status);
+	cache_unlock();
+	return v;
 }
 
 static enum sess_cache_verdict on_query(struct sess_cache *kc, const uint8_t *payload, size_t len,
@@ -1305,7 +1453,17 @@ static void statement_keys(struct sess_cache *kc, const char *text, size_t len,
 	sess_state_statement_keys(st, t, w, NULL);
 }
 
+static void response_done_locked(struct sess_cache *kc, const struct proto_resp *r,
+                                 uint16_t status);
+
 void sess_cache_response_done(struct sess_cache *kc, const struct proto_resp *r, uint16_t status)
+{
+	cache_lock();
+	response_done_locked(kc, r, status);
+	cache_unlock();
+}
+
+static void response_done_locked(struct sess_cache *kc, const struct proto_resp *r, uint16_t status)
 {
 	struct sess_state *st = &kc->st;
 	switch (kc->cmd) {

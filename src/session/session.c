@@ -113,17 +113,90 @@ static void metrics_setup(void)
 	m.protocol_errors = metrics_series(f, "protocol", NULL);
 }
 
-void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
-                const struct proxy_limits *lim)
+int proxy_shared_init(struct proxy_shared *sh)
+{
+	memset(sh, 0, sizeof(*sh));
+	atomic_init(&sh->sessions, 0);
+	return -pthread_mutex_init(&sh->mu, NULL);
+}
+
+void proxy_shared_free(struct proxy_shared *sh)
+{
+	pthread_mutex_destroy(&sh->mu);
+	free(sh->addrs);
+	sh->addrs = NULL;
+}
+
+static void admit_posted(struct net_post *p);
+
+int proxy_init(struct proxy *px, uv_loop_t *loop, struct proxy_shared *shared, struct pool *pool,
+               SSL_CTX *client_tls, const struct proxy_limits *lim)
 {
 	memset(px, 0, sizeof(*px));
 	px->loop = loop;
+	px->shared = shared;
 	px->pool = pool;
 	px->client_tls = client_tls;
 	px->lim = *lim;
-	for (int i = 0; i < SESS_NSTATES; i++)
+	px->id_step = 1;
+	px->admit_post.fn = admit_posted;
+	for (int i = 0; i < SESS_NSTATES; i++) {
 		list_init(&px->by_state[i]);
+		atomic_init(&px->n_by_state[i], 0);
+	}
+	atomic_init(&px->n_sessions, 0);
 	metrics_setup();
+	pthread_mutex_lock(&shared->mu);
+	bool room = shared->nproxies < sizeof(shared->proxies) / sizeof(shared->proxies[0]);
+	if (room)
+		shared->proxies[shared->nproxies++] = px;
+	pthread_mutex_unlock(&shared->mu);
+	return room ? 0 : -ENOSPC;
+}
+
+/* ---- login slots, over every worker's proxy ---- */
+
+static struct slot_addr *slot_addr_find(struct proxy_shared *sh, uint64_t addr)
+{
+	for (size_t i = 0; i < sh->naddrs; i++)
+		if (sh->addrs[i].addr == addr)
+			return &sh->addrs[i];
+	return NULL;
+}
+
+static int slots_of(struct proxy_shared *sh, uint64_t addr)
+{
+	const struct slot_addr *a = slot_addr_find(sh, addr);
+	return a ? a->n : 0;
+}
+
+/* Under sh->mu. False when out of memory (the session is not admitted now). */
+static bool slot_take(struct proxy_shared *sh, uint64_t addr)
+{
+	struct slot_addr *a = slot_addr_find(sh, addr);
+	if (!a) {
+		if (sh->naddrs == sh->addrs_cap) {
+			size_t cap = sh->addrs_cap ? sh->addrs_cap * 2 : 16;
+			struct slot_addr *v = realloc(sh->addrs, cap * sizeof(*v));
+			if (!v)
+				return false;
+			sh->addrs = v;
+			sh->addrs_cap = cap;
+		}
+		a = &sh->addrs[sh->naddrs++];
+		*a = (struct slot_addr){.addr = addr};
+	}
+	a->n++;
+	sh->pending++;
+	return true;
+}
+
+static void slot_release(struct proxy_shared *sh, uint64_t addr)
+{
+	struct slot_addr *a = slot_addr_find(sh, addr);
+	if (a && --a->n == 0)
+		*a = sh->addrs[--sh->naddrs];
+	sh->pending--;
 }
 
 /* ---- state ---- */
@@ -134,8 +207,13 @@ static void state_list_remove(struct session *s)
 {
 	struct proxy *px = s->px;
 	list_remove(&s->link);
-	px->n_by_state[s->state]--;
+	atomic_fetch_sub_explicit(&px->n_by_state[s->state], 1, memory_order_relaxed);
 	metrics_gauge_add(m.state[s->state], -1);
+	if (s->state == SESS_QUEUED) {
+		pthread_mutex_lock(&px->shared->mu);
+		px->shared->queued--;
+		pthread_mutex_unlock(&px->shared->mu);
+	}
 }
 
 static void state_list_add(struct session *s, enum session_state st)
@@ -143,8 +221,13 @@ static void state_list_add(struct session *s, enum session_state st)
 	struct proxy *px = s->px;
 	s->state = st;
 	list_push_back(&px->by_state[st], &s->link);
-	px->n_by_state[st]++;
+	atomic_fetch_add_explicit(&px->n_by_state[st], 1, memory_order_relaxed);
 	metrics_gauge_add(m.state[st], 1);
+	if (st == SESS_QUEUED) {
+		pthread_mutex_lock(&px->shared->mu);
+		px->shared->queued++;
+		pthread_mutex_unlock(&px->shared->mu);
+	}
 }
 
 /* The oldest session in state st, or NULL. */
@@ -179,6 +262,7 @@ static bool holds_login_slot(enum session_state st)
 }
 
 static void admit_queued(struct proxy *px);
+static void slot_freed(struct session *s);
 
 /* The client's address without its port ("ip:port", "[v6]:port"), hashed. */
 static uint64_t addr_key(const char *peer)
@@ -199,11 +283,11 @@ static void set_state(struct session *s, enum session_state st)
 		          state_names[s->state], state_names[st]);
 		assert(!"illegal session state change");
 	}
-	bool slot_freed = holds_login_slot(s->state) && !holds_login_slot(st);
+	bool freed = s->holds_slot && !holds_login_slot(st);
 	state_list_remove(s);
 	state_list_add(s, st);
-	if (slot_freed)
-		admit_queued(s->px);
+	if (freed)
+		slot_freed(s);
 }
 
 static void session_close(struct session *s, const char *why);
@@ -214,10 +298,13 @@ static void maybe_free(struct session *s)
 		return;
 	struct proxy *px = s->px;
 	state_list_remove(s);
-	px->n_sessions--;
+	if (s->holds_slot)
+		slot_freed(s);
+	atomic_fetch_sub(&px->n_sessions, 1);
+	atomic_fetch_sub(&px->shared->sessions, 1);
 	sess_cache_free(s->kc);
 	free(s);
-	if (px->draining && px->n_sessions == 0 && px->on_drained)
+	if (px->draining && atomic_load(&px->n_sessions) == 0 && px->on_drained)
 		px->on_drained(px);
 }
 
@@ -1015,7 +1102,13 @@ static void up_event_cb(struct net_conn *c, enum net_event ev, int status)
 
 void session_accept(struct proxy *px, struct net_conn *client)
 {
-	if (px->draining || px->n_sessions >= px->lim.max_client_conns) {
+	/* max_client_conns holds over every worker: a place is taken first,
+	 * and given back when the session cannot have it. */
+	bool full = !px->draining &&
+	            atomic_fetch_add(&px->shared->sessions, 1) >= px->lim.max_client_conns;
+	if (full)
+		atomic_fetch_sub(&px->shared->sessions, 1);
+	if (px->draining || full) {
 		metrics_inc(m.rejected, 1);
 		struct buf b;
 		buf_init(&b);
@@ -1031,18 +1124,19 @@ void session_accept(struct proxy *px, struct net_conn *client)
 	}
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s) {
+		atomic_fetch_sub(&px->shared->sessions, 1);
 		net_close(client);
 		return;
 	}
 	metrics_inc(m.accepted, 1);
 	s->px = px;
-	s->id = ++px->next_id;
+	s->id = px->next_id += px->id_step;
 	s->client = client;
 	s->addr = addr_key(client->peer);
 	net_keepalive(client, px->lim.keepalive_s);
 	client->cb = client_event_cb;
 	client->data = s;
-	px->n_sessions++;
+	atomic_fetch_add(&px->n_sessions, 1);
 	state_list_add(s, SESS_QUEUED);
 
 	net_timer_init(px->loop, &s->timer, timeout_cb, s);
@@ -1057,28 +1151,6 @@ void session_accept(struct proxy *px, struct net_conn *client)
 		          (unsigned long long)s->id, client->peer, px->lim.max_pending_logins);
 }
 
-static int pending_logins(const struct proxy *px)
-{
-	int n = 0;
-	for (int st = SESS_WAIT_UPSTREAM; st <= SESS_AUTH; st++)
-		n += px->n_by_state[st];
-	return n;
-}
-
-/* Logins in progress from the client address addr. */
-static int pending_logins_from(const struct proxy *px, uint64_t addr)
-{
-	int n = 0;
-	for (int st = SESS_WAIT_UPSTREAM; st <= SESS_AUTH; st++) {
-		struct list_node *pos, *tmp;
-		list_for_each_safe(pos, tmp, &px->by_state[st])
-		{
-			n += container_of(pos, struct session, link)->addr == addr;
-		}
-	}
-	return n;
-}
-
 /* Queued sessions looked at for one free slot: bounds the work when the
  * queue's head is all from addresses at their limit. */
 #define ADMIT_SCAN_MAX 1024
@@ -1089,29 +1161,66 @@ static int pending_logins_from(const struct proxy *px, uint64_t addr)
  * their handshake timeout runs meanwhile. One client address holds at most
  * max_pending_logins_per_address of the slots, so clients that connect and
  * stay silent from one place cannot keep everyone else from logging in:
- * the oldest queued session whose address is under its share goes next. */
+ * the oldest queued session whose address is under its share goes next.
+ * Both limits count the logins of every worker loop (px->shared). */
 static void admit_queued(struct proxy *px)
 {
-	while (!px->draining && pending_logins(px) < px->lim.max_pending_logins) {
+	struct proxy_shared *sh = px->shared;
+	while (!px->draining) {
 		struct session *pick = NULL;
 		size_t scanned = 0;
-		struct list_node *pos, *tmp;
-		list_for_each_safe(pos, tmp, &px->by_state[SESS_QUEUED])
-		{
-			struct session *s = container_of(pos, struct session, link);
-			if (++scanned > ADMIT_SCAN_MAX)
-				break;
-			if (pending_logins_from(px, s->addr) <
-			    px->lim.max_pending_logins_per_address) {
-				pick = s;
-				break;
+		pthread_mutex_lock(&sh->mu);
+		if (sh->pending < px->lim.max_pending_logins) {
+			struct list_node *pos, *tmp;
+			list_for_each_safe(pos, tmp, &px->by_state[SESS_QUEUED])
+			{
+				struct session *s = container_of(pos, struct session, link);
+				if (++scanned > ADMIT_SCAN_MAX)
+					break;
+				if (slots_of(sh, s->addr) <
+				    px->lim.max_pending_logins_per_address) {
+					pick = s;
+					break;
+				}
 			}
+			if (pick && !slot_take(sh, pick->addr))
+				pick = NULL;
 		}
+		pthread_mutex_unlock(&sh->mu);
 		if (!pick)
 			break;
+		pick->holds_slot = true;
 		set_state(pick, SESS_WAIT_UPSTREAM);
 		pool_acquire(px->pool, &pick->waiter);
 	}
+}
+
+static void admit_posted(struct net_post *p)
+{
+	admit_queued(container_of(p, struct proxy, admit_post));
+}
+
+/* s's login slot is free: the next queued session here takes it, or, when
+ * sessions wait on other loops, those loops look. */
+static void slot_freed(struct session *s)
+{
+	struct proxy *px = s->px;
+	struct proxy_shared *sh = px->shared;
+	s->holds_slot = false;
+	pthread_mutex_lock(&sh->mu);
+	slot_release(sh, s->addr);
+	bool elsewhere = sh->queued >
+	                 atomic_load_explicit(&px->n_by_state[SESS_QUEUED], memory_order_relaxed);
+	struct proxy *others[sizeof(sh->proxies) / sizeof(sh->proxies[0])];
+	size_t n = 0;
+	for (size_t i = 0; elsewhere && i < sh->nproxies; i++)
+		if (sh->proxies[i] != px)
+			others[n++] = sh->proxies[i];
+	pthread_mutex_unlock(&sh->mu);
+	admit_queued(px);
+	for (size_t i = 0; i < n; i++)
+		if (net_loop_post(others[i]->loop, &others[i]->admit_post) < 0)
+			log_debug("a worker loop is closed: its queued logins are gone with it");
 }
 
 void proxy_admit_queued(struct proxy *px)
@@ -1135,7 +1244,7 @@ void proxy_drain(struct proxy *px)
 	for (int st = SESS_QUEUED; st < SESS_IDLE; st++)
 		while ((s = first_in(px, (enum session_state)st)))
 			session_close(s, "draining");
-	if (px->n_sessions == 0 && px->on_drained)
+	if (atomic_load(&px->n_sessions) == 0 && px->on_drained)
 		px->on_drained(px);
 }
 
@@ -1147,12 +1256,15 @@ void proxy_close_all(struct proxy *px)
 			session_close(s, "shutting down");
 }
 
-int proxy_status_json(const struct proxy *px, struct buf *out)
+int proxy_status_json(struct proxy *const *px, size_t n, struct buf *out)
 {
 	int rc = buf_append(out, "{", 1);
-	for (int i = 0; i < SESS_NSTATES && rc == 0; i++)
-		rc = buf_appendf(out, "%s\"%s\":%d", i ? "," : "", state_names[i],
-		                 px->n_by_state[i]);
+	for (int i = 0; i < SESS_NSTATES && rc == 0; i++) {
+		int sum = 0;
+		for (size_t k = 0; k < n; k++)
+			sum += atomic_load_explicit(&px[k]->n_by_state[i], memory_order_relaxed);
+		rc = buf_appendf(out, "%s\"%s\":%d", i ? "," : "", state_names[i], sum);
+	}
 	return rc ? rc : buf_append(out, "}", 1);
 }
 

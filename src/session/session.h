@@ -4,6 +4,8 @@
 #ifndef VECGATE_SESSION_SESSION_H
 #define VECGATE_SESSION_SESSION_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,20 +44,43 @@ struct proxy_limits {
 };
 
 struct session;
+struct proxy;
+
+/* What the proxies of every worker loop share (docs/design.md §2): the
+ * limits that hold over all of them. */
+struct proxy_shared {
+	atomic_int sessions; /* client sessions, all workers: max_client_conns */
+	pthread_mutex_t mu;  /* the login slots and the proxies below */
+	int pending;         /* sessions holding a login slot */
+	int queued;          /* sessions waiting for one */
+	struct slot_addr {
+		uint64_t addr;
+		int n;
+	} * addrs; /* the slots held per client address (n > 0) */
+	size_t naddrs, addrs_cap;
+	struct proxy *proxies[128];
+	size_t nproxies;
+};
+int proxy_shared_init(struct proxy_shared *sh) MUST_CHECK;
+void proxy_shared_free(struct proxy_shared *sh);
 
 /* What all sessions of one event loop share. */
 struct proxy {
 	uv_loop_t *loop;
+	struct proxy_shared *shared;
+	/* Run admit_queued here: a login slot freed on another loop. */
+	struct net_post admit_post;
 	struct pool *pool;
 	SSL_CTX *client_tls;       /* NULL: clients cannot use TLS */
 	struct net_rsa *rsa;       /* for caching_sha2 over plaintext client links; may be NULL */
 	struct proxy_cache *cache; /* the vector cache; NULL when off */
 	struct proxy_limits lim;
 	struct list_node by_state[SESS_NSTATES]; /* oldest first */
-	int n_by_state[SESS_NSTATES];
-	int n_sessions;
+	atomic_int n_by_state[SESS_NSTATES];     /* read by other loops' /status */
+	atomic_int n_sessions;
 	bool draining; /* SIGTERM: idle sessions close, no new ones */
 	uint64_t next_id;
+	uint64_t id_step; /* session ids: next_id + id_step each (unique over workers) */
 	void (*on_drained)(struct proxy *px); /* last session gone while draining */
 };
 
@@ -86,6 +111,7 @@ struct session {
 	bool paused_up;
 	bool paused_input;   /* too many client bytes wait unconsumed */
 	bool timer_open;     /* the timer handle is not closed yet */
+	bool holds_slot;     /* counted in px->shared's login slots */
 	uint64_t counted_in; /* client bytes already added to the metric */
 	uint64_t cmd_start_ns;
 	char user[64];
@@ -97,8 +123,10 @@ struct session {
 	uint64_t addr;         /* the client's address (no port), hashed */
 };
 
-void proxy_init(struct proxy *px, uv_loop_t *loop, struct pool *pool, SSL_CTX *client_tls,
-                const struct proxy_limits *lim);
+/* shared: the limits over every worker's proxy (registered there; at most
+ * 128 proxies). -ENOSPC when it has no room. */
+int proxy_init(struct proxy *px, uv_loop_t *loop, struct proxy_shared *shared, struct pool *pool,
+               SSL_CTX *client_tls, const struct proxy_limits *lim) MUST_CHECK;
 /* Takes an accepted client connection. */
 void session_accept(struct proxy *px, struct net_conn *client);
 /* Stops taking new commands: idle sessions close now, busy ones after their
@@ -111,7 +139,7 @@ void proxy_close_all(struct proxy *px);
 void proxy_admit_queued(struct proxy *px);
 const char *session_state_name(enum session_state s);
 
-/* JSON counts by state, for /status. */
-int proxy_status_json(const struct proxy *px, struct buf *out) MUST_CHECK;
+/* JSON counts by state summed over n proxies (any thread), for /status. */
+int proxy_status_json(struct proxy *const *px, size_t n, struct buf *out) MUST_CHECK;
 
 #endif

@@ -385,7 +385,7 @@ def test_tls_min_version_holds_for_the_loader(db, table, tmp_path, named_cert, r
                             upstream__tls_min_version=minimum).start()
         try:
             t = wait_load(vg, table)
-            assert (t["state"] == "ready") == (want is not None), t
+            assert (t["state"] == "ready") == (want is not None), (t["state"], t["last_error"])
             assert session_works(vg) == (want is not None)
         finally:
             assert vg.stop() == 0

@@ -44,7 +44,7 @@ Test(config, defaults)
 	cr_assert_eq(cfg.server.log_format, LOG_FORMAT_TEXT);
 	cr_assert_str_eq(cfg.server.tls_cert, "");
 	cr_assert_eq(cfg.server.require_tls, false);
-	cr_assert_eq(cfg.server.workers, 1);
+	cr_assert_eq(cfg.server.workers, 0); /* one per core */
 	cr_assert_eq(cfg.upstream.servers.n, 1);
 	cr_assert_str_eq(cfg.upstream.servers.v[0].host, "127.0.0.1");
 	cr_assert_eq(cfg.upstream.servers.v[0].port, 4000);
@@ -264,7 +264,8 @@ static const struct bad bads[] = {
         {"[server]\ntls_ca = /ca.pem\n", 2, "tls_ca (client certificates) needs tls_cert"},
         {"[upstream]\ntls_key = /k.pem\n", 2, "[upstream] tls_cert and tls_key go together"},
         {"[upstream]\nmax_lifetime = 5m\n", 2, "unknown key 'max_lifetime'"},
-        {"[server]\nworkers = 2\n", 2, "above the maximum 1"},
+        {"[server]\nworkers = 65\n", 2, "above the maximum 64"},
+        {"[server]\nworkers = -1\n", 2, "expected a whole number"},
         {"[admin]\nlisten = 127.0.0.1:4100\n", 2, "are the same address"},
 };
 
@@ -449,7 +450,7 @@ Test(config, json)
 	cr_assert_eq(config_dump_json(&cfg, &b), 0);
 	cr_assert_eq(buf_append(&b, "", 1), 0);
 	const char *j = (const char *)b.data;
-	cr_assert(strncmp(j, "{\"server\":{\"listen\":\"127.0.0.1:4100\",\"workers\":1,", 48) == 0,
+	cr_assert(strncmp(j, "{\"server\":{\"listen\":\"127.0.0.1:4100\",\"workers\":0,", 48) == 0,
 	          "%s", j);
 	cr_assert(strstr(j, "\"tls_cert\":\"/a \\\"quoted\\\"\\\\path\""), "%s", j);
 	cr_assert(strstr(j, "\"max_packet_size\":1073741824"), "%s", j);

@@ -1,0 +1,139 @@
+/* Posts between loops (net_loop_post): every post runs once, on the loop's
+ * own thread, in the order each thread posted; a post still queued is not
+ * queued twice; a closed loop refuses posts; worker threads see their own
+ * loop as current. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "net/net.h"
+
+#define POSTERS 4
+#define POSTS   20000
+
+struct item {
+	struct net_post post;
+	int thread, seq;
+};
+
+static uv_loop_t *target;
+static atomic_int ran, wrong_thread, out_of_order;
+static int last_seq[POSTERS];
+static struct item items[POSTERS][POSTS];
+
+static void item_cb(struct net_post *p)
+{
+	struct item *it = (struct item *)p;
+	if (net_loop_current() != target)
+		atomic_fetch_add(&wrong_thread, 1);
+	if (it->seq != last_seq[it->thread] + 1)
+		atomic_fetch_add(&out_of_order, 1);
+	last_seq[it->thread] = it->seq;
+	if (atomic_fetch_add(&ran, 1) + 1 == POSTERS * POSTS)
+		net_loop_keep_alive(target, false);
+}
+
+static void *poster(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	for (int i = 0; i < POSTS; i++) {
+		items[t][i] = (struct item){.post.fn = item_cb, .thread = t, .seq = i};
+		if (net_loop_post(target, &items[t][i].post) != 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+Test(net_post, every_post_runs_once_on_its_loop_in_order)
+{
+	uv_loop_t loop;
+	cr_assert_eq(uv_loop_init(&loop), 0);
+	cr_assert_eq(net_loop_init(&loop), 0);
+	target = &loop;
+	for (int t = 0; t < POSTERS; t++)
+		last_seq[t] = -1;
+	net_loop_keep_alive(&loop, true);
+	pthread_t th[POSTERS];
+	for (int t = 0; t < POSTERS; t++)
+		cr_assert_eq(pthread_create(&th[t], NULL, poster, (void *)(intptr_t)t), 0);
+	net_loop_run(&loop); /* ends when the last post let the loop go */
+	for (int t = 0; t < POSTERS; t++) {
+		void *rc;
+		pthread_join(th[t], &rc);
+		cr_assert_null(rc);
+	}
+	cr_assert_eq(atomic_load(&ran), POSTERS * POSTS);
+	cr_assert_eq(atomic_load(&wrong_thread), 0);
+	cr_assert_eq(atomic_load(&out_of_order), 0);
+	net_loop_close(&loop);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static int count_cb_runs;
+
+static void count_cb(struct net_post *p)
+{
+	(void)p;
+	count_cb_runs++;
+}
+
+Test(net_post, queued_twice_runs_once_and_closed_loop_refuses)
+{
+	uv_loop_t loop;
+	cr_assert_eq(uv_loop_init(&loop), 0);
+	cr_assert_eq(net_loop_init(&loop), 0);
+	struct net_post p = {.fn = count_cb};
+	cr_assert_eq(net_loop_post(&loop, &p), 0);
+	cr_assert_eq(net_loop_post(&loop, &p), 0); /* still queued: not again */
+	net_loop_keep_alive(&loop, true);          /* an idle loop would not poll */
+	uv_run(&loop, UV_RUN_NOWAIT);
+	net_loop_keep_alive(&loop, false);
+	cr_assert_eq(count_cb_runs, 1);
+	cr_assert_eq(net_loop_post(&loop, &p), 0); /* ran: may be queued anew */
+	/* Closing runs what is queued, then refuses. */
+	net_loop_close(&loop);
+	cr_assert_eq(count_cb_runs, 2);
+	cr_assert_eq(net_loop_post(&loop, &p), -EPIPE);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+struct worker_seen {
+	uv_loop_t loop;
+	uv_loop_t *seen;
+	struct net_post stop;
+};
+
+static void stop_cb(struct net_post *p)
+{
+	struct worker_seen *w =
+	        (struct worker_seen *)((char *)p - offsetof(struct worker_seen, stop));
+	w->seen = net_loop_current();
+	net_loop_keep_alive(&w->loop, false);
+}
+
+static void *run_worker(void *arg)
+{
+	struct worker_seen *w = arg;
+	net_loop_run(&w->loop);
+	return NULL;
+}
+
+Test(net_post, a_worker_thread_sees_its_own_loop)
+{
+	static struct worker_seen w;
+	cr_assert_eq(uv_loop_init(&w.loop), 0);
+	cr_assert_eq(net_loop_init(&w.loop), 0);
+	w.stop.fn = stop_cb;
+	net_loop_keep_alive(&w.loop, true);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, run_worker, &w), 0);
+	cr_assert_eq(net_loop_post(&w.loop, &w.stop), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(w.seen, &w.loop);
+	net_loop_close(&w.loop);
+	uv_run(&w.loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&w.loop), 0);
+}
