@@ -547,9 +547,16 @@ static void worker_main(void *arg)
 static int listen_all(struct app *a)
 {
 	const struct config_addr *l = &a->cfg.server.listen;
+	/* SO_REUSEPORT would let the loops share the port with another
+	 * process that uses it too (a second vecgate started by mistake): the
+	 * port must be free first, as it must for a single loop. */
+	int rc = a->nworkers > 1 ? net_listen_check(l->host, l->port) : 0;
+	if (rc < 0) {
+		log_error("listen %s:%u: %s", l->host, l->port, uv_strerror(rc));
+		return rc;
+	}
 	for (int i = 0; i < a->nworkers; i++) {
 		struct worker *w = &a->workers[i];
-		int rc;
 		w->listener = net_listen(w->loop, l->host, l->port, a->cfg.server.backlog,
 		                         a->nworkers > 1, accept_cb, w, &rc);
 		if (!w->listener) {
@@ -601,10 +608,13 @@ static int run(struct app *a)
 		log_error("upstream: %s", err);
 		return 1;
 	}
+	/* 0: one per core, at most the 64 the setting allows. */
 	a->nworkers =
 	        a->cfg.server.workers > 0 ? a->cfg.server.workers : (int)uv_available_parallelism();
 	if (a->nworkers < 1)
 		a->nworkers = 1;
+	if (a->nworkers > 64)
+		a->nworkers = 64;
 	pthread_mutex_init(&a->mu, NULL);
 	a->p_drained.fn = all_drained_posted;
 	a->workers = calloc((size_t)a->nworkers, sizeof(*a->workers));

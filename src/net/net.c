@@ -906,6 +906,26 @@ static void accept_cb(uv_stream_t *server, int status)
 	l->cb(l, c);
 }
 
+int net_listen_check(const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	int rc;
+	if ((rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss)) < 0 &&
+	    (rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) < 0)
+		return rc;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	socklen_t alen =
+	        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	rc = fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	                     bind(fd, (struct sockaddr *)&ss, alen) < 0
+	             ? -errno
+	             : 0;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
                                 bool reuseport, net_accept_cb cb, void *data, int *err)
 {

@@ -94,6 +94,10 @@ struct net_listener;
 typedef void (*net_accept_cb)(struct net_listener *l, struct net_conn *c);
 /* host:port to bind (reuseport: for several worker loops). NULL on error,
  * with *err set to a libuv error. */
+/* Whether host:port is free to bind without SO_REUSEPORT: another process
+ * listening there with SO_REUSEPORT of its own would otherwise share the
+ * port with several worker loops' sockets silently. 0 or -errno. */
+int net_listen_check(const char *host, int port) MUST_CHECK;
 struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
                                 bool reuseport, net_accept_cb cb, void *data, int *err);
 void *net_listener_data(struct net_listener *l);

@@ -267,3 +267,22 @@ def test_sigterm_drains_every_loop(make_vecgate, schema):
             c.close()
         except Exception:
             pass
+
+
+def test_a_second_instance_on_the_same_port_is_refused(make_vecgate, db, tmp_path):
+    """Each loop's socket has SO_REUSEPORT, which would let a second vecgate
+    on the same port share it silently: it must fail to start instead, as
+    it does with one loop."""
+    from conftest import Vecgate
+    first = make_vecgate(server__workers="2")
+    for workers in ("2", "1"):
+        d = tmp_path / f"second{workers}"
+        d.mkdir()
+        second = Vecgate(db, d, server__workers=workers, server__listen=f"127.0.0.1:{first.port}")
+        with pytest.raises(RuntimeError, match="exited"):
+            second.start()
+        assert "address already in use" in second.log.read_text()
+    with first.connect() as c, c.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    assert first.stop() == 0
