@@ -92,21 +92,13 @@ void cache_unlock(void)
 	pthread_mutex_unlock(&cache_mu);
 }
 
-/* Whether the calling thread runs the cache's loop (a thread with no loop
- * of its own, such as a test's, counts as the cache's). */
-static bool on_cache_loop(const struct cache *c)
-{
-	uv_loop_t *cur = net_loop_current();
-	return !cur || cur == c->opt.loop;
-}
-
 static void kick_cb(struct net_post *p);
 
 /* Asks the cache's loop to start what t->start_wanted and t->patch_wanted
  * ask for. */
 static void kick(struct cache *c)
 {
-	if (c->kick_posted || !c->kick)
+	if (c->kick_posted)
 		return;
 	if (net_loop_post(c->opt.loop, &c->kick->post) == 0)
 		c->kick_posted = true;
@@ -308,7 +300,7 @@ static void start_load(struct cache_table *t)
 	struct cache *c = t->cache;
 	if (t->loading || c->closing)
 		return;
-	if (!on_cache_loop(c)) {
+	if (!net_loop_is_current(c->opt.loop)) {
 		t->start_wanted = true;
 		kick(c);
 		return;
@@ -674,7 +666,7 @@ static void maybe_patch(struct cache_table *t)
 	struct cache *c = t->cache;
 	if (t->patching || c->closing || t->state == CACHE_FORGOTTEN)
 		return;
-	if (!on_cache_loop(c)) {
+	if (!net_loop_is_current(c->opt.loop)) {
 		t->patch_wanted = true;
 		kick(c);
 		return;

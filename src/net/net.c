@@ -148,6 +148,11 @@ uv_loop_t *net_loop_current(void)
 	return current_loop;
 }
 
+bool net_loop_is_current(const uv_loop_t *loop)
+{
+	return !current_loop || current_loop == loop;
+}
+
 int net_loop_run(uv_loop_t *loop)
 {
 	current_loop = loop;
@@ -906,51 +911,51 @@ static void accept_cb(uv_stream_t *server, int status)
 	l->cb(l, c);
 }
 
-int net_listen_check(const char *host, int port)
+/* A TCP socket bound to host:port (SO_REUSEADDR, and SO_REUSEPORT when
+ * asked), not listening yet: its fd, or a negative errno. */
+static int bound_socket(const char *host, int port, bool reuseport, int flags)
 {
 	struct sockaddr_storage ss;
 	int rc;
 	if ((rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss)) < 0 &&
 	    (rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) < 0)
 		return rc;
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	socklen_t alen =
-	        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	rc = fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	                     bind(fd, (struct sockaddr *)&ss, alen) < 0
-	             ? -errno
-	             : 0;
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
-struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
-                                bool reuseport, net_accept_cb cb, void *data, int *err)
-{
-	struct sockaddr_storage ss;
-	int rc;
-	if ((rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss)) < 0 &&
-	    (rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) < 0) {
-		*err = rc;
-		return NULL;
-	}
-	struct net_listener *l = calloc(1, sizeof(*l));
-	if (!l) {
-		*err = UV_ENOMEM;
-		return NULL;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	int one = 1;
 	socklen_t alen =
 	        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, (struct sockaddr *)&ss, alen) < 0) {
-		*err = -errno;
+		rc = -errno;
 		if (fd >= 0)
 			close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int net_listen_check(const char *host, int port)
+{
+	int fd = bound_socket(host, port, false, 0);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
+                                bool reuseport, net_accept_cb cb, void *data, int *err)
+{
+	int rc;
+	struct net_listener *l = calloc(1, sizeof(*l));
+	if (!l) {
+		*err = UV_ENOMEM;
+		return NULL;
+	}
+	int fd = bound_socket(host, port, reuseport, SOCK_NONBLOCK);
+	if (fd < 0) {
+		*err = fd;
 		free(l);
 		return NULL;
 	}

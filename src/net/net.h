@@ -70,6 +70,9 @@ void net_loop_close(uv_loop_t *loop);
 /* The loop of the calling thread: the one net_loop_run() runs there, else
  * the first net_loop_init() made there; NULL on a pool thread. */
 uv_loop_t *net_loop_current(void);
+/* Whether the calling thread may act for loop's: it runs loop, or it has no
+ * loop of its own (a test's thread, a process with one loop). */
+bool net_loop_is_current(const uv_loop_t *loop);
 /* Runs loop on the calling thread (a worker loop's) until it ends. */
 int net_loop_run(uv_loop_t *loop);
 
@@ -94,9 +97,9 @@ struct net_listener;
 typedef void (*net_accept_cb)(struct net_listener *l, struct net_conn *c);
 /* host:port to bind (reuseport: for several worker loops). NULL on error,
  * with *err set to a libuv error. */
-/* Whether host:port is free to bind without SO_REUSEPORT: another process
+/* Whether host:port is free to bind without SO_REUSEPORT (another process
  * listening there with SO_REUSEPORT of its own would otherwise share the
- * port with several worker loops' sockets silently. 0 or -errno. */
+ * port with several worker loops' sockets silently). 0 or -errno. */
 int net_listen_check(const char *host, int port) MUST_CHECK;
 struct net_listener *net_listen(uv_loop_t *loop, const char *host, int port, int backlog,
                                 bool reuseport, net_accept_cb cb, void *data, int *err);

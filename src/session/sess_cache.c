@@ -618,12 +618,6 @@ static void job_posted(struct net_post *p)
 	cache_unlock();
 }
 
-static bool on_loop(uv_loop_t *loop)
-{
-	uv_loop_t *cur = net_loop_current();
-	return !cur || cur == loop;
-}
-
 static void batch_done(void *data, int status)
 {
 	struct serve_batch *b = data;
@@ -635,7 +629,7 @@ static void batch_done(void *data, int status)
 		j->post.fn = job_posted;
 		/* (A loop that is closed has no session left to answer:
 		 * serve_done here only frees.) */
-		if (on_loop(j->kc->loop) || net_loop_post(j->kc->loop, &j->post) < 0)
+		if (net_loop_is_current(j->kc->loop) || net_loop_post(j->kc->loop, &j->post) < 0)
 			serve_done(j, status);
 	}
 	free(b);
@@ -684,7 +678,7 @@ static void pump(void)
 				break;
 			}
 		}
-		if (b && on_loop(b->loop))
+		if (b && net_loop_is_current(b->loop))
 			b->submitted = true;
 		pthread_mutex_unlock(&batches.mu);
 		if (!b)
@@ -911,7 +905,7 @@ static void wake_posted(struct net_post *p)
 static void waiter_cb(struct cache_waiter *w)
 {
 	struct sess_cache *kc = container_of(w, struct sess_cache, waiter);
-	if (on_loop(kc->loop)) {
+	if (net_loop_is_current(kc->loop)) {
 		decide_again(kc);
 		return;
 	}
