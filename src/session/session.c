@@ -209,11 +209,6 @@ static void state_list_remove(struct session *s)
 	list_remove(&s->link);
 	atomic_fetch_sub_explicit(&px->n_by_state[s->state], 1, memory_order_relaxed);
 	metrics_gauge_add(m.state[s->state], -1);
-	if (s->state == SESS_QUEUED) {
-		pthread_mutex_lock(&px->shared->mu);
-		px->shared->queued--;
-		pthread_mutex_unlock(&px->shared->mu);
-	}
 }
 
 static void state_list_add(struct session *s, enum session_state st)
@@ -223,11 +218,6 @@ static void state_list_add(struct session *s, enum session_state st)
 	list_push_back(&px->by_state[st], &s->link);
 	atomic_fetch_add_explicit(&px->n_by_state[st], 1, memory_order_relaxed);
 	metrics_gauge_add(m.state[st], 1);
-	if (st == SESS_QUEUED) {
-		pthread_mutex_lock(&px->shared->mu);
-		px->shared->queued++;
-		pthread_mutex_unlock(&px->shared->mu);
-	}
 }
 
 /* The oldest session in state st, or NULL. */
@@ -283,7 +273,7 @@ static void set_state(struct session *s, enum session_state st)
 		          state_names[s->state], state_names[st]);
 		assert(!"illegal session state change");
 	}
-	bool freed = s->holds_slot && !holds_login_slot(st);
+	bool freed = holds_login_slot(s->state) && !holds_login_slot(st);
 	state_list_remove(s);
 	state_list_add(s, st);
 	if (freed)
@@ -298,8 +288,6 @@ static void maybe_free(struct session *s)
 		return;
 	struct proxy *px = s->px;
 	state_list_remove(s);
-	if (s->holds_slot)
-		slot_freed(s);
 	atomic_fetch_sub(&px->n_sessions, 1);
 	atomic_fetch_sub(&px->shared->sessions, 1);
 	sess_cache_free(s->kc);
@@ -1189,8 +1177,7 @@ static void admit_queued(struct proxy *px)
 		pthread_mutex_unlock(&sh->mu);
 		if (!pick)
 			break;
-		pick->holds_slot = true;
-		set_state(pick, SESS_WAIT_UPSTREAM);
+		set_state(pick, SESS_WAIT_UPSTREAM); /* its slot is taken above */
 		pool_acquire(px->pool, &pick->waiter);
 	}
 }
@@ -1200,21 +1187,20 @@ static void admit_posted(struct net_post *p)
 	admit_queued(container_of(p, struct proxy, admit_post));
 }
 
-/* s's login slot is free: the next queued session here takes it, or, when
- * sessions wait on other loops, those loops look. */
+/* s's login slot is free: the next queued session here takes it, and the
+ * other loops with queued sessions look too. */
 static void slot_freed(struct session *s)
 {
 	struct proxy *px = s->px;
 	struct proxy_shared *sh = px->shared;
-	s->holds_slot = false;
 	pthread_mutex_lock(&sh->mu);
 	slot_release(sh, s->addr);
-	bool elsewhere = sh->queued >
-	                 atomic_load_explicit(&px->n_by_state[SESS_QUEUED], memory_order_relaxed);
 	struct proxy *others[sizeof(sh->proxies) / sizeof(sh->proxies[0])];
 	size_t n = 0;
-	for (size_t i = 0; elsewhere && i < sh->nproxies; i++)
-		if (sh->proxies[i] != px)
+	for (size_t i = 0; i < sh->nproxies; i++)
+		if (sh->proxies[i] != px &&
+		    atomic_load_explicit(&sh->proxies[i]->n_by_state[SESS_QUEUED],
+		                         memory_order_relaxed) > 0)
 			others[n++] = sh->proxies[i];
 	pthread_mutex_unlock(&sh->mu);
 	admit_queued(px);

@@ -52,7 +52,6 @@ struct proxy_shared {
 	atomic_int sessions; /* client sessions, all workers: max_client_conns */
 	pthread_mutex_t mu;  /* the login slots and the proxies below */
 	int pending;         /* sessions holding a login slot */
-	int queued;          /* sessions waiting for one */
 	struct slot_addr {
 		uint64_t addr;
 		int n;
@@ -111,7 +110,6 @@ struct session {
 	bool paused_up;
 	bool paused_input;   /* too many client bytes wait unconsumed */
 	bool timer_open;     /* the timer handle is not closed yet */
-	bool holds_slot;     /* counted in px->shared's login slots */
 	uint64_t counted_in; /* client bytes already added to the metric */
 	uint64_t cmd_start_ns;
 	char user[64];
