@@ -33,6 +33,9 @@
 	 PROTO_CLIENT_PLUGIN_AUTH | PROTO_CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |                  \
 	 PROTO_CLIENT_SSL)
 
+/* The most worker loops ([server] workers' maximum). */
+#define WORKERS_MAX 64
+
 struct app;
 
 /* One event loop with its own sessions, pool and listener (docs/design.md
@@ -53,6 +56,8 @@ struct worker {
 	/* SIGHUP's settings for this worker, handed over under app.mu. */
 	struct proxy_limits next_lim;
 	SSL_CTX *next_tls; /* referenced */
+	int next_spares;
+	uint64_t next_spare_age_ms;
 	bool next_set;
 	struct net_post p_drain, p_close_all, p_apply, p_rsa, p_stop;
 };
@@ -70,8 +75,6 @@ struct app {
 	struct proxy_shared shared;
 	struct worker *workers;
 	int nworkers;
-	struct proxy **pxs; /* each worker's proxy, for /status */
-	struct pool **pools;
 	pthread_mutex_t mu; /* workers' next_* */
 	atomic_int drained; /* workers with no session left after SIGTERM */
 	struct net_post p_drained;
@@ -173,12 +176,18 @@ static int status_hook(void *ctx, struct buf *out)
 		                 atomic_load(&a->workers[i].px.n_sessions));
 	if (rc == 0)
 		rc = buf_append(out, "],\"by_state\":", 13);
+	struct proxy *pxs[WORKERS_MAX];
+	struct pool *pools[WORKERS_MAX];
+	for (int i = 0; i < a->nworkers; i++) {
+		pxs[i] = &a->workers[i].px;
+		pools[i] = a->workers[i].pool;
+	}
 	if (rc == 0)
-		rc = proxy_status_json(a->pxs, (size_t)a->nworkers, out);
+		rc = proxy_status_json(pxs, (size_t)a->nworkers, out);
 	if (rc == 0)
 		rc = buf_append(out, ",\"upstreams\":", 13);
 	if (rc == 0)
-		rc = pool_status_json(a->pools, (size_t)a->nworkers, out);
+		rc = pool_status_json(pools, (size_t)a->nworkers, out);
 	if (rc == 0 && a->cache)
 		rc = buf_append(out, ",\"cache\":", 9);
 	if (rc == 0 && a->cache)
@@ -325,6 +334,8 @@ static void apply_posted(struct net_post *p)
 	bool set = w->next_set;
 	struct proxy_limits lim = w->next_lim;
 	SSL_CTX *tls = w->next_tls;
+	int spares = w->next_spares;
+	uint64_t spare_age_ms = w->next_spare_age_ms;
 	w->next_set = false;
 	w->next_tls = NULL;
 	pthread_mutex_unlock(&a->mu);
@@ -335,7 +346,7 @@ static void apply_posted(struct net_post *p)
 	net_tls_ctx_free(w->px.client_tls);
 	w->px.client_tls = tls;
 	if (w->pool)
-		pool_update(w->pool, spares_per_worker(a), a->cfg.upstream.spare_max_age);
+		pool_update(w->pool, spares, spare_age_ms);
 	/* A raised max_pending_logins lets queued logins start now. */
 	proxy_admit_queued(&w->px);
 }
@@ -377,6 +388,8 @@ static void apply_limits(struct app *a)
 		struct worker *w = &a->workers[i];
 		pthread_mutex_lock(&a->mu);
 		w->next_lim = limits_of(c);
+		w->next_spares = spares_per_worker(a);
+		w->next_spare_age_ms = c->upstream.spare_max_age;
 		net_tls_ctx_free(w->next_tls);
 		w->next_tls = a->client_tls;
 		if (w->next_tls)
@@ -499,8 +512,6 @@ static int setup_worker(struct app *a, int i, char *err, size_t errlen)
 	/* Session ids unique over the workers: i, i + N, i + 2N, ... */
 	w->px.next_id = (uint64_t)i;
 	w->px.id_step = (uint64_t)a->nworkers;
-	a->pxs[i] = &w->px;
-	a->pools[i] = w->pool;
 	return 0;
 }
 
@@ -547,14 +558,7 @@ static void worker_main(void *arg)
 static int listen_all(struct app *a)
 {
 	const struct config_addr *l = &a->cfg.server.listen;
-	/* SO_REUSEPORT would let the loops share the port with another
-	 * process that uses it too (a second vecgate started by mistake): the
-	 * port must be free first, as it must for a single loop. */
-	int rc = a->nworkers > 1 ? net_listen_check(l->host, l->port) : 0;
-	if (rc < 0) {
-		log_error("listen %s:%u: %s", l->host, l->port, uv_strerror(rc));
-		return rc;
-	}
+	int rc;
 	for (int i = 0; i < a->nworkers; i++) {
 		struct worker *w = &a->workers[i];
 		w->listener = net_listen(w->loop, l->host, l->port, a->cfg.server.backlog,
@@ -590,13 +594,21 @@ static void free_workers(struct app *a)
 		net_tls_ctx_free(w->next_tls);
 	}
 	free(a->workers);
-	free(a->pxs);
-	free(a->pools);
 }
 
 static int run(struct app *a)
 {
 	char err[512];
+	/* The port must be free: with several loops, SO_REUSEPORT would
+	 * otherwise let them share it with another process that uses it too (a
+	 * second vecgate started by mistake). Checked before anything is set
+	 * up, so that this common mistake ends with nothing to undo. */
+	const struct config_addr *l = &a->cfg.server.listen;
+	int rc = net_listen_check(l->host, l->port);
+	if (rc < 0) {
+		log_error("listen %s:%u: %s", l->host, l->port, uv_strerror(rc));
+		return 1;
+	}
 	a->loop = uv_default_loop();
 	signal(SIGPIPE, SIG_IGN);
 	if (net_loop_init(a->loop) < 0)
@@ -608,26 +620,23 @@ static int run(struct app *a)
 		log_error("upstream: %s", err);
 		return 1;
 	}
-	/* 0: one per core, at most the 64 the setting allows. */
+	/* 0: one per core, at most as many as the setting allows. */
 	a->nworkers =
 	        a->cfg.server.workers > 0 ? a->cfg.server.workers : (int)uv_available_parallelism();
 	if (a->nworkers < 1)
 		a->nworkers = 1;
-	if (a->nworkers > 64)
-		a->nworkers = 64;
+	if (a->nworkers > WORKERS_MAX)
+		a->nworkers = WORKERS_MAX;
 	pthread_mutex_init(&a->mu, NULL);
 	a->p_drained.fn = all_drained_posted;
 	a->workers = calloc((size_t)a->nworkers, sizeof(*a->workers));
-	a->pxs = calloc((size_t)a->nworkers, sizeof(*a->pxs));
-	a->pools = calloc((size_t)a->nworkers, sizeof(*a->pools));
-	if (!a->workers || !a->pxs || !a->pools || proxy_shared_init(&a->shared) < 0) {
+	if (!a->workers || proxy_shared_init(&a->shared) < 0) {
 		log_error("out of memory");
 		return 1;
 	}
-	int rc = 0;
 	for (int i = 0; i < a->nworkers && rc == 0; i++)
 		if ((rc = setup_worker(a, i, err, sizeof(err))) < 0)
-			log_error("upstream: %s", err);
+			log_error("worker %d: %s", i, err);
 	if (rc == 0 && (rc = setup_cache(a, err, sizeof(err))) < 0)
 		log_error("cache: %s", err);
 	apply_limits(a);
@@ -646,7 +655,6 @@ static int run(struct app *a)
 		if (net_work_submit(a->loop, rsa_work, rsa_done, a) < 0)
 			a->rsa_pending = false;
 	}
-	const struct config_addr *l = &a->cfg.server.listen;
 	if (*a->cfg.admin.listen.host) {
 		struct admin_hooks hooks = {
 		        .status_json = status_hook, .healthy = healthy_hook, .ctx = a};
