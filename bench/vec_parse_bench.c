@@ -47,6 +47,45 @@ static void report(const char *what, double best, size_t n, size_t dim)
 	       best / (double)n / (double)dim * 1e9);
 }
 
+/* The best round's seconds for parsing every text (and, when canonical,
+ * telling that each is canonical), checking the floats; -1 on a wrong
+ * result. */
+static double time_parse(const struct buf *text, const float *v, size_t n, size_t dim, int rounds,
+                         bool canonical)
+{
+	struct vec_f32 out;
+	struct vec_err err;
+	vec_f32_init(&out);
+	double best = 0;
+	for (int r = 0; r < rounds && best >= 0; r++) {
+		double t0 = now_s();
+		for (size_t i = 0; i < n; i++) {
+			bool canon = true;
+			const char *s = (const char *)text[i].data;
+			int rc;
+#ifndef VEC_PARSE_BENCH_OLD
+			if (canonical)
+				rc = vec_parse_canonical(s, text[i].len, VEC_TIDB_MASTER, &out,
+				                         &canon, &err);
+			else
+#endif
+				rc = vec_parse(s, text[i].len, &out, &err);
+			if (rc != 0 || !canon || out.dim != dim ||
+			    memcmp(out.v, v + i * dim, dim * sizeof(float)) != 0) {
+				fprintf(stderr, "%s: wrong result for vector %zu\n",
+				        canonical ? "vec_parse_canonical" : "vec_parse", i);
+				best = -1;
+				break;
+			}
+		}
+		double t = now_s() - t0;
+		if (best == 0 || (best > 0 && t < best))
+			best = t;
+	}
+	vec_f32_free(&out);
+	return best;
+}
+
 int main(int argc, char **argv)
 {
 	size_t dim = argc > 1 ? strtoul(argv[1], NULL, 10) : 768;
@@ -72,24 +111,9 @@ int main(int argc, char **argv)
 	printf("%zu vectors of %zu dimensions, %.1f bytes of text per element\n", n, dim,
 	       (double)bytes / (double)n / (double)dim);
 
-	struct vec_f32 out;
-	struct vec_err err;
-	vec_f32_init(&out);
-	double best = 0;
-	for (int r = 0; r < rounds; r++) {
-		double t0 = now_s();
-		for (size_t i = 0; i < n; i++) {
-			if (vec_parse((const char *)text[i].data, text[i].len, &out, &err) != 0 ||
-			    out.dim != dim ||
-			    memcmp(out.v, v + i * dim, dim * sizeof(float)) != 0) {
-				fprintf(stderr, "vec_parse: wrong result for vector %zu\n", i);
-				return 1;
-			}
-		}
-		double t = now_s() - t0;
-		if (best == 0 || t < best)
-			best = t;
-	}
+	double best = time_parse(text, v, n, dim, rounds, false);
+	if (best < 0)
+		return 1;
 	report("vec_parse", best, n, dim);
 
 	struct buf b;
@@ -114,22 +138,9 @@ int main(int argc, char **argv)
 #ifndef VEC_PARSE_BENCH_OLD
 	/* What a load does with each cell: parse it and tell whether its text
 	 * is the canonical one (then it need not be kept). */
-	best = 0;
-	for (int r = 0; r < rounds; r++) {
-		double t0 = now_s();
-		for (size_t i = 0; i < n; i++) {
-			bool canonical;
-			if (vec_parse_canonical((const char *)text[i].data, text[i].len,
-			                        VEC_TIDB_MASTER, &out, &canonical, &err) != 0 ||
-			    !canonical) {
-				fprintf(stderr, "vec_parse_canonical: not canonical\n");
-				return 1;
-			}
-		}
-		double t = now_s() - t0;
-		if (best == 0 || t < best)
-			best = t;
-	}
+	best = time_parse(text, v, n, dim, rounds, true);
+	if (best < 0)
+		return 1;
 	report("vec_parse_canonical", best, n, dim);
 
 	best = 0;
@@ -147,10 +158,34 @@ int main(int argc, char **argv)
 			best = t;
 	}
 	report("vec_format_f32_array_is", best, n, dim);
+
+	/* Each way of reading the elements this CPU has, side by side. */
+	static const struct {
+		enum vec_parse_isa isa;
+		const char *name;
+	} paths[] = {
+	        {VEC_PARSE_SCALAR, "scalar"},
+	        {VEC_PARSE_AVX2, "avx2"},
+	        {VEC_PARSE_AVX512, "avx512"},
+	};
+	for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+		if (vec_parse_force(paths[k].isa) != 0)
+			continue;
+		for (int canonical = 0; canonical < 2; canonical++) {
+			char what[64];
+			best = time_parse(text, v, n, dim, rounds, canonical);
+			if (best < 0)
+				return 1;
+			snprintf(what, sizeof(what), "%s [%s]",
+			         canonical ? "vec_parse_canonical" : "vec_parse", paths[k].name);
+			report(what, best, n, dim);
+		}
+	}
+	if (vec_parse_force(VEC_PARSE_AUTO) != 0)
+		return 1;
 #endif
 
 	buf_free(&b);
-	vec_f32_free(&out);
 	for (size_t i = 0; i < n; i++)
 		buf_free(&text[i]);
 	free(text);

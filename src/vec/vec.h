@@ -71,6 +71,21 @@ int vec_parse_dialect(const char *s, size_t n, enum vec_dialect dialect, struct 
  * canonical, never the reverse. *canonical is false after an error. */
 int vec_parse_canonical(const char *s, size_t n, enum vec_dialect dialect, struct vec_f32 *out,
                         bool *canonical, struct vec_err *err) MUST_CHECK;
+/* How the parsers read the elements of long vectors: the best way the CPU
+ * allows (the default), one element at a time in scalar code, with 128- and
+ * 256-bit vectors (SSE4.1 and AVX2), or those and AVX-512 for rounding and
+ * judging 8 elements at a time. Every path gives the same results. */
+enum vec_parse_isa {
+	VEC_PARSE_AUTO = 0,
+	VEC_PARSE_SCALAR,
+	VEC_PARSE_AVX2,
+	VEC_PARSE_AVX512,
+};
+/* Makes later parses use isa, for tests and benchmarks that compare the
+ * paths; 0, or -ENOTSUP when the CPU or the build lacks it. */
+int vec_parse_force(enum vec_parse_isa isa) MUST_CHECK;
+/* The path parses take now (never VEC_PARSE_AUTO). */
+enum vec_parse_isa vec_parse_isa(void);
 
 /* Appends v[0..dim) as TiDB prints a vector: "[1,0.5,-0]", each element the
  * shortest decimal that reads back as the same float32, in fixed notation

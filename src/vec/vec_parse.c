@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,6 +522,17 @@ static bool canonical_token(double v, const struct token *tk)
 	return d == w && fe == e10;
 }
 
+/* canonical_token() for an element the fast paths took, read as d and
+ * rounded to f, trying canonical_fast() first. */
+static bool element_canonical(double d, float f, uint64_t w, int frac, bool plain)
+{
+	/* A fraction ending in a nonzero digit: w has no trailing zero and
+	 * is not 0, and f is finite. */
+	int fast = frac && plain ? canonical_fast(f, w, -frac) : -1;
+	struct token tk = {w, -frac, w ? plain : frac == 0};
+	return fast >= 0 ? fast : canonical_token(d, &tk);
+}
+
 /* ReadFloat64() at sc->p (whitespace already skipped). 0 with the value,
  * -EINVAL when json-iterator records an error, or -ENOMEM. The checks before
  * the token are its fast path's: an empty number, a leading '.', a leading
@@ -661,6 +673,55 @@ static uint64_t load8(const char *p)
 #define CANON_X86 1
 #endif
 
+/* 0 (VEC_PARSE_AUTO) or the forced path; atomic so that a test forcing a
+ * path never races a parse in another thread into undefined behaviour. */
+static _Atomic int forced_isa;
+
+static bool isa_supported(enum vec_parse_isa isa)
+{
+	switch (isa) {
+	case VEC_PARSE_AUTO:
+	case VEC_PARSE_SCALAR:
+		return true;
+#ifdef CANON_X86
+	/* libgcc's constructor has filled the CPU model: no
+	 * __builtin_cpu_init(), whose writes would race between threads. */
+	case VEC_PARSE_AVX512: /* the elements are read as on AVX2 */
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+		       __builtin_cpu_supports("avx512vl") && isa_supported(VEC_PARSE_AVX2);
+	case VEC_PARSE_AVX2:
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("sse4.1") &&
+		       __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi");
+#endif
+	default:
+		return false;
+	}
+}
+
+int vec_parse_force(enum vec_parse_isa isa)
+{
+	if (!isa_supported(isa))
+		return -ENOTSUP;
+	atomic_store(&forced_isa, (int)isa);
+	return 0;
+}
+
+enum vec_parse_isa vec_parse_isa(void)
+{
+	int f = atomic_load_explicit(&forced_isa, memory_order_relaxed);
+	if (f != VEC_PARSE_AUTO)
+		return (enum vec_parse_isa)f;
+	static _Atomic int best; /* computed once; every thread computes the same */
+	int b = atomic_load_explicit(&best, memory_order_relaxed);
+	if (b == 0) {
+		b = isa_supported(VEC_PARSE_AVX512) ? VEC_PARSE_AVX512
+		    : isa_supported(VEC_PARSE_AVX2) ? VEC_PARSE_AVX2
+		                                    : VEC_PARSE_SCALAR;
+		atomic_store_explicit(&best, b, memory_order_relaxed);
+	}
+	return (enum vec_parse_isa)b;
+}
+
 /* Elements waiting for canonical_fast's check in vectors: each one's
  * float, digits w (no trailing zero, >= 10), fraction digits (1..11) and
  * w's last digit; only elements canonical_fast would judge in its double
@@ -679,10 +740,10 @@ struct canon_batch {
 /* canonical_fast's double branch for the batch's lanes, 8 at a time: the
  * same operations on the same doubles (each exact, as shown there), so the
  * same verdicts; a mask of the lanes that are canonical. */
-TCB static unsigned canon8(const struct canon_batch *cb)
+static inline __attribute__((always_inline)) TCB unsigned
+canon8v(__mmask8 live, __m256 f, __m512i wv, __m256i frac, __m512d last)
 {
-	__mmask8 live = (__mmask8)((1u << cb->n) - 1);
-	__m256i bits = _mm256_castps_si256(_mm256_maskz_loadu_ps(live, cb->f));
+	__m256i bits = _mm256_castps_si256(f);
 	__m256i e = _mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xFF));
 	__m256i mant = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFF));
 	__m512d ulp = _mm512_castsi512_pd(_mm512_slli_epi64(
@@ -691,15 +752,15 @@ TCB static unsigned canon8(const struct canon_batch *cb)
 	                   _mm256_cmpgt_epi32_mask(e, _mm256_set1_epi32(1));
 	__mmask8 even = _mm256_testn_epi32_mask(mant, _mm256_set1_epi32(1));
 	__m512d fd = _mm512_abs_pd(_mm512_cvtps_pd(_mm256_castsi256_ps(bits)));
-	__m512d p = _mm512_mask_i32gather_pd(
-	        _mm512_set1_pd(1), live, _mm256_maskz_loadu_epi32(live, cb->frac), pow10_exact, 8);
+	__m512d p =
+	        _mm512_permutex2var_pd(_mm512_loadu_pd(pow10_exact), _mm512_cvtepi32_epi64(frac),
+	                               _mm512_loadu_pd(pow10_exact + 8)); /* frac <= 11 */
 	__m512d fac = _mm512_mask_mov_pd(_mm512_set1_pd(0.5), quarter, _mm512_set1_pd(0.25));
 	__m512d lo = _mm512_mul_pd(_mm512_sub_pd(fd, _mm512_mul_pd(ulp, fac)), p);
 	__m512d hi = _mm512_mul_pd(_mm512_add_pd(fd, _mm512_mul_pd(ulp, _mm512_set1_pd(0.5))), p);
 	__m512d x = _mm512_mul_pd(fd, p);
-	__m512i wv = _mm512_maskz_loadu_epi64(live, cb->w);
 	__m512d y = _mm512_cvtepi64_pd(wv); /* w <= 2^53: exact */
-	__m512d c0 = _mm512_sub_pd(y, _mm512_maskz_loadu_pd(live, cb->last));
+	__m512d c0 = _mm512_sub_pd(y, last);
 #define IN8(v)                                                                                     \
 	((__mmask8)((even & _mm512_cmp_pd_mask(lo, (v), _CMP_LE_OQ) &                              \
 	             _mm512_cmp_pd_mask((v), hi, _CMP_LE_OQ)) |                                    \
@@ -719,15 +780,85 @@ TCB static unsigned canon8(const struct canon_batch *cb)
 	return (unsigned)(yes & live);
 }
 
-static bool canon_vectors(void)
+/* Eight elements simd_element() read, to be rounded and judged at once. */
+struct elem_batch {
+	int n;
+	unsigned neg, plain; /* bit i: lane i's */
+	uint64_t w[8];
+	int32_t frac[8];
+	int32_t last[8]; /* the last digit's value */
+};
+
+/* take_element() for the batch's 8 lanes: the same division of the same
+ * exact doubles, the same roundings (one lane each), so the same floats;
+ * canon8v() for the lanes canonical_fast's double branch judges and
+ * element_canonical() for the others, as take_element() splits them.
+ * Stores the floats at out->v[out->dim..+8), which the caller made room
+ * for. */
+TCB static void batch8(const struct elem_batch *b, struct vec_f32 *out, bool *canon)
 {
-	static int has = -1; /* racy but idempotent: every thread computes the same */
-	if (has < 0)
-		has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-		      __builtin_cpu_supports("avx512vl");
-	return has;
+	__m512i wv = _mm512_loadu_si512(b->w);
+	__m256i frac = _mm256_loadu_si256((const __m256i *)(const void *)b->frac);
+	__m512d p =
+	        _mm512_permutex2var_pd(_mm512_loadu_pd(pow10_exact), _mm512_cvtepi32_epi64(frac),
+	                               _mm512_loadu_pd(pow10_exact + 8)); /* frac <= 15 */
+	__m512i db = _mm512_castpd_si512(_mm512_div_pd(_mm512_cvtepi64_pd(wv), p));
+	db = _mm512_mask_xor_epi64(db, (__mmask8)b->neg, db, _mm512_set1_epi64(INT64_MIN));
+	__m512d d = _mm512_castsi512_pd(db);
+	__m256 f = _mm512_cvtpd_ps(d);
+	_mm256_storeu_ps(out->v + out->dim, f);
+	out->dim += 8;
+	if (!canon || !*canon)
+		return;
+	__m256i e = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(f), 23),
+	                             _mm256_set1_epi32(0xFF));
+	__mmask8 batched = (__mmask8)b->plain &
+	                   _mm256_cmpgt_epi32_mask(frac, _mm256_setzero_si256()) &
+	                   _mm256_cmple_epi32_mask(frac, _mm256_set1_epi32(11)) &
+	                   _mm512_cmpge_epu64_mask(wv, _mm512_set1_epi64(10)) &
+	                   _mm256_cmpneq_epi32_mask(e, _mm256_setzero_si256()) &
+	                   _mm256_cmpneq_epi32_mask(e, _mm256_set1_epi32(0xFF));
+	__m512d last =
+	        _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)(const void *)b->last));
+	if (canon8v(batched, f, wv, frac, last) != batched) {
+		*canon = false;
+		return;
+	}
+	unsigned rest = (unsigned)(__mmask8)~batched;
+	if (!rest)
+		return;
+	double dd[8];
+	float ff[8];
+	_mm512_storeu_pd(dd, d);
+	_mm256_storeu_ps(ff, f);
+	for (; rest && *canon; rest &= rest - 1) {
+		int i = __builtin_ctz(rest);
+		*canon = element_canonical(dd[i], ff[i], b->w[i], b->frac[i], b->plain >> i & 1);
+	}
 }
+
+TCB static unsigned canon8(const struct canon_batch *cb)
+{
+	__mmask8 live = (__mmask8)((1u << cb->n) - 1);
+	return canon8v(
+	        live, _mm256_maskz_loadu_ps(live, cb->f), _mm512_maskz_loadu_epi64(live, cb->w),
+	        _mm256_maskz_loadu_epi32(live, cb->frac), _mm512_maskz_loadu_pd(live, cb->last));
+}
+
 #else
+struct elem_batch {
+	int n;
+	unsigned neg, plain;
+	uint64_t w[8];
+	int32_t frac[8];
+	int32_t last[8];
+};
+
+static void batch8(const struct elem_batch *b, struct vec_f32 *out, bool *canon)
+{
+	(void)b, (void)out, (void)canon;
+}
+
 static unsigned canon8(const struct canon_batch *cb)
 {
 	unsigned m = 0;
@@ -736,10 +867,6 @@ static unsigned canon8(const struct canon_batch *cb)
 	return m;
 }
 
-static bool canon_vectors(void)
-{
-	return false;
-}
 #endif
 
 /* Judges the batch into *canon and empties it. */
@@ -750,76 +877,263 @@ static void canon_flush(struct canon_batch *cb, bool *canon)
 	cb->n = 0;
 }
 
-/* The elements as TiDB prints them, at full speed: "-?D+(.D+)?" followed
- * by ',', at most 7 digits before a '.' and 15 after it. Reads elements
- * from sc->p while at least 32 bytes follow, and stops before the first it
- * cannot take (or that ends with ']'), leaving it and the rest to
- * read_elements(). Every element it takes, read_number() reads the same
- * way (scan_number(), fast_value()), and canonical_token() judges it. */
-static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count, bool *canon)
+/* One element as TiDB prints it, read at t (after any '-'): "D+(.D+)?"
+ * followed by ',', at most 7 digits before a '.' and 15 after it, no
+ * leading zero. True with its digits in *w (w * 10^-*frac is its value),
+ * *plain as scan_number() sets it and its length (',' excluded) in *len;
+ * false: read_number() judges it. t[0..16) are readable. */
+static bool scalar_element(const char *t, uint64_t *w, int *frac, bool *plain, size_t *len)
+{
+	int k = digit_run(load8(t));
+	if (k == 0 || k == 8 || (t[0] == '0' && k > 1))
+		return false;
+	uint64_t v = run_value(load8(t), k);
+	const char *e = t + k;
+	*frac = 0;
+	*plain = true;
+	if (*e == '.') {
+		e++;
+		uint64_t v1 = load8(e), v2 = load8(e + 8);
+		int k1 = digit_run(v1), k2 = k1 == 8 ? digit_run(v2) : 0;
+		if (k1 == 0 || k2 == 8)
+			return false;
+		*frac = k1 + k2;
+		v = (v * pow10_u64[k1] + run_value(v1, k1)) * pow10_u64[k2] + run_value(v2, k2);
+		e += *frac;
+		*plain = e[-1] != '0';
+	}
+	if (*e != ',' || v > (UINT64_C(1) << 53))
+		return false;
+	*w = v;
+	*len = (size_t)(e - t);
+	return true;
+}
+
+/* The end of reading an element the fast paths took: its value
+ * w * 10^-frac, negated when neg, rounded to double (one correctly rounded
+ * division of exact doubles: fast_value()) and then to float as TiDB does;
+ * its canonical verdict (last: its last digit); and the push. */
+static inline __attribute__((always_inline)) int take_element(struct vec_f32 *out, size_t *count,
+                                                              bool *canon, struct canon_batch *cb,
+                                                              bool vectors, uint64_t w, int frac,
+                                                              bool plain, bool neg, char last)
+{
+	double d = (double)(int64_t)w; /* w <= 2^53 */
+	d = frac ? d / pow10_exact[frac] : d;
+	uint64_t db;
+	memcpy(&db, &d, sizeof(db));
+	db ^= (uint64_t)neg << 63; /* -d without a branch on a coin toss */
+	memcpy(&d, &db, sizeof(d));
+	float f = (float)d;
+	if (canon && *canon) {
+		uint32_t fb;
+		memcpy(&fb, &f, sizeof(fb));
+		uint32_t fe = fb >> 23 & 0xFFu;
+		if (vectors && frac && frac <= 11 && plain && w >= 10 && fe != 0 && fe != 0xFF) {
+			/* canonical_fast's double branch, 8 elements a time */
+			int i = cb->n++;
+			cb->f[i] = f;
+			cb->w[i] = w;
+			cb->frac[i] = frac;
+			cb->last[i] = (double)(last - '0');
+			if (cb->n == 8)
+				canon_flush(cb, canon);
+		} else {
+			*canon = element_canonical(d, f, w, frac, plain);
+		}
+	}
+	if (++*count > VEC_MAX_DIM)
+		return 0;
+	if (out->dim == out->cap)
+		return push(out, f);
+	out->v[out->dim++] = f;
+	return 0;
+}
+
+#ifdef CANON_X86
+#define TSSE  __attribute__((target("sse4.1,popcnt,bmi")))
+#define TAVX2 __attribute__((target("avx2,sse4.1,popcnt,bmi")))
+
+/* scalar_element() in 128-bit vectors, for an element whose length n
+ * (1..15 bytes after any '-', ',' excluded) is known: its bytes are
+ * classified 16 at once, its digits shuffled behind zeros with the '.'
+ * left out, and summed in pairs, fours and eights (pmaddubsw, pmaddwd: the
+ * SSE form of eight_value()). Takes digits with one '.' or none, a digit
+ * on each side of it and no leading zero: at most 14 digits, so
+ * w < 10^14 < 2^53. Its value w * 10^-frac is the number's whichever path
+ * reads it, so the verdicts do not depend on the path. t[0..16) are
+ * readable. */
+static inline __attribute__((always_inline)) TSSE bool
+simd_element(const char *t, unsigned n, uint64_t *w, int *frac, bool *plain)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)t);
+	__m128i dv = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+	unsigned digit =
+	        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(dv, _mm_set1_epi8(9)), dv));
+	unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+	unsigned all = (1u << n) - 1;
+	dot &= all;
+	if (((digit | dot) & all) != all)
+		return false;
+	unsigned d = dot ? _tzcnt_u32(dot) : 16; /* the '.' */
+	if (dot ? (dot & (dot - 1)) || d == 0 || d + 1 >= n || (t[0] == '0' && d > 1)
+	        : t[0] == '0' && n > 1)
+		return false;
+	int nd = (int)n - (dot != 0); /* digits */
+	/* Byte j of the result takes digit i = j - (16 - nd) (none when i < 0),
+	 * found at i, or i + 1 past the '.': a negative index is a zero. */
+	__m128i idx =
+	        _mm_add_epi8(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+	                     _mm_set1_epi8((char)(nd - 16)));
+	idx = _mm_sub_epi8(idx, _mm_cmpgt_epi8(idx, _mm_set1_epi8((char)(d - 1))));
+	__m128i digits = _mm_shuffle_epi8(dv, idx);
+	__m128i pairs = _mm_maddubs_epi16(digits, _mm_set1_epi16(0x010A)); /* 10a + b */
+	__m128i fours = _mm_madd_epi16(pairs, _mm_set1_epi32(0x00010064)); /* 100a + b */
+	__m128i eights = _mm_madd_epi16(_mm_packus_epi32(fours, fours),
+	                                _mm_set1_epi32(0x00012710)); /* 10000a + b */
+	*w = (uint64_t)(uint32_t)_mm_cvtsi128_si32(eights) * 100000000u +
+	     (uint32_t)_mm_extract_epi32(eights, 1);
+	*frac = dot ? (int)(n - d - 1) : 0;
+	*plain = !dot || t[n - 1] != '0';
+	return true;
+}
+
+/* The ','s among s[0..64). */
+static inline __attribute__((always_inline)) TAVX2 uint64_t commas64(const char *s)
+{
+	__m256i c = _mm256_set1_epi8(',');
+	uint32_t lo = (uint32_t)_mm256_movemask_epi8(
+	        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)s), c));
+	uint32_t hi = (uint32_t)_mm256_movemask_epi8(
+	        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(s + 32)), c));
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* batch8() for a full batch, or take_element() for each of its lanes when
+ * the vector is too long to keep them (the elements are still counted);
+ * empties the batch. */
+static int flush_batch(struct elem_batch *eb, struct vec_f32 *out, size_t *count, bool *canon,
+                       struct canon_batch *cb)
+{
+	int rc = 0;
+	if (*count + 8 <= VEC_MAX_DIM) {
+		while (rc == 0 && out->cap - out->dim < 8)
+			rc = grow(out);
+		if (rc == 0) {
+			batch8(eb, out, canon);
+			*count += 8;
+		}
+	} else {
+		for (int i = 0; rc == 0 && i < 8; i++)
+			rc = take_element(out, count, canon, cb, true, eb->w[i], eb->frac[i],
+			                  eb->plain >> i & 1, eb->neg >> i & 1,
+			                  (char)('0' + eb->last[i]));
+	}
+	eb->n = 0;
+	eb->neg = eb->plain = 0;
+	return rc;
+}
+
+/* plain_elements()'s bulk: each element ends at the next ',' of a mask of
+ * 64 bytes at a time, so where the next element starts does not wait for
+ * this one's digits, and the core reads several at once. Stops before the
+ * first element simd_element() does not take, or once fewer than 80 bytes
+ * follow the window (so every load stays inside the text). */
+TAVX2 static int windowed_elements(struct scanner *sc, struct vec_f32 *out, size_t *count,
+                                   bool *canon, struct canon_batch *cb, bool vectors)
 {
 	const char *s = sc->s;
-	size_t p = sc->p;
+	size_t p = sc->p, wb = p;
+	if (wb + 80 > sc->n)
+		return 0;
+	uint64_t m = commas64(s + wb);
+	int rc = 0;
+	struct elem_batch eb = {0};
+	for (;;) {
+		while (m == 0) {
+			wb += 64;
+			if (wb + 80 > sc->n)
+				goto done;
+			m = commas64(s + wb);
+		}
+		size_t c = wb + _tzcnt_u64(m);
+		m = _blsr_u64(m);
+		size_t len = c - p;
+		bool neg = len > 0 && s[p] == '-';
+		unsigned n = (unsigned)(len - neg);
+		uint64_t w;
+		int frac;
+		bool plain;
+		if (len == 0 || len > 16 || n == 0 || n > 15 ||
+		    !simd_element(s + p + neg, n, &w, &frac, &plain))
+			break;
+		if (vectors) {
+			int i = eb.n++;
+			eb.w[i] = w;
+			eb.frac[i] = frac;
+			eb.last[i] = s[c - 1] - '0';
+			eb.neg |= (unsigned)neg << i;
+			eb.plain |= (unsigned)plain << i;
+			if (eb.n == 8)
+				rc = flush_batch(&eb, out, count, canon, cb);
+		} else {
+			rc = take_element(out, count, canon, cb, false, w, frac, plain, neg,
+			                  s[c - 1]);
+		}
+		if (rc)
+			break;
+		p = c + 1;
+	}
+done:
+	/* The lanes of a batch not full yet, in their order. */
+	for (int i = 0; rc == 0 && i < eb.n; i++)
+		rc = take_element(out, count, canon, cb, vectors, eb.w[i], eb.frac[i],
+		                  eb.plain >> i & 1, eb.neg >> i & 1, (char)('0' + eb.last[i]));
+	sc->p = p;
+	return rc;
+}
+
+#else
+static int windowed_elements(struct scanner *sc, struct vec_f32 *out, size_t *count, bool *canon,
+                             struct canon_batch *cb, bool vectors)
+{
+	(void)sc, (void)out, (void)count, (void)canon, (void)cb, (void)vectors;
+	return 0;
+}
+
+#endif
+
+/* The elements as TiDB prints them, at full speed (windowed_elements(),
+ * then scalar_element() near the end). Reads elements from sc->p while at
+ * least 32 bytes follow, and stops before the first it cannot take (or
+ * that ends with ']'), leaving it and the rest to read_elements(). Every
+ * element it takes, read_number() reads the same way (scan_number(),
+ * fast_value()), and canonical_token() judges it. */
+static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count, bool *canon)
+{
 	struct canon_batch cb = {0};
-	bool vectors = canon_vectors();
-	while (p + 32 <= sc->n) {
+	enum vec_parse_isa isa = vec_parse_isa();
+	bool vectors = isa == VEC_PARSE_AVX512;
+	int rc = isa != VEC_PARSE_SCALAR ? windowed_elements(sc, out, count, canon, &cb, vectors)
+	                                 : 0;
+	const char *s = sc->s;
+	size_t p = sc->p;
+	while (rc == 0 && p + 32 <= sc->n) {
 		const char *t = s + p;
 		bool neg = t[0] == '-';
 		t += neg;
-		int k = digit_run(load8(t));
-		if (k == 0 || k == 8 || (t[0] == '0' && k > 1))
+		uint64_t w;
+		int frac;
+		bool plain;
+		size_t len;
+		if (!scalar_element(t, &w, &frac, &plain, &len))
 			break;
-		uint64_t w = run_value(load8(t), k);
-		t += k;
-		int frac = 0;
-		bool plain = true;
-		if (*t == '.') {
-			t++;
-			uint64_t v1 = load8(t), v2 = load8(t + 8);
-			int k1 = digit_run(v1), k2 = k1 == 8 ? digit_run(v2) : 0;
-			if (k1 == 0 || k2 == 8)
-				break;
-			frac = k1 + k2;
-			if (k + frac > 19)
-				break;
-			w = (w * pow10_u64[k1] + run_value(v1, k1)) * pow10_u64[k2] +
-			    run_value(v2, k2);
-			t += frac;
-			plain = t[-1] != '0';
-		}
-		if (*t != ',' || w > (UINT64_C(1) << 53))
-			break;
-		double d = (double)(int64_t)w; /* w <= 2^53 */
-		d = frac ? d / pow10_exact[frac] : d;
-		d = neg ? -d : d;
-		float f = (float)d;
-		if (canon && *canon) {
-			uint32_t fb;
-			memcpy(&fb, &f, sizeof(fb));
-			uint32_t fe = fb >> 23 & 0xFFu;
-			if (vectors && frac && frac <= 11 && plain && w >= 10 && fe != 0 &&
-			    fe != 0xFF) {
-				/* canonical_fast's double branch, 8 elements a time */
-				int i = cb.n++;
-				cb.f[i] = f;
-				cb.w[i] = w;
-				cb.frac[i] = frac;
-				cb.last[i] = (double)(t[-1] - '0');
-				if (cb.n == 8)
-					canon_flush(&cb, canon);
-			} else {
-				/* A fraction ending in a nonzero digit: w has no
-				 * trailing zero and is not 0, and f is finite. */
-				int fast = frac && plain ? canonical_fast(f, w, -frac) : -1;
-				struct token tk = {w, -frac, w ? plain : frac == 0};
-				*canon = fast >= 0 ? fast : canonical_token(d, &tk);
-			}
-		}
-		int rc = ++*count <= VEC_MAX_DIM ? push(out, f) : 0;
-		if (rc)
-			return rc;
+		t += len;
+		rc = take_element(out, count, canon, &cb, vectors, w, frac, plain, neg, t[-1]);
 		p = (size_t)(t - s) + 1;
 	}
+	if (rc)
+		return rc;
 	if (canon && *canon)
 		canon_flush(&cb, canon);
 	sc->p = p;

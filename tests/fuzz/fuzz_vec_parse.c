@@ -1,7 +1,8 @@
 /* Vector literals as TiDB reads them (vec_parse, both dialects, and the
  * canonical-text check). vec_parse and vec_parse_canonical must agree; a
  * text reported canonical must be exactly what vec_format_f32_array prints;
- * a parsed vector must print, and its text must parse back to the same bits.
+ * a parsed vector must print, and its text must parse back to the same bits;
+ * every element reader the CPU has gives the same results.
  * Errors are TiDB's (1105, HY000) and echo only the caller's bytes. (TiDB's
  * binary protocol sends vectors as this same text: there is no binary
  * literal form to read.) */
@@ -92,10 +93,34 @@ out:
 	vec_f32_free(&c);
 }
 
+/* Every element reader this CPU has (vec_parse_force) gives the scalar
+ * one's return, floats and canonical verdict. */
+static void every_path(const char *s, size_t n)
+{
+	static const enum vec_parse_isa paths[] = {VEC_PARSE_AVX2, VEC_PARSE_AVX512};
+	struct vec_f32 a, b;
+	struct vec_err e;
+	vec_f32_init(&a);
+	vec_f32_init(&b);
+	bool ca = true, cb = true;
+	FUZZ_CHECK(vec_parse_force(VEC_PARSE_SCALAR) == 0);
+	int ra = vec_parse_canonical(s, n, VEC_TIDB_MASTER, &a, &ca, &e);
+	for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+		if (vec_parse_force(paths[k]) != 0)
+			continue;
+		int rb = vec_parse_canonical(s, n, VEC_TIDB_MASTER, &b, &cb, &e);
+		FUZZ_CHECK(ra == rb && ca == cb && same_bits(&a, &b));
+	}
+	FUZZ_CHECK(vec_parse_force(VEC_PARSE_AUTO) == 0);
+	vec_f32_free(&a);
+	vec_f32_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
 	one_dialect(s, size, VEC_TIDB_MASTER);
 	one_dialect(s, size, VEC_TIDB_V8_5);
+	every_path(s, size);
 	return 0;
 }

@@ -275,6 +275,214 @@ Test(vec_text, parse_many_elements)
 	buf_free(&b);
 }
 
+/* ---- the element readers: every path gives the same results ---- */
+
+static const enum vec_parse_isa every_path[] = {VEC_PARSE_SCALAR, VEC_PARSE_AVX2, VEC_PARSE_AVX512};
+
+/* What one parse gave. */
+struct outcome {
+	int rc;
+	struct vec_f32 v;
+	bool canon;
+	char msg[160];
+	int rc_plain; /* vec_parse's */
+	struct vec_f32 plain;
+};
+
+static void parse_on(enum vec_parse_isa isa, const char *s, size_t n, struct outcome *o)
+{
+	cr_assert_eq(vec_parse_force(isa), 0);
+	struct vec_err e;
+	vec_f32_init(&o->v);
+	vec_f32_init(&o->plain);
+	o->canon = true;
+	o->rc = vec_parse_canonical(s, n, VEC_TIDB_MASTER, &o->v, &o->canon, &e);
+	snprintf(o->msg, sizeof(o->msg), "%s", o->rc ? e.msg : "");
+	o->rc_plain = vec_parse(s, n, &o->plain, &e);
+	cr_assert_eq(vec_parse_force(VEC_PARSE_AUTO), 0);
+}
+
+static void outcome_free(struct outcome *o)
+{
+	vec_f32_free(&o->v);
+	vec_f32_free(&o->plain);
+}
+
+static bool same_floats(const struct vec_f32 *a, const struct vec_f32 *b)
+{
+	return a->dim == b->dim && (a->dim == 0 || memcmp(a->v, b->v, a->dim * sizeof(float)) == 0);
+}
+
+/* s[0..n), copied to a buffer of exactly n bytes (so a read past it is a
+ * sanitizer error), parsed on every path this CPU has: the same return,
+ * message, floats and canonical verdict as the scalar path, for
+ * vec_parse_canonical and vec_parse. Returns how many paths ran. */
+static int same_on_every_path(const char *text, size_t n)
+{
+	char *s = malloc(n ? n : 1);
+	memcpy(s, text, n);
+	struct outcome ref;
+	parse_on(VEC_PARSE_SCALAR, s, n, &ref);
+	cr_assert_eq(ref.rc, ref.rc_plain, "%.*s", (int)n, s);
+	cr_assert(same_floats(&ref.v, &ref.plain), "%.*s", (int)n, s);
+	int paths = 1;
+	for (size_t k = 1; k < sizeof(every_path) / sizeof(every_path[0]); k++) {
+		if (vec_parse_force(every_path[k]) != 0)
+			continue; /* not on this CPU */
+		struct outcome o;
+		parse_on(every_path[k], s, n, &o);
+		cr_assert_eq(o.rc, ref.rc, "path %d: %.*s", (int)every_path[k], (int)n, s);
+		cr_assert_str_eq(o.msg, ref.msg);
+		cr_assert(same_floats(&o.v, &ref.v), "path %d: %.*s", (int)every_path[k], (int)n,
+		          s);
+		cr_assert_eq(o.canon, ref.canon, "path %d: %.*s", (int)every_path[k], (int)n, s);
+		cr_assert_eq(o.rc_plain, ref.rc_plain);
+		cr_assert(same_floats(&o.plain, &ref.plain));
+		outcome_free(&o);
+		paths++;
+	}
+	outcome_free(&ref);
+	free(s);
+	return paths;
+}
+
+/* Elements of every form the fast readers take or must refuse, each put
+ * at every offset of the 64-byte windows (behind 0..70 bytes of other
+ * elements), in the middle of a long vector and last: every path agrees
+ * with the scalar one, on the floats, the verdict and the error. */
+Test(vec_text, element_forms_on_every_path, .timeout = 120)
+{
+	static const char *const forms[] = {
+	        /* taken: digits, one '.', digits on both sides, up to 15 bytes */
+	        "0",
+	        "-0",
+	        "7",
+	        "-7",
+	        "10",
+	        "1234567",
+	        "0.5",
+	        "-0.5",
+	        "0.0",
+	        "-0.0",
+	        "1.0",
+	        "0.000001",
+	        "0.1234567",
+	        "-1.2345678",
+	        "12.375",
+	        "123456.7890123",
+	        "0.12345678901234",
+	        "1234567.1234567",
+	        "99999999999999",
+	        "12345678",
+	        "1.50",
+	        "3.000",
+	        "0.10000000149011612",
+	        "1.17549435e-38",
+	        /* 16 bytes and more: the scalar reader's */
+	        "0.123456789012345",
+	        "-0.12345678901234",
+	        "1234567890.123456",
+	        "123456789012345678",
+	        "9007199254740993",
+	        "0.00000000000000000001",
+	        "340282346638528860000000000000000000000",
+	        /* refused by the fast readers, judged by the number reader */
+	        "00",
+	        "01",
+	        "-01",
+	        "00.5",
+	        "0.",
+	        "1.",
+	        ".5",
+	        "-.5",
+	        "-",
+	        "--1",
+	        "1..2",
+	        "1.2.3",
+	        "1e5",
+	        "1E-5",
+	        "1.5e3",
+	        "+1",
+	        "+.5",
+	        "1-2",
+	        "1.5 ",
+	        " 1.5",
+	        "1 .5",
+	        "1. 5",
+	        "1.5x",
+	        "x",
+	        "",
+	        "0x10",
+	        "1,5",
+	        "1e",
+	        "1e+",
+	        "-0e0",
+	        "3.4028236e38",
+	        "1e39",
+	        "-1e39",
+	        "1e-50",
+	        "NaN",
+	        "Inf",
+	};
+	static const char *const fill[] = {"0.5", "-1.25", "12",   "-0.0078125", "3.14159274101257",
+	                                   "0",   "-7",    "100.5"};
+	size_t runs = 0;
+	for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+		for (size_t lead = 0; lead < 72; lead++) {
+			struct buf b;
+			buf_init(&b);
+			cr_assert_eq(buf_append(&b, "[", 1), 0);
+			/* About `lead` bytes of other elements first. */
+			size_t k = lead;
+			while (b.len < 1 + lead) {
+				const char *x = fill[k++ % 8];
+				cr_assert_eq(buf_appendf(&b, "%s,", x), 0);
+			}
+			cr_assert_eq(buf_appendf(&b, "%s", forms[f]), 0);
+			size_t at_end = b.len;
+			/* Then enough elements for the fast path to go on. */
+			for (int j = 0; j < 24; j++)
+				cr_assert_eq(buf_appendf(&b, ",%s", fill[(j + lead) % 8]), 0);
+			cr_assert_eq(buf_append(&b, "]", 1), 0);
+			cr_assert_geq(same_on_every_path((char *)b.data, b.len), 1);
+			/* The same element last. */
+			cr_assert_geq(same_on_every_path((char *)b.data, at_end), 1);
+			char *closed = malloc(at_end + 1);
+			memcpy(closed, b.data, at_end);
+			closed[at_end] = ']';
+			runs += (size_t)same_on_every_path(closed, at_end + 1);
+			free(closed);
+			buf_free(&b);
+		}
+	}
+	/* Not vacuous: the scalar path and at least one other ran where the
+	 * CPU has one (every x86-64 machine vecgate targets has AVX2). */
+	size_t per = 2 * 72 * (sizeof(forms) / sizeof(forms[0]));
+	cr_expect_geq(runs, per / 2);
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi"))
+		cr_expect_geq(runs, per, "only the scalar path ran");
+#endif
+}
+
+/* The forced path is the one parses take, and a path the CPU lacks is
+ * refused without changing it. */
+Test(vec_text, parse_force)
+{
+	cr_assert_eq(vec_parse_force(VEC_PARSE_SCALAR), 0);
+	cr_assert_eq(vec_parse_isa(), VEC_PARSE_SCALAR);
+	for (size_t k = 0; k < sizeof(every_path) / sizeof(every_path[0]); k++) {
+		int rc = vec_parse_force(every_path[k]);
+		cr_assert(rc == 0 || rc == -ENOTSUP);
+		if (rc == 0)
+			cr_assert_eq(vec_parse_isa(), every_path[k]);
+	}
+	cr_assert_eq(vec_parse_force(VEC_PARSE_AUTO), 0);
+	cr_assert_neq(vec_parse_isa(), VEC_PARSE_AUTO);
+	cr_assert_eq(vec_parse_force((enum vec_parse_isa)99), -ENOTSUP);
+	cr_assert_neq(vec_parse_isa(), VEC_PARSE_AUTO);
+}
+
 /* ---- printing: shortest digits against a plain search ---- */
 
 /* The nd-digit decimal nearest x (printf rounds exactly), as m * 10^e10. */
@@ -797,6 +1005,8 @@ Test(vec_text, canonical_in_long_vectors, .timeout = 120)
 		bool want = vec_format_f32_array_is(v.v, v.dim, lit, len);
 		cr_assert_eq(canon, want, "%.*s: %s, printing says %s", (int)len, lit,
 		             canon ? "canonical" : "not", want ? "canonical" : "not");
+		if (trial % 8 == 0)
+			same_on_every_path(lit, len);
 		canonical += canon;
 		checked++;
 		vec_f32_free(&v);
@@ -833,6 +1043,8 @@ Test(vec_text, long_vectors_truncated_and_damaged)
 			cr_assert_neq(
 			        vec_parse_canonical(lit, cut, VEC_TIDB_MASTER, &v, &canon, &e), 0,
 			        "a prefix of %zu bytes parsed: %.*s", cut, (int)cut, lit);
+			if (cut % 7 == 0)
+				same_on_every_path(lit, cut);
 			cr_assert_not(canon);
 			cuts++;
 		}
@@ -846,6 +1058,7 @@ Test(vec_text, long_vectors_truncated_and_damaged)
 			int rc = vec_parse_canonical(bad, len, VEC_TIDB_MASTER, &v, &canon, &e);
 			int rc_plain = vec_parse(bad, len, &w, &e);
 			cr_assert_eq(rc, rc_plain, "%.*s", (int)len, bad);
+			same_on_every_path(bad, len);
 			if (rc == 0) {
 				cr_assert_eq(v.dim, w.dim);
 				cr_assert(memcmp(v.v, w.v, v.dim * sizeof(float)) == 0);
