@@ -579,6 +579,96 @@ TVNNI static void dot_vnni1(const int8_t *codes, size_t n, size_t dim, const uin
 	}
 }
 
+/* dot_vnni1() for NQ queries of a batch at once: each 64-byte group of
+ * codes is loaded and regrouped (vpermb) once and meets every query's
+ * bytes (one vpdpbusd each), so the shuffle and the load are shared NQ
+ * ways; NQ accumulators are NQ independent chains. The sums are the same
+ * integers as dot_vnni1's (exact in any order). out[q] + b * W receives
+ * block b's sums for query q. */
+#define UNROLL_Q _Pragma("GCC unroll 8")
+#define DEF_VNNI_MULTI(NQ)                                                                         \
+	TVNNI static void dot_vnni_q##NQ(const int8_t *codes, size_t n, size_t dim,                \
+	                                 const uint8_t *const *ub, const int32_t *csum,            \
+	                                 int32_t *const *out)                                      \
+	{                                                                                          \
+		uint8_t perm[64];                                                                  \
+		for (int i = 0; i < 16; i++)                                                       \
+			for (int k = 0; k < 4; k++)                                                \
+				perm[4 * i + k] = (uint8_t)(16 * k + i);                           \
+		const __m512i idx = _mm512_loadu_si512(perm);                                      \
+		const uint8_t *u[NQ];                                                              \
+		UNROLL_Q for (int q = 0; q < NQ; q++) u[q] = ub[q];                                \
+		size_t groups = dim / 4, tail = dim % 4;                                           \
+		const __mmask64 tail_mask = tail ? (1ull << (tail * W)) - 1 : 0;                   \
+		for (size_t b = 0; b < n; b++) {                                                   \
+			const int8_t *p = codes + b * dim * W;                                     \
+			__m512i acc[NQ];                                                           \
+			UNROLL_Q for (int q = 0; q < NQ; q++) acc[q] = _mm512_setzero_si512();     \
+			for (size_t g = 0; g < groups; g++) {                                      \
+				__m512i c = _mm512_permutexvar_epi8(                               \
+				        idx, _mm512_loadu_si512(p + g * 64));                      \
+				UNROLL_Q for (int q = 0; q < NQ; q++) acc[q] =                     \
+				        _mm512_dpbusd_epi32(acc[q], bcast4(u[q] + 4 * g), c);      \
+			}                                                                          \
+			if (tail) {                                                                \
+				__m512i c = _mm512_permutexvar_epi8(                               \
+				        idx, _mm512_maskz_loadu_epi8(tail_mask, p + groups * 64)); \
+				UNROLL_Q for (int q = 0; q < NQ; q++) acc[q] =                     \
+				        _mm512_dpbusd_epi32(acc[q], bcast4(u[q] + 4 * groups), c); \
+			}                                                                          \
+			__m512i bias = _mm512_slli_epi32(_mm512_loadu_si512(csum + b * W), 7);     \
+			UNROLL_Q for (int q = 0; q < NQ; q++) _mm512_storeu_si512(                 \
+			        out[q] + b * W, _mm512_sub_epi32(acc[q], bias));                   \
+		}                                                                                  \
+	}
+DEF_VNNI_MULTI(2)
+DEF_VNNI_MULTI(3)
+DEF_VNNI_MULTI(4)
+DEF_VNNI_MULTI(5)
+DEF_VNNI_MULTI(6)
+DEF_VNNI_MULTI(7)
+DEF_VNNI_MULTI(8)
+#undef DEF_VNNI_MULTI
+#undef UNROLL_Q
+
+/* The first-term sums of nq queries (biased bytes ub[q]) over n blocks,
+ * into out[q]: up to 8 queries per sweep over the codes. */
+static void dot_vnni_multi(const int8_t *codes, size_t n, size_t dim, const uint8_t *const *ub,
+                           size_t nq, const int32_t *csum, int32_t *const *out)
+{
+	while (nq > 0) {
+		size_t k = nq < 8 ? nq : 8;
+		switch (k) {
+		case 1:
+			dot_vnni1(codes, n, dim, ub[0], csum, out[0]);
+			break;
+		case 2:
+			dot_vnni_q2(codes, n, dim, ub, csum, out);
+			break;
+		case 3:
+			dot_vnni_q3(codes, n, dim, ub, csum, out);
+			break;
+		case 4:
+			dot_vnni_q4(codes, n, dim, ub, csum, out);
+			break;
+		case 5:
+			dot_vnni_q5(codes, n, dim, ub, csum, out);
+			break;
+		case 6:
+			dot_vnni_q6(codes, n, dim, ub, csum, out);
+			break;
+		case 7:
+			dot_vnni_q7(codes, n, dim, ub, csum, out);
+			break;
+		default:
+			dot_vnni_q8(codes, n, dim, ub, csum, out);
+		}
+		ub += k;
+		out += k;
+		nq -= k;
+	}
+}
+
 /* Both query terms: a1 = c.r1 and a2 = c.r2 over every row of n blocks
  * (the codes of a batch of blocks stay in the core's cache between the
  * two passes). */
@@ -1197,6 +1287,11 @@ struct sq {
 	 * the bounds' constants with the first term's own_q). */
 	bool two_stage;
 	struct qctx c1;
+	/* A batch's first-term sums, computed for several queries at once
+	 * (dot_vnni_multi): pre[(b - pre_b) * W + lane] for the blocks of the
+	 * tile that starts at block pre_b; NULL: sq_screen sums them itself. */
+	const int32_t *pre;
+	size_t pre_b;
 };
 
 static void sq_free(struct sq *x)
@@ -1330,7 +1425,10 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 			b++;
 			continue;
 		}
-		if (x->two_stage)
+		const int32_t *first = a1; /* the first term's sums of blocks b.. */
+		if (x->two_stage && x->pre)
+			first = x->pre + (b - x->pre_b) * W;
+		else if (x->two_stage)
 			screen_first_term(x, b, n, a1);
 		else if (x->fi)
 			x->fi(s->codes + b * blk, n, x->dim, &x->qp, s->csum + b * W, a1, a2);
@@ -1352,7 +1450,7 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 				if (T < INFINITY) {
 					double cq1[W];
 					for (size_t l = 0; l < W; l++)
-						cq1[l] = x->qp.t1 * a1[bi * W + l];
+						cq1[l] = x->qp.t1 * first[bi * W + l];
 					mask &= lb_pass16(&x->c1, slot0, cq1, T) | doubt;
 				}
 				if (!mask)
@@ -1363,7 +1461,7 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 			double cq[W]; /* each lane's estimate of c.q, as bounds() takes it */
 			for (size_t l = 0; l < W; l++) {
 				size_t i = bi * W + l;
-				cq[l] = x->fi ? x->qp.t1 * a1[i] + x->qp.t2 * a2[i]
+				cq[l] = x->fi ? x->qp.t1 * first[i] + x->qp.t2 * a2[i]
 				              : (double)est[i];
 			}
 			if (gate && T < INFINITY)
@@ -1485,6 +1583,59 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
 	return sq_finish(&x, out, n_out);
 }
 
+/* The first-term sums of a batch's two-stage queries for SCREEN_BATCH
+ * blocks, summed together (dot_vnni_multi) before each query's sq_screen
+ * reads its own. */
+struct pre_batch {
+	size_t n;
+	const uint8_t **ub;
+	int32_t **out;
+	int32_t *sums; /* n * SCREEN_BATCH * W */
+};
+
+static void pre_free(struct pre_batch *pb)
+{
+	free(pb->ub);
+	free(pb->out);
+	free(pb->sums);
+	*pb = (struct pre_batch){0};
+}
+
+/* Points each two-stage query of the batch at its share of pb's sums;
+ * false (nothing changed) when out of memory: each sums its own. */
+static bool multi_first_term(struct sq *x, const bool *screen, size_t n, size_t n_multi,
+                             struct pre_batch *pb)
+{
+	pb->ub = malloc(n_multi * sizeof(*pb->ub));
+	pb->out = malloc(n_multi * sizeof(*pb->out));
+	pb->sums = malloc(n_multi * SCREEN_BATCH * W * sizeof(*pb->sums));
+	if (!pb->ub || !pb->out || !pb->sums) {
+		pre_free(pb);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!screen[i] || !x[i].two_stage)
+			continue;
+		pb->ub[pb->n] = x[i].qp.ub1;
+		pb->out[pb->n] = pb->sums + pb->n * SCREEN_BATCH * W;
+		x[i].pre = pb->out[pb->n];
+		pb->n++;
+	}
+	return true;
+}
+
+/* pb's sums for blocks [b, e) (at most SCREEN_BATCH), which the queries'
+ * next sq_screen(b, e) reads. */
+static void pre_sums(struct pre_batch *pb, const struct vec_screen *s, size_t dim, size_t b,
+                     size_t e)
+{
+#ifdef SCREEN_X86
+	dot_vnni_multi(s->codes + b * dim * W, e - b, dim, pb->ub, pb->n, s->csum + b * W, pb->out);
+#else
+	(void)pb, (void)s, (void)dim, (void)b, (void)e;
+#endif
+}
+
 /* Blocks of codes per tile of a batch's pass 1: about 256 KiB, which stays
  * in every current x86 and Arm core's L2 while each query reads it. */
 #define TILE_BYTES (256 * 1024)
@@ -1498,6 +1649,7 @@ int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s
 	bool *screen = calloc(n ? n : 1, sizeof(*screen));
 	struct vec_batch_query *plain = calloc(n ? n : 1, sizeof(*plain));
 	size_t *plain_of = calloc(n ? n : 1, sizeof(*plain_of));
+	struct pre_batch pre = {0};
 	int first = 0;
 	if (st)
 		memset(st, 0, sizeof(*st));
@@ -1543,12 +1695,29 @@ int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s
 	if (n_screen) {
 		size_t tile = TILE_BYTES / (t->dim * W + 1);
 		tile = tile < SCREEN_BATCH ? SCREEN_BATCH : tile / SCREEN_BATCH * SCREEN_BATCH;
+		/* Queries whose first term several can sum at once: theirs are
+		 * summed together, SCREEN_BATCH blocks at a time. */
+		size_t n_multi = 0;
+		for (size_t i = 0; i < n; i++)
+			n_multi += screen[i] && x[i].two_stage;
+		if (n_multi < 2 || !multi_first_term(x, screen, n, n_multi, &pre))
+			n_multi = 0;
+		if (st)
+			st->shared_first = n_multi;
 		for (size_t b = 0; b < t->n_blocks; b += tile) {
 			size_t e = t->n_blocks - b < tile ? t->n_blocks : b + tile;
-			for (size_t i = 0; i < n; i++)
-				if (screen[i] && qs[i].rc == 0)
-					qs[i].rc = sq_screen(&x[i], b, e);
+			for (size_t sb = b; sb < e; sb += SCREEN_BATCH) {
+				size_t se = e - sb < SCREEN_BATCH ? e : sb + SCREEN_BATCH;
+				if (n_multi)
+					pre_sums(&pre, s, t->dim, sb, se);
+				for (size_t i = 0; i < n; i++) {
+					x[i].pre_b = sb;
+					if (screen[i] && qs[i].rc == 0)
+						qs[i].rc = sq_screen(&x[i], sb, se);
+				}
+			}
 		}
+		pre_free(&pre);
 		for (size_t i = 0; i < n; i++) {
 			if (!screen[i])
 				continue;

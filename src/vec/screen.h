@@ -54,6 +54,7 @@ struct vec_screen_stats {
 	size_t rows_screened;   /* allowed rows in those blocks */
 	size_t blocks_exact;    /* blocks computed exactly in float32 */
 	size_t blocks_second;   /* blocks whose query's second int8 term was summed */
+	size_t shared_first;    /* batch: queries whose first term was summed with others' */
 	size_t candidates;      /* non-NULL rows offered to the selection */
 	size_t doubt;           /* of them, rows in doubt */
 	bool fallback;          /* the query itself was in doubt: a plain exact scan */

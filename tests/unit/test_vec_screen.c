@@ -613,7 +613,7 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 	static const struct {
 		size_t dim, n;
 	} shapes[] = {{7, 500}, {130, 300}, {768, 300}, {1536, 600}};
-	size_t compared = 0, mismatches = 0, batches = 0, fallbacks = 0, multi_tile = 0;
+	size_t compared = 0, mismatches = 0, batches = 0, fallbacks = 0, multi_tile = 0, shared = 0;
 	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
 		size_t dim = shapes[si].dim, n = shapes[si].n;
 		for (int kind = 0; kind < N_KINDS; kind += 2) {
@@ -645,6 +645,7 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 				int rc = vec_knn_screened_batch(tb.t, tb.s, m, arith, qs, nq, &st);
 				batches++;
 				fallbacks += st.fallback;
+				shared += st.shared_first;
 				for (size_t i = 0; i < nq; i++) {
 					struct vec_hit *want = calloc(qs[i].k + 1, sizeof(*want));
 					size_t n_want = 0;
@@ -684,6 +685,12 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 	cr_assert_geq(compared, 300);
 	cr_expect_gt(fallbacks, 0, "no batch had a query in doubt");
 	cr_expect_gt(multi_tile, 0, "no table spanned several tiles");
+#if defined(__x86_64__)
+	/* Where the VNNI kernel runs, batches sum their queries' first terms
+	 * together (dot_vnni_multi), and the comparison above covers it. */
+	if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi"))
+		cr_expect_gt(shared, 0, "no batch summed its queries' first terms together");
+#endif
 }
 
 /* The screen built a block at a time in AVX-512 vectors is the one built
