@@ -34,7 +34,7 @@ static struct {
 	struct metric *hits, *misses, *result_hits;
 	struct metrics_family *bypass;
 	struct metric *latency;
-	struct metric *batched, *shared_passes, *split, *screened;
+	struct metric *batched, *shared_passes, *split, *screened, *gathered;
 } m;
 
 struct bypass_reason {
@@ -90,6 +90,10 @@ static void metrics_setup(void)
 	m.screened = metrics_counter("vecgate_cache_screened_scans_total",
 	                             "Segment scans that read the int8 screen first and only the "
 	                             "candidate blocks in float32.");
+	m.gathered =
+	        metrics_counter("vecgate_cache_gathered_passes_total",
+	                        "Shared passes that waited (at most 1 ms) for the next queries "
+	                        "of the sessions the previous pass had just answered.");
 }
 
 /* A prepared statement, as far as the cache cares. */
@@ -529,6 +533,10 @@ static void serve_done(void *data, int status)
 #define BATCH_MAX  16
 #define PUMP_LOOPS 128 /* loops that may start batches: more than [server] workers allows */
 
+/* How long a pass may wait for company, and how soon after the previous
+ * pass ended it must start for that (see serve_submit). */
+#define GATHER_NS 1000000u
+
 struct serve_batch {
 	struct list_node link; /* on batches.waiting until its job starts */
 	bool open;             /* other queries may join (under batches.mu) */
@@ -536,13 +544,21 @@ struct serve_batch {
 	uv_loop_t *loop;       /* the loop that made it, and hands it to the pool */
 	struct serve_job *jobs[BATCH_MAX];
 	size_t n;
+	/* Its job waits until it holds `gather` queries or gather_until_ns
+	 * passes (0: it starts at once). */
+	size_t gather;
+	uint64_t gather_until_ns;
 };
 
 static struct {
 	pthread_mutex_t mu;
 	struct list_node waiting; /* batches whose job has not started, oldest first */
 	unsigned cores;
-	unsigned running; /* serve jobs submitted and not done (under cache_lock) */
+	unsigned running;      /* serve jobs submitted and not done (under cache_lock) */
+	pthread_cond_t joined; /* a query joined a gathering batch (with mu) */
+	/* The queries the last shared pass answered, and when (cache_lock). */
+	size_t last_answered;
+	uint64_t last_done_ns;
 	/* Each loop's request to start its waiting batches. */
 	struct pump_post {
 		uv_loop_t *loop;
@@ -556,6 +572,11 @@ static void batches_setup(void)
 	if (batches.cores)
 		return;
 	list_init(&batches.waiting);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* core_now_ns()'s clock */
+	pthread_cond_init(&batches.joined, &ca);
+	pthread_condattr_destroy(&ca);
 	batches.cores = uv_available_parallelism();
 	if (batches.cores < 1)
 		batches.cores = 1;
@@ -565,6 +586,14 @@ static void batch_work(void *data)
 {
 	struct serve_batch *b = data;
 	pthread_mutex_lock(&batches.mu);
+	if (b->gather) {
+		struct timespec until = {(time_t)(b->gather_until_ns / 1000000000u),
+		                         (long)(b->gather_until_ns % 1000000000u)};
+		while (b->n < b->gather && core_now_ns() < b->gather_until_ns)
+			if (pthread_cond_timedwait(&batches.joined, &batches.mu, &until) != 0)
+				break; /* timed out (or failed: start with what came) */
+		metrics_inc(m.gathered, 1);
+	}
 	b->open = false;
 	list_remove(&b->link);
 	pthread_mutex_unlock(&batches.mu);
@@ -623,6 +652,8 @@ static void batch_done(void *data, int status)
 	struct serve_batch *b = data;
 	cache_lock();
 	batches.running--;
+	batches.last_answered = status == 0 ? b->n : 0;
+	batches.last_done_ns = core_now_ns();
 	for (size_t i = 0; i < b->n; i++) {
 		struct serve_job *j = b->jobs[i];
 		j->status = status;
@@ -844,6 +875,8 @@ static int serve_submit(struct serve_job *j)
 		    cache_plans_batchable(&b->jobs[0]->plan, &j->plan)) {
 			b->jobs[b->n++] = j;
 			joined = true;
+			if (b->gather)
+				pthread_cond_broadcast(&batches.joined);
 			break;
 		}
 	}
@@ -865,6 +898,17 @@ static int serve_submit(struct serve_job *j)
 	b->open = true;
 	b->loop = j->kc->loop;
 	b->submitted = batches.running < batches.cores;
+	/* Company worth a short wait: a pass that just answered several
+	 * sessions, whose next queries are on their way. Such a batch is
+	 * started now, but its job waits (at most GATHER_NS, and only until
+	 * as many queries joined as that pass answered) so that they share
+	 * its pass instead of one pass each. A query with no such company (a
+	 * lone client, a quiet moment) never waits. */
+	uint64_t now = core_now_ns();
+	if (b->submitted && batches.last_answered >= 2 && now - batches.last_done_ns < GATHER_NS) {
+		b->gather = batches.last_answered < BATCH_MAX ? batches.last_answered : BATCH_MAX;
+		b->gather_until_ns = now + GATHER_NS;
+	}
 	pthread_mutex_lock(&batches.mu);
 	list_push_back(&batches.waiting, &b->link);
 	pthread_mutex_unlock(&batches.mu);

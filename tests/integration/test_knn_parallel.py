@@ -150,6 +150,7 @@ def test_single_client_splits_and_screens(table, db):
     hits0 = vg.metric("vecgate_cache_queries_total", result="hit")
     split0 = vg.metric("vecgate_cache_split_scans_total")
     screened0 = vg.metric("vecgate_cache_screened_scans_total")
+    gathered0 = vg.metric("vecgate_cache_gathered_passes_total")
     answers = []
     with vg.connect("knnpar", autocommit=True) as c:
         for i in range(60):
@@ -160,6 +161,9 @@ def test_single_client_splits_and_screens(table, db):
     hits = vg.metric("vecgate_cache_queries_total", result="hit") - hits0
     assert hits >= 50, f"only {hits} of 60 answered from memory"
     assert vg.metric("vecgate_cache_screened_scans_total") > screened0
+    # A lone client's query never waits for company: each pass answered one
+    # session, so no pass gathers.
+    assert vg.metric("vecgate_cache_gathered_passes_total") == gathered0
     if (os.cpu_count() or 1) >= 2:
         # One client: nothing waits, so its scans take the idle cores.
         assert vg.metric("vecgate_cache_split_scans_total") - split0 >= hits * 0.5, "\n".join(l for l in vg.admin("/metrics").splitlines() if "cache" in l and not l.startswith("#"))
