@@ -24,6 +24,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_setaffinity; the CMake build defines it already */
 #endif
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <sched.h>
@@ -163,17 +164,40 @@ static bool cpu_has(const char *f)
 	return f == NULL;
 }
 
+/* A positive whole number argument, or 0 (not one). */
+static unsigned long long count_arg(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	return errno || end == s || *end || s[0] == '-' ? 0 : v;
+}
+
 int main(int argc, char **argv)
 {
-	size_t rows = argc > 1 ? strtoull(argv[1], NULL, 10) : 100000;
-	size_t dim = argc > 2 ? strtoull(argv[2], NULL, 10) : 768;
-	int queries = argc > 3 ? atoi(argv[3]) : 30;
+	static const char usage[] = "usage: vec_scan_bench [rows [dim [queries "
+	                            "[cosine|l2|l1|negip [ARITH|both [normal]]]]]]\n";
+	size_t rows = argc > 1 ? (size_t)count_arg(argv[1]) : 100000;
+	size_t dim = argc > 2 ? (size_t)count_arg(argv[2]) : 768;
+	unsigned long long n_queries = argc > 3 ? count_arg(argv[3]) : 30;
+	if (rows == 0 || dim == 0 || dim > VEC_MAX_DIM || n_queries == 0 || n_queries > 1000000) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	int queries = (int)n_queries;
 	const size_t k = 10;
 	enum vec_metric metric = VEC_COSINE;
 	static const char *const metric_names[] = {"cosine", "l2", "l1", "negip"};
+	bool known = argc <= 4;
 	for (int m = 0; argc > 4 && m < 4; m++)
-		if (strcmp(argv[4], metric_names[m]) == 0)
+		if (strcmp(argv[4], metric_names[m]) == 0) {
 			metric = (enum vec_metric)m;
+			known = true;
+		}
+	if (!known) {
+		fprintf(stderr, "unknown metric %s\n%s", argv[4], usage);
+		return 2;
+	}
 	enum vec_arith ariths[2] = {VEC_ARITH_SEPARATE, VEC_ARITH_FUSED};
 	size_t n_ariths = 1;
 	if (argc > 5 && strcmp(argv[5], "both") == 0)
