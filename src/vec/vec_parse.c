@@ -998,6 +998,116 @@ simd_element(const char *t, unsigned n, uint64_t *w, int *frac, bool *plain)
 	return true;
 }
 
+/* The exact doubles of 4 integers w <= 2^53: each 32-bit half through
+ * the 2^52 bit pattern (exact), the high one scaled by 2^32 (exact), and
+ * the sum, an integer below 2^53, exact too. (AVX2 has no conversion of
+ * 64-bit integers.) */
+static inline __attribute__((always_inline)) TAVX2 __m256d u53_to_pd(__m256i w)
+{
+	const __m256i magic = _mm256_set1_epi64x(0x4330000000000000); /* 2^52 */
+	const __m256d two52 = _mm256_set1_pd(4503599627370496.0);
+	__m256d lo =
+	        _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(
+	                              _mm256_and_si256(w, _mm256_set1_epi64x(0xFFFFFFFF)), magic)),
+	                      two52);
+	__m256d hi = _mm256_sub_pd(
+	        _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(w, 32), magic)), two52);
+	return _mm256_add_pd(_mm256_mul_pd(hi, _mm256_set1_pd(4294967296.0)), lo);
+}
+
+/* batch8() with AVX2, four lanes at a time: the same division of the same
+ * exact doubles and the same roundings, so the same floats; canon8v()'s
+ * operations on the same doubles for the lanes it judges (so the same
+ * verdicts), element_canonical() for the others. */
+TAVX2 static void batch4x2(const struct elem_batch *b, struct vec_f32 *out, bool *canon)
+{
+	for (int h = 0; h < 2; h++) {
+		const int o = 4 * h;
+		__m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(b->w + o));
+		__m128i frac = _mm_loadu_si128((const __m128i *)(const void *)(b->frac + o));
+		__m256d p = _mm256_i32gather_pd(pow10_exact, frac, 8); /* frac <= 15 */
+		__m256d y = u53_to_pd(wv);
+		unsigned nb = b->neg >> o;
+		__m256i neg = _mm256_set_epi64x(-(int64_t)(nb >> 3 & 1), -(int64_t)(nb >> 2 & 1),
+		                                -(int64_t)(nb >> 1 & 1), -(int64_t)(nb & 1));
+		__m256d d =
+		        _mm256_xor_pd(_mm256_div_pd(y, p), _mm256_and_pd(_mm256_castsi256_pd(neg),
+		                                                         _mm256_set1_pd(-0.0)));
+		__m128 f = _mm256_cvtpd_ps(d);
+		_mm_storeu_ps(out->v + out->dim + o, f);
+		if (!canon || !*canon)
+			continue;
+		__m128i bits = _mm_castps_si128(f);
+		__m128i e = _mm_and_si128(_mm_srli_epi32(bits, 23), _mm_set1_epi32(0xFF));
+		__m128i mant = _mm_and_si128(bits, _mm_set1_epi32(0x7FFFFF));
+		unsigned batched = (b->plain >> o & 0xFu) &
+		                   (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_and_si128(
+		                           _mm_cmpgt_epi32(frac, _mm_setzero_si128()),
+		                           _mm_cmplt_epi32(frac, _mm_set1_epi32(12))))) &
+		                   (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(
+		                           _mm256_cmpgt_epi64(wv, _mm256_set1_epi64x(9)))) &
+		                   ~(unsigned)_mm_movemask_ps(_mm_castsi128_ps(
+		                           _mm_or_si128(_mm_cmpeq_epi32(e, _mm_setzero_si128()),
+		                                        _mm_cmpeq_epi32(e, _mm_set1_epi32(0xFF)))));
+		__m256d ulp = _mm256_castsi256_pd(_mm256_slli_epi64(
+		        _mm256_add_epi64(_mm256_cvtepi32_epi64(e), _mm256_set1_epi64x(1023 - 150)),
+		        52));
+		__m256d quarter = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(
+		        _mm_and_si128(_mm_cmpeq_epi32(mant, _mm_setzero_si128()),
+		                      _mm_cmpgt_epi32(e, _mm_set1_epi32(1)))));
+		__m256d even = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_cmpeq_epi32(
+		        _mm_and_si128(mant, _mm_set1_epi32(1)), _mm_setzero_si128())));
+		__m256d fd = _mm256_andnot_pd(_mm256_set1_pd(-0.0), _mm256_cvtps_pd(f));
+		__m256d fac = _mm256_blendv_pd(_mm256_set1_pd(0.5), _mm256_set1_pd(0.25), quarter);
+		__m256d lo = _mm256_mul_pd(_mm256_sub_pd(fd, _mm256_mul_pd(ulp, fac)), p);
+		__m256d hi = _mm256_mul_pd(
+		        _mm256_add_pd(fd, _mm256_mul_pd(ulp, _mm256_set1_pd(0.5))), p);
+		__m256d x = _mm256_mul_pd(fd, p);
+		__m256d c0 =
+		        _mm256_sub_pd(y, _mm256_cvtepi32_pd(_mm_loadu_si128(
+		                                 (const __m128i *)(const void *)(b->last + o))));
+#define IN4(v)                                                                                     \
+	_mm256_blendv_pd(_mm256_and_pd(_mm256_cmp_pd(lo, (v), _CMP_LT_OQ),                         \
+	                               _mm256_cmp_pd((v), hi, _CMP_LT_OQ)),                        \
+	                 _mm256_and_pd(_mm256_cmp_pd(lo, (v), _CMP_LE_OQ),                         \
+	                               _mm256_cmp_pd((v), hi, _CMP_LE_OQ)),                        \
+	                 even)
+		__m256d ok = _mm256_andnot_pd(
+		        _mm256_or_pd(IN4(c0), IN4(_mm256_add_pd(c0, _mm256_set1_pd(10)))), IN4(y));
+		__m256d dd = _mm256_andnot_pd(_mm256_set1_pd(-0.0), _mm256_sub_pd(y, x));
+		__m256d w_even = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+		        _mm256_and_si256(wv, _mm256_set1_epi64x(1)), _mm256_setzero_si256()));
+		__m256d near = _mm256_or_pd(
+		        _mm256_cmp_pd(dd, _mm256_set1_pd(0.5), _CMP_LT_OQ),
+		        _mm256_and_pd(_mm256_cmp_pd(dd, _mm256_set1_pd(0.5), _CMP_EQ_OQ), w_even));
+		__m256d n = _mm256_blendv_pd(_mm256_sub_pd(y, _mm256_set1_pd(1)),
+		                             _mm256_add_pd(y, _mm256_set1_pd(1)),
+		                             _mm256_cmp_pd(x, y, _CMP_GT_OQ));
+		unsigned yes = (unsigned)_mm256_movemask_pd(_mm256_and_pd(
+		        ok, _mm256_or_pd(near,
+		                         _mm256_xor_pd(IN4(n), _mm256_castsi256_pd(
+		                                                       _mm256_set1_epi64x(-1))))));
+#undef IN4
+		if ((yes & batched) != batched) {
+			*canon = false;
+			continue;
+		}
+		unsigned rest = ~batched & 0xFu;
+		if (!rest)
+			continue;
+		double dv[4];
+		float fv[4];
+		_mm256_storeu_pd(dv, d);
+		_mm_storeu_ps(fv, f);
+		for (; rest && *canon; rest &= rest - 1) {
+			int i = __builtin_ctz(rest);
+			*canon = element_canonical(dv[i], fv[i], b->w[o + i], b->frac[o + i],
+			                           b->plain >> (o + i) & 1);
+		}
+	}
+	out->dim += 8;
+}
+
 /* The ','s among s[0..64). */
 static inline __attribute__((always_inline)) TAVX2 uint64_t commas64(const char *s)
 {
@@ -1009,23 +1119,27 @@ static inline __attribute__((always_inline)) TAVX2 uint64_t commas64(const char 
 	return (uint64_t)hi << 32 | lo;
 }
 
-/* batch8() for a full batch, or take_element() for each of its lanes when
+/* batch8() (batch4x2() without AVX-512) for a full batch, or take_element()
+ * for each of its lanes when
  * the vector is too long to keep them (the elements are still counted);
  * empties the batch. */
 static int flush_batch(struct elem_batch *eb, struct vec_f32 *out, size_t *count, bool *canon,
-                       struct canon_batch *cb)
+                       struct canon_batch *cb, bool avx512)
 {
 	int rc = 0;
 	if (*count + 8 <= VEC_MAX_DIM) {
 		while (rc == 0 && out->cap - out->dim < 8)
 			rc = grow(out);
 		if (rc == 0) {
-			batch8(eb, out, canon);
+			if (avx512)
+				batch8(eb, out, canon);
+			else
+				batch4x2(eb, out, canon);
 			*count += 8;
 		}
 	} else {
 		for (int i = 0; rc == 0 && i < 8; i++)
-			rc = take_element(out, count, canon, cb, true, eb->w[i], eb->frac[i],
+			rc = take_element(out, count, canon, cb, avx512, eb->w[i], eb->frac[i],
 			                  eb->plain >> i & 1, eb->neg >> i & 1,
 			                  (char)('0' + eb->last[i]));
 	}
@@ -1040,7 +1154,7 @@ static int flush_batch(struct elem_batch *eb, struct vec_f32 *out, size_t *count
  * first element simd_element() does not take, or once fewer than 80 bytes
  * follow the window (so every load stays inside the text). */
 TAVX2 static int windowed_elements(struct scanner *sc, struct vec_f32 *out, size_t *count,
-                                   bool *canon, struct canon_batch *cb, bool vectors)
+                                   bool *canon, struct canon_batch *cb, bool avx512)
 {
 	const char *s = sc->s;
 	size_t p = sc->p, wb = p;
@@ -1067,19 +1181,14 @@ TAVX2 static int windowed_elements(struct scanner *sc, struct vec_f32 *out, size
 		if (len == 0 || len > 16 || n == 0 || n > 15 ||
 		    !simd_element(s + p + neg, n, &w, &frac, &plain))
 			break;
-		if (vectors) {
-			int i = eb.n++;
-			eb.w[i] = w;
-			eb.frac[i] = frac;
-			eb.last[i] = s[c - 1] - '0';
-			eb.neg |= (unsigned)neg << i;
-			eb.plain |= (unsigned)plain << i;
-			if (eb.n == 8)
-				rc = flush_batch(&eb, out, count, canon, cb);
-		} else {
-			rc = take_element(out, count, canon, cb, false, w, frac, plain, neg,
-			                  s[c - 1]);
-		}
+		int i = eb.n++;
+		eb.w[i] = w;
+		eb.frac[i] = frac;
+		eb.last[i] = s[c - 1] - '0';
+		eb.neg |= (unsigned)neg << i;
+		eb.plain |= (unsigned)plain << i;
+		if (eb.n == 8)
+			rc = flush_batch(&eb, out, count, canon, cb, avx512);
 		if (rc)
 			break;
 		p = c + 1;
@@ -1087,7 +1196,7 @@ TAVX2 static int windowed_elements(struct scanner *sc, struct vec_f32 *out, size
 done:
 	/* The lanes of a batch not full yet, in their order. */
 	for (int i = 0; rc == 0 && i < eb.n; i++)
-		rc = take_element(out, count, canon, cb, vectors, eb.w[i], eb.frac[i],
+		rc = take_element(out, count, canon, cb, avx512, eb.w[i], eb.frac[i],
 		                  eb.plain >> i & 1, eb.neg >> i & 1, (char)('0' + eb.last[i]));
 	sc->p = p;
 	return rc;
@@ -1095,9 +1204,9 @@ done:
 
 #else
 static int windowed_elements(struct scanner *sc, struct vec_f32 *out, size_t *count, bool *canon,
-                             struct canon_batch *cb, bool vectors)
+                             struct canon_batch *cb, bool avx512)
 {
-	(void)sc, (void)out, (void)count, (void)canon, (void)cb, (void)vectors;
+	(void)sc, (void)out, (void)count, (void)canon, (void)cb, (void)avx512;
 	return 0;
 }
 

@@ -465,6 +465,53 @@ Test(vec_text, element_forms_on_every_path, .timeout = 120)
 #endif
 }
 
+/* Powers of two, whose rounding interval is narrower below than above
+ * (the canonical check's special case), and their neighbours, printed as
+ * TiDB prints them and with the last digit moved, in long vectors: every
+ * path agrees with the scalar one and with printing. */
+Test(vec_text, powers_of_two_on_every_path)
+{
+	size_t canonical = 0, texts = 0;
+	for (int k = -149; k <= 127; k++) {
+		for (int variant = 0; variant < 3; variant++) {
+			struct buf b;
+			buf_init(&b);
+			cr_assert_eq(buf_append(&b, "[", 1), 0);
+			for (int j = 0; j < 24; j++) {
+				float x = ldexpf(j % 2 ? -1.0f : 1.0f, k);
+				if (j % 3 == 1)
+					x = nextafterf(x, INFINITY);
+				else if (j % 3 == 2)
+					x = nextafterf(x, -INFINITY);
+				char t[VEC_F32_TEXT_MAX + 2];
+				size_t n = vec_format_f32(x, t);
+				/* variant 1: last digit one up, 2: one down (when not
+				 * a '0' or a '9' already) */
+				if (variant && n > 1 && t[n - 1] > '0' && t[n - 1] < '9')
+					t[n - 1] = (char)(t[n - 1] + (variant == 1 ? 1 : -1));
+				cr_assert_eq(buf_appendf(&b, "%s%s", j ? "," : "", t), 0);
+			}
+			cr_assert_eq(buf_append(&b, "]", 1), 0);
+			cr_assert_geq(same_on_every_path((char *)b.data, b.len), 1);
+			struct vec_f32 v;
+			struct vec_err e;
+			vec_f32_init(&v);
+			bool canon = true;
+			if (vec_parse_canonical((char *)b.data, b.len, VEC_TIDB_MASTER, &v, &canon,
+			                        &e) == 0) {
+				cr_assert_eq(canon, vec_format_f32_array_is(v.v, v.dim,
+				                                            (char *)b.data, b.len));
+				canonical += canon;
+				texts++;
+			}
+			vec_f32_free(&v);
+			buf_free(&b);
+		}
+	}
+	cr_assert_gt(canonical, 200);
+	cr_assert_gt(texts, 600);
+}
+
 /* The forced path is the one parses take, and a path the CPU lacks is
  * refused without changing it. */
 Test(vec_text, parse_force)
@@ -959,7 +1006,13 @@ Test(vec_text, canonical_in_long_vectors, .timeout = 120)
 		size_t odd = rng() % 2 ? rng() % dim : SIZE_MAX;
 		for (size_t j = 0; j < dim; j++) {
 			float x;
-			switch (rng() % 5) {
+			switch (rng() % 6) {
+			case 5: /* powers of two (their rounding interval is lopsided) and
+			         * their neighbours */
+				x = ldexpf(rng() % 2 ? 1.0f : -1.0f, (int)(rng() % 60) - 30);
+				if (rng() % 3 == 0)
+					x = nextafterf(x, rng() % 2 ? INFINITY : -INFINITY);
+				break;
 			case 4: /* zeros of both signs, small integers */
 				x = rng() % 3 == 0 ? -0.0f : (float)((int)(rng() % 21) - 10);
 				break;
@@ -1005,7 +1058,7 @@ Test(vec_text, canonical_in_long_vectors, .timeout = 120)
 		bool want = vec_format_f32_array_is(v.v, v.dim, lit, len);
 		cr_assert_eq(canon, want, "%.*s: %s, printing says %s", (int)len, lit,
 		             canon ? "canonical" : "not", want ? "canonical" : "not");
-		if (trial % 8 == 0)
+		if (trial % 2 == 0)
 			same_on_every_path(lit, len);
 		canonical += canon;
 		checked++;
