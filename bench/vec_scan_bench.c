@@ -70,6 +70,19 @@ static float sample(void)
 	return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+/* Whether a batched query's answer is the exact scan's nw hits w, bit for
+ * bit. */
+static bool same_hits(const struct vec_hit *w, size_t nw, const struct vec_batch_query *bq)
+{
+	if (nw != bq->n_out)
+		return false;
+	for (size_t h = 0; h < nw; h++)
+		if (w[h].row != bq->out[h].row || w[h].is_null != bq->out[h].is_null ||
+		    memcmp(&w[h].dist, &bq->out[h].dist, sizeof(double)) != 0)
+			return false;
+	return true;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -434,16 +447,9 @@ int main(int argc, char **argv)
 				return 1;
 			(bm ? times_sb : times_b)[p] = (now_ms() - t0) / BATCH_N;
 			for (int i = 0; i < BATCH_N; i++) {
-				const struct vec_hit *w =
-				        want + (size_t)((p * BATCH_N + i) % queries) * k;
-				size_t nw = n_want[(p * BATCH_N + i) % queries];
-				bool same = nw == bq[i].n_out;
-				for (size_t h = 0; same && h < nw; h++)
-					same = w[h].row == bq[i].out[h].row &&
-					       w[h].is_null == bq[i].out[h].is_null &&
-					       memcmp(&w[h].dist, &bq[i].out[h].dist,
-					              sizeof(double)) == 0;
-				*(bm ? &mismatches_sb : &mismatches_b) += !same;
+				size_t qi = (size_t)((p * BATCH_N + i) % queries);
+				*(bm ? &mismatches_sb : &mismatches_b) +=
+				        !same_hits(want + qi * k, n_want[qi], &bq[i]);
 			}
 		}
 	/* Batches of other sizes screened together: the cost per query as a
@@ -471,16 +477,8 @@ int main(int argc, char **argv)
 			if (best == 0 || ms < best)
 				best = ms;
 			for (int i = 0; i < nb; i++) {
-				const struct vec_hit *w =
-				        want + (size_t)((p * nb + i) % queries) * k;
-				size_t nw = n_want[(p * nb + i) % queries];
-				bool same = nw == bq[i].n_out;
-				for (size_t h = 0; same && h < nw; h++)
-					same = w[h].row == bq[i].out[h].row &&
-					       w[h].is_null == bq[i].out[h].is_null &&
-					       memcmp(&w[h].dist, &bq[i].out[h].dist,
-					              sizeof(double)) == 0;
-				mismatches_sb += !same;
+				size_t qi = (size_t)((p * nb + i) % queries);
+				mismatches_sb += !same_hits(want + qi * k, n_want[qi], &bq[i]);
 			}
 		}
 		printf(" %d: %.2f", nb, best);
