@@ -631,6 +631,14 @@ DEF_VNNI_MULTI(8)
 #undef DEF_VNNI_MULTI
 #undef UNROLL_Q
 
+typedef void vnni_multi_fn(const int8_t *codes, size_t n, size_t dim, const uint8_t *const *ub,
+                           const int32_t *csum, int32_t *const *out);
+/* dot_vnni_q<NQ> by NQ. */
+static vnni_multi_fn *const vnni_multi[9] = {
+        NULL,        NULL,        dot_vnni_q2, dot_vnni_q3, dot_vnni_q4,
+        dot_vnni_q5, dot_vnni_q6, dot_vnni_q7, dot_vnni_q8,
+};
+
 /* The first-term sums of nq queries (biased bytes ub[q]) over n blocks,
  * into out[q]: up to 8 queries per sweep over the codes. */
 static void dot_vnni_multi(const int8_t *codes, size_t n, size_t dim, const uint8_t *const *ub,
@@ -638,31 +646,10 @@ static void dot_vnni_multi(const int8_t *codes, size_t n, size_t dim, const uint
 {
 	while (nq > 0) {
 		size_t k = nq < 8 ? nq : 8;
-		switch (k) {
-		case 1:
+		if (k == 1)
 			dot_vnni1(codes, n, dim, ub[0], csum, out[0]);
-			break;
-		case 2:
-			dot_vnni_q2(codes, n, dim, ub, csum, out);
-			break;
-		case 3:
-			dot_vnni_q3(codes, n, dim, ub, csum, out);
-			break;
-		case 4:
-			dot_vnni_q4(codes, n, dim, ub, csum, out);
-			break;
-		case 5:
-			dot_vnni_q5(codes, n, dim, ub, csum, out);
-			break;
-		case 6:
-			dot_vnni_q6(codes, n, dim, ub, csum, out);
-			break;
-		case 7:
-			dot_vnni_q7(codes, n, dim, ub, csum, out);
-			break;
-		default:
-			dot_vnni_q8(codes, n, dim, ub, csum, out);
-		}
+		else
+			vnni_multi[k](codes, n, dim, ub, csum, out);
 		ub += k;
 		out += k;
 		nq -= k;
