@@ -912,10 +912,11 @@ static bool scalar_element(const char *t, uint64_t *w, int *frac, bool *plain, s
 /* The end of reading an element the fast paths took: its value
  * w * 10^-frac, negated when neg, rounded to double (one correctly rounded
  * division of exact doubles: fast_value()) and then to float as TiDB does;
- * its canonical verdict (last: its last digit); and the push. */
+ * its canonical verdict (last: its last digit; with avx512, judged 8 at a
+ * time through cb); and the push. */
 static inline __attribute__((always_inline)) int take_element(struct vec_f32 *out, size_t *count,
                                                               bool *canon, struct canon_batch *cb,
-                                                              bool vectors, uint64_t w, int frac,
+                                                              bool avx512, uint64_t w, int frac,
                                                               bool plain, bool neg, char last)
 {
 	double d = (double)(int64_t)w; /* w <= 2^53 */
@@ -929,7 +930,7 @@ static inline __attribute__((always_inline)) int take_element(struct vec_f32 *ou
 		uint32_t fb;
 		memcpy(&fb, &f, sizeof(fb));
 		uint32_t fe = fb >> 23 & 0xFFu;
-		if (vectors && frac && frac <= 11 && plain && w >= 10 && fe != 0 && fe != 0xFF) {
+		if (avx512 && frac && frac <= 11 && plain && w >= 10 && fe != 0 && fe != 0xFF) {
 			/* canonical_fast's double branch, 8 elements a time */
 			int i = cb->n++;
 			cb->f[i] = f;
@@ -1150,9 +1151,10 @@ static int flush_batch(struct elem_batch *eb, struct vec_f32 *out, size_t *count
 
 /* plain_elements()'s bulk: each element ends at the next ',' of a mask of
  * 64 bytes at a time, so where the next element starts does not wait for
- * this one's digits, and the core reads several at once. Stops before the
- * first element simd_element() does not take, or once fewer than 80 bytes
- * follow the window (so every load stays inside the text). */
+ * this one's digits, and the core reads several at once; every 8 elements
+ * are rounded and judged together (flush_batch). Stops before the first
+ * element simd_element() does not take, or once fewer than 80 bytes follow
+ * the window (so every load stays inside the text). */
 TAVX2 static int windowed_elements(struct scanner *sc, struct vec_f32 *out, size_t *count,
                                    bool *canon, struct canon_batch *cb, bool avx512)
 {
@@ -1222,9 +1224,9 @@ static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count
 {
 	struct canon_batch cb = {0};
 	enum vec_parse_isa isa = vec_parse_isa();
-	bool vectors = isa == VEC_PARSE_AVX512;
-	int rc = isa != VEC_PARSE_SCALAR ? windowed_elements(sc, out, count, canon, &cb, vectors)
-	                                 : 0;
+	bool avx512 = isa == VEC_PARSE_AVX512;
+	int rc =
+	        isa != VEC_PARSE_SCALAR ? windowed_elements(sc, out, count, canon, &cb, avx512) : 0;
 	const char *s = sc->s;
 	size_t p = sc->p;
 	while (rc == 0 && p + 32 <= sc->n) {
@@ -1238,7 +1240,7 @@ static int plain_elements(struct scanner *sc, struct vec_f32 *out, size_t *count
 		if (!scalar_element(t, &w, &frac, &plain, &len))
 			break;
 		t += len;
-		rc = take_element(out, count, canon, &cb, vectors, w, frac, plain, neg, t[-1]);
+		rc = take_element(out, count, canon, &cb, avx512, w, frac, plain, neg, t[-1]);
 		p = (size_t)(t - s) + 1;
 	}
 	if (rc)
