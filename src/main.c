@@ -87,6 +87,7 @@ struct app {
 	atomic_bool rsa_pending; /* the key for caching_sha2 is being made */
 	struct net_rsa *rsa_new;
 	char rsa_err[256];
+	unsigned pool_threads; /* libuv's thread pool (size_thread_pool) */
 };
 
 static void usage(FILE *f)
@@ -168,8 +169,11 @@ static int status_hook(void *ctx, struct buf *out)
 {
 	struct app *a = ctx;
 	int rc = buf_appendf(
-	        out, "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"workers\":[",
-	        VECGATE_VERSION, a->stopping ? "true" : "false", atomic_load(&a->shared.sessions));
+	        out,
+	        "{\"version\":\"%s\",\"draining\":%s,\"sessions\":%d,\"thread_pool\":%u,"
+	        "\"workers\":[",
+	        VECGATE_VERSION, a->stopping ? "true" : "false", atomic_load(&a->shared.sessions),
+	        a->pool_threads);
 	/* Each worker loop's sessions: how the kernel spread the clients. */
 	for (int i = 0; i < a->nworkers && rc == 0; i++)
 		rc = buf_appendf(out, "%s{\"sessions\":%d}", i ? "," : "",
@@ -702,6 +706,31 @@ static int run(struct app *a)
 	return 0;
 }
 
+/* libuv's thread pool runs the kNN scans (one per core at once,
+ * docs/design.md §6), snapshot loads, screen builds and verifications; its
+ * default of 4 threads would leave cores idle on a larger machine. Unless
+ * UV_THREADPOOL_SIZE says otherwise: a thread per core and 2 more (a load
+ * and a screen build beside a scan on every core), at least libuv's 4.
+ * Set before the pool starts (at the first job). Returns the size. */
+static unsigned size_thread_pool(void)
+{
+	const char *v = getenv("UV_THREADPOOL_SIZE");
+	if (v) {
+		/* libuv's own reading: at least 1, at most 1024 */
+		long n = strtol(v, NULL, 10);
+		return n < 1 ? 1u : n > 1024 ? 1024u : (unsigned)n;
+	}
+	unsigned n = uv_available_parallelism() + 2;
+	if (n < 4)
+		n = 4;
+	if (n > 1024)
+		n = 1024;
+	char text[16];
+	snprintf(text, sizeof(text), "%u", n);
+	(void)setenv("UV_THREADPOOL_SIZE", text, 1);
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -781,6 +810,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level((enum log_level)a.cfg.server.log_level);
 	log_set_format((enum log_format)a.cfg.server.log_format);
+	a.pool_threads = size_thread_pool();
 	rc = run(&a);
 	config_free(&a.cfg);
 	return rc;

@@ -286,3 +286,16 @@ def test_a_second_instance_on_the_same_port_is_refused(make_vecgate, db, tmp_pat
         cur.execute("SELECT 1")
         assert cur.fetchone() == (1,)
     assert first.stop() == 0
+
+
+def test_thread_pool_has_a_thread_per_core(make_vecgate, monkeypatch):
+    """libuv's pool, where scans, loads and screens run, has a thread per
+    core and 2 more (at least libuv's 4) unless UV_THREADPOOL_SIZE is set,
+    which then decides (libuv's bounds: 1..1024)."""
+    import os
+    monkeypatch.delenv("UV_THREADPOOL_SIZE", raising=False)
+    vg = make_vecgate()
+    assert status(vg)["thread_pool"] == max(4, len(os.sched_getaffinity(0)) + 2)
+    for value, want in (("7", 7), ("2000", 1024)):
+        monkeypatch.setenv("UV_THREADPOOL_SIZE", value)
+        assert status(make_vecgate())["thread_pool"] == want
