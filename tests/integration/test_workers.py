@@ -241,32 +241,45 @@ def test_sigterm_drains_every_loop(make_vecgate, schema):
     """Idle sessions on both loops close at once; a transaction open on one
     loop finishes first; then vecgate exits 0."""
     vg = make_vecgate(server__workers="2", server__drain_timeout="10s")
-    idle = [vg.connect() for _ in range(12)]
-    busy = vg.connect(schema, autocommit=False)
-    with busy.cursor() as cur:
-        cur.execute("CREATE TABLE d (id INT PRIMARY KEY)")
-        cur.execute("INSERT INTO d VALUES (1)")
-    st = wait_sessions(vg, 13)
-    assert all(w["sessions"] > 0 for w in st["workers"]), st["workers"]
-    vg.proc.terminate()
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        st = status(vg)
-        if st["sessions"] == 1:
-            break
-        time.sleep(0.05)
-    assert st["draining"] and st["sessions"] == 1, st
-    assert vg.proc.poll() is None, "exited with a transaction open"
-    busy.commit()
-    assert vg.proc.wait(10) == 0
-    with vg.db.connect(schema) as direct, direct.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM d")
-        assert cur.fetchone() == (1,)
-    for c in idle + [busy]:
-        try:
-            c.close()
-        except Exception:
-            pass
+    idle, busy = [], None
+    try:
+        # The kernel picks a loop for each connection by a hash of its
+        # addresses: open idle ones until both loops have some (12 at least;
+        # all on one loop is a 1-in-2^11 chance per dozen).
+        while len(idle) < 64:
+            idle.append(vg.connect())
+            if len(idle) >= 12:
+                st = wait_sessions(vg, len(idle))
+                if all(w["sessions"] > 0 for w in st["workers"]):
+                    break
+        busy = vg.connect(schema, autocommit=False)
+        with busy.cursor() as cur:
+            cur.execute("CREATE TABLE d (id INT PRIMARY KEY)")
+            cur.execute("INSERT INTO d VALUES (1)")
+        st = wait_sessions(vg, len(idle) + 1)
+        assert all(w["sessions"] > 0 for w in st["workers"]), st["workers"]
+        vg.proc.terminate()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            st = status(vg)
+            if st["sessions"] == 1:
+                break
+            time.sleep(0.05)
+        assert st["draining"] and st["sessions"] == 1, st
+        assert vg.proc.poll() is None, "exited with a transaction open"
+        busy.commit()
+        assert vg.proc.wait(10) == 0
+        with vg.db.connect(schema) as direct, direct.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM d")
+            assert cur.fetchone() == (1,)
+    finally:
+        # Closed whatever happened: an open transaction would hold the
+        # table's lock past the test and block dropping its schema.
+        for c in idle + ([busy] if busy else []):
+            try:
+                c.close()
+            except Exception:
+                pass
 
 
 def test_a_second_instance_on_the_same_port_is_refused(make_vecgate, db, tmp_path):
