@@ -548,6 +548,7 @@ struct serve_batch {
 	 * passes (0: it starts at once). */
 	size_t gather;
 	uint64_t gather_until_ns;
+	uint64_t scan_ns; /* when its scan started (the pool thread's) */
 };
 
 static struct {
@@ -556,9 +557,10 @@ static struct {
 	unsigned cores;
 	unsigned running;      /* serve jobs submitted and not done (under cache_lock) */
 	pthread_cond_t joined; /* a query joined a gathering batch (with mu) */
-	/* The queries the last shared pass answered, and when (cache_lock). */
+	/* The queries the last shared pass answered, when, and how long its
+	 * scan took (cache_lock). */
 	size_t last_answered;
-	uint64_t last_done_ns;
+	uint64_t last_done_ns, last_scan_ns;
 	/* Each loop's request to start its waiting batches. */
 	struct pump_post {
 		uv_loop_t *loop;
@@ -597,6 +599,7 @@ static void batch_work(void *data)
 	b->open = false;
 	list_remove(&b->link);
 	pthread_mutex_unlock(&batches.mu);
+	b->scan_ns = core_now_ns();
 	if (b->n == 1) {
 		serve_work(b->jobs[0]);
 		return;
@@ -654,6 +657,7 @@ static void batch_done(void *data, int status)
 	batches.running--;
 	batches.last_answered = status == 0 ? b->n : 0;
 	batches.last_done_ns = core_now_ns();
+	batches.last_scan_ns = b->scan_ns ? batches.last_done_ns - b->scan_ns : 0;
 	for (size_t i = 0; i < b->n; i++) {
 		struct serve_job *j = b->jobs[i];
 		j->status = status;
@@ -900,14 +904,17 @@ static int serve_submit(struct serve_job *j)
 	b->submitted = batches.running < batches.cores;
 	/* Company worth a short wait: a pass that just answered several
 	 * sessions, whose next queries are on their way. Such a batch is
-	 * started now, but its job waits (at most GATHER_NS, and only until
-	 * as many queries joined as that pass answered) so that they share
-	 * its pass instead of one pass each. A query with no such company (a
-	 * lone client, a quiet moment) never waits. */
+	 * started now, but its job waits (only until as many queries joined
+	 * as that pass answered, at most GATHER_NS and a quarter of that
+	 * pass's scan: a wait longer than what it saves would cost more) so
+	 * that they share its pass instead of one pass each. A query with no
+	 * such company (a lone client, a quiet moment) never waits. */
 	uint64_t now = core_now_ns();
-	if (b->submitted && batches.last_answered >= 2 && now - batches.last_done_ns < GATHER_NS) {
+	uint64_t wait = batches.last_scan_ns / 4 < GATHER_NS ? batches.last_scan_ns / 4 : GATHER_NS;
+	if (b->submitted && batches.last_answered >= 2 && now - batches.last_done_ns < GATHER_NS &&
+	    wait > 0) {
 		b->gather = batches.last_answered < BATCH_MAX ? batches.last_answered : BATCH_MAX;
-		b->gather_until_ns = now + GATHER_NS;
+		b->gather_until_ns = now + wait;
 	}
 	pthread_mutex_lock(&batches.mu);
 	list_push_back(&batches.waiting, &b->link);
