@@ -789,6 +789,18 @@ struct elem_batch {
 	int32_t last[8]; /* the last digit's value */
 };
 
+/* element_canonical() for the lanes o + i of b, i a bit of rest, whose
+ * doubles and floats are d[i] and f[i], while *canon holds. */
+static void judge_lanes(const struct elem_batch *b, int o, unsigned rest, const double *d,
+                        const float *f, bool *canon)
+{
+	for (; rest && *canon; rest &= rest - 1) {
+		int i = __builtin_ctz(rest);
+		*canon = element_canonical(d[i], f[i], b->w[o + i], b->frac[o + i],
+		                           b->plain >> (o + i) & 1);
+	}
+}
+
 /* take_element() for the batch's 8 lanes: the same division of the same
  * exact doubles, the same roundings (one lane each), so the same floats;
  * canon8v() for the lanes canonical_fast's double branch judges and
@@ -831,10 +843,7 @@ TCB static void batch8(const struct elem_batch *b, struct vec_f32 *out, bool *ca
 	float ff[8];
 	_mm512_storeu_pd(dd, d);
 	_mm256_storeu_ps(ff, f);
-	for (; rest && *canon; rest &= rest - 1) {
-		int i = __builtin_ctz(rest);
-		*canon = element_canonical(dd[i], ff[i], b->w[i], b->frac[i], b->plain >> i & 1);
-	}
+	judge_lanes(b, 0, rest, dd, ff, canon);
 }
 
 TCB static unsigned canon8(const struct canon_batch *cb)
@@ -846,19 +855,6 @@ TCB static unsigned canon8(const struct canon_batch *cb)
 }
 
 #else
-struct elem_batch {
-	int n;
-	unsigned neg, plain;
-	uint64_t w[8];
-	int32_t frac[8];
-	int32_t last[8];
-};
-
-static void batch8(const struct elem_batch *b, struct vec_f32 *out, bool *canon)
-{
-	(void)b, (void)out, (void)canon;
-}
-
 static unsigned canon8(const struct canon_batch *cb)
 {
 	unsigned m = 0;
@@ -1100,11 +1096,7 @@ TAVX2 static void batch4x2(const struct elem_batch *b, struct vec_f32 *out, bool
 		float fv[4];
 		_mm256_storeu_pd(dv, d);
 		_mm_storeu_ps(fv, f);
-		for (; rest && *canon; rest &= rest - 1) {
-			int i = __builtin_ctz(rest);
-			*canon = element_canonical(dv[i], fv[i], b->w[o + i], b->frac[o + i],
-			                           b->plain >> (o + i) & 1);
-		}
+		judge_lanes(b, o, rest, dv, fv, canon);
 	}
 	out->dim += 8;
 }
