@@ -68,3 +68,20 @@ def test_neon_instructions(program):
         assert fmla.search(body(fn)) and not fmul.search(body(fn)), fn
     for fn in ("dot_neon", "l2sq_neon"):
         assert fmul.search(body(fn)) and not fmla.search(body(fn)), fn
+
+
+def test_every_vec_file_builds_for_aarch64():
+    """The parts of src/vec the NEON program leaves out (the parsers, the
+    screen, the batches) build for AArch64 too, with the main build's
+    warnings as errors: their x86-only paths must leave no unused code
+    behind on other machines."""
+    cc = shutil.which("aarch64-linux-gnu-gcc")
+    if not cc:
+        pytest.skip("no aarch64-linux-gnu-gcc (Debian gcc-aarch64-linux-gnu)")
+    for src in sorted((TOP / "src" / "vec").glob("*.c")):
+        p = subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-O2", "-ffp-contract=off",
+                            "-fno-fast-math", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
+                            "-Wmissing-prototypes", "-Wformat=2", "-Wno-unused-parameter",
+                            "-Werror", f"-I{TOP / 'src'}", "-c", "-o", os.devnull, str(src)],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, f"{src.name}:\n{p.stderr}"
