@@ -535,14 +535,21 @@ TVNNI static inline __m512i bcast4(const uint8_t *p)
  * row i, for the biased bytes ub of one query term r. Four chains (groups
  * g..g+3), so that the latency of one vpdpbusd does not hold up the next;
  * integer sums are exact in any order. */
-TVNNI static void dot_vnni1(const int8_t *codes, size_t n, size_t dim, const uint8_t *ub,
-                            const int32_t *csum, int32_t *a)
+/* vpermb's index that regroups 64 bytes of codes (four elements of a
+ * block's 16 rows) so that each 32-bit lane holds its row's four codes. */
+TVNNI static inline __m512i row_groups(void)
 {
 	uint8_t perm[64];
 	for (int i = 0; i < 16; i++)
 		for (int k = 0; k < 4; k++)
 			perm[4 * i + k] = (uint8_t)(16 * k + i);
-	const __m512i idx = _mm512_loadu_si512(perm);
+	return _mm512_loadu_si512(perm);
+}
+
+TVNNI static void dot_vnni1(const int8_t *codes, size_t n, size_t dim, const uint8_t *ub,
+                            const int32_t *csum, int32_t *a)
+{
+	const __m512i idx = row_groups();
 	size_t groups = dim / 4, tail = dim % 4;
 	const __mmask64 tail_mask = tail ? (1ull << (tail * W)) - 1 : 0;
 	for (size_t b = 0; b < n; b++) {
@@ -591,11 +598,7 @@ TVNNI static void dot_vnni1(const int8_t *codes, size_t n, size_t dim, const uin
 	                                 const uint8_t *const *ub, const int32_t *csum,            \
 	                                 int32_t *const *out)                                      \
 	{                                                                                          \
-		uint8_t perm[64];                                                                  \
-		for (int i = 0; i < 16; i++)                                                       \
-			for (int k = 0; k < 4; k++)                                                \
-				perm[4 * i + k] = (uint8_t)(16 * k + i);                           \
-		const __m512i idx = _mm512_loadu_si512(perm);                                      \
+		const __m512i idx = row_groups();                                                  \
 		const uint8_t *u[NQ];                                                              \
 		UNROLL_Q for (int q = 0; q < NQ; q++) u[q] = ub[q];                                \
 		size_t groups = dim / 4, tail = dim % 4;                                           \
@@ -1245,8 +1248,8 @@ static bool lb_gate_on(void)
 
 /* One screened query through its phases: sq_begin (checks, the query's
  * constants), sq_screen over consecutive ranges of blocks (pass 1), and
- * sq_finish (pass 2). A batch runs pass 1 of every query over one tile of
- * blocks after the other, so that each tile's codes come from memory once
+ * sq_finish (pass 2). A batch runs pass 1 of every query over one group of
+ * SCREEN_BATCH blocks after the other, so that their codes come from memory once
  * and from the cache for the other queries; each query's pass 1 still sees
  * every block in order, so its running T, candidates and answer are the
  * lone query's. */
@@ -1275,8 +1278,8 @@ struct sq {
 	bool two_stage;
 	struct qctx c1;
 	/* A batch's first-term sums, computed for several queries at once
-	 * (dot_vnni_multi): pre[(b - pre_b) * W + lane] for the blocks of the
-	 * tile that starts at block pre_b; NULL: sq_screen sums them itself. */
+	 * (dot_vnni_multi): pre[(b - pre_b) * W + lane] for the SCREEN_BATCH
+	 * blocks from block pre_b; NULL: sq_screen sums them itself. */
 	const int32_t *pre;
 	size_t pre_b;
 };
@@ -1623,10 +1626,6 @@ static void pre_sums(struct pre_batch *pb, const struct vec_screen *s, size_t di
 #endif
 }
 
-/* Blocks of codes per tile of a batch's pass 1: about 256 KiB, which stays
- * in every current x86 and Arm core's L2 while each query reads it. */
-#define TILE_BYTES (256 * 1024)
-
 int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
                            enum vec_arith arith, struct vec_batch_query *qs, size_t n,
                            struct vec_screen_stats *st)
@@ -1680,8 +1679,6 @@ int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s
 		}
 	}
 	if (n_screen) {
-		size_t tile = TILE_BYTES / (t->dim * W + 1);
-		tile = tile < SCREEN_BATCH ? SCREEN_BATCH : tile / SCREEN_BATCH * SCREEN_BATCH;
 		/* Queries whose first term several can sum at once: theirs are
 		 * summed together, SCREEN_BATCH blocks at a time. */
 		size_t n_multi = 0;
@@ -1691,17 +1688,17 @@ int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s
 			n_multi = 0;
 		if (st)
 			st->shared_first = n_multi;
-		for (size_t b = 0; b < t->n_blocks; b += tile) {
-			size_t e = t->n_blocks - b < tile ? t->n_blocks : b + tile;
-			for (size_t sb = b; sb < e; sb += SCREEN_BATCH) {
-				size_t se = e - sb < SCREEN_BATCH ? e : sb + SCREEN_BATCH;
-				if (n_multi)
-					pre_sums(&pre, s, t->dim, sb, se);
-				for (size_t i = 0; i < n; i++) {
-					x[i].pre_b = sb;
-					if (screen[i] && qs[i].rc == 0)
-						qs[i].rc = sq_screen(&x[i], sb, se);
-				}
+		/* Pass 1 of every query over SCREEN_BATCH blocks after the other
+		 * (196 KiB of codes at 768 dimensions: they stay in the core's
+		 * cache while each query reads them). */
+		for (size_t b = 0; b < t->n_blocks; b += SCREEN_BATCH) {
+			size_t e = t->n_blocks - b < SCREEN_BATCH ? t->n_blocks : b + SCREEN_BATCH;
+			if (n_multi)
+				pre_sums(&pre, s, t->dim, b, e);
+			for (size_t i = 0; i < n; i++) {
+				x[i].pre_b = b;
+				if (screen[i] && qs[i].rc == 0)
+					qs[i].rc = sq_screen(&x[i], b, e);
 			}
 		}
 		pre_free(&pre);

@@ -78,9 +78,10 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
                            struct vec_screen_stats *st) MUST_CHECK;
 
 /* Several screened queries on one table (metric m, arithmetic arith for
- * all), answered together: pass 1 runs over the int8 codes a tile of blocks
- * at a time (about 256 KiB), every query's bounds computed from the tile
- * while it is in the cache, so the codes are read from memory once for the
+ * all), answered together: pass 1 runs over the int8 codes 16 blocks at a
+ * time (196 KiB at 768 dimensions), every query's bounds computed from them
+ * while they are in the cache (the first int8 term of up to 8 queries in
+ * one sweep), so the codes are read from memory once for the
  * batch; then each query's candidate blocks are computed exactly. Each
  * query's out, n_out and rc are what vec_knn_screened (so vec_knn_arith)
  * gives for it alone; queries in doubt share one plain pass

@@ -606,8 +606,8 @@ Test(vec_screen, prunes_most_blocks, .timeout = 300)
 
 /* Batches of 1..20 screened queries (each its own k, offset, threshold and
  * filter; queries in doubt among them) against each query's plain exact
- * scan, on tables of one tile and of several (1536 dimensions: 16 blocks a
- * tile), every metric and arithmetic: no difference at all. */
+ * scan, on tables of one group of 16 blocks and of several (pass 1 runs a
+ * group at a time), every metric and arithmetic: no difference at all. */
 Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 {
 	static const struct {
@@ -684,7 +684,7 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 	cr_expect_eq(mismatches, 0, "%zu of %zu batched queries differ", mismatches, compared);
 	cr_assert_geq(compared, 300);
 	cr_expect_gt(fallbacks, 0, "no batch had a query in doubt");
-	cr_expect_gt(multi_tile, 0, "no table spanned several tiles");
+	cr_expect_gt(multi_tile, 0, "no table spanned several groups of blocks");
 #if defined(__x86_64__)
 	/* Where the VNNI kernel runs, batches sum their queries' first terms
 	 * together (dot_vnni_multi), and the comparison above covers it. */
