@@ -716,9 +716,10 @@ static unsigned size_thread_pool(void)
 {
 	const char *v = getenv("UV_THREADPOOL_SIZE");
 	if (v) {
-		/* libuv's own reading: at least 1, at most 1024 */
-		long n = strtol(v, NULL, 10);
-		return n < 1 ? 1u : n > 1024 ? 1024u : (unsigned)n;
+		/* libuv's own reading of it: atoi() into an unsigned, 0 is 1,
+		 * at most 1024 */
+		unsigned n = (unsigned)atoi(v);
+		return n == 0 ? 1u : n > 1024 ? 1024u : n;
 	}
 	unsigned n = uv_available_parallelism() + 2;
 	if (n < 4)

@@ -591,9 +591,11 @@ static void batch_work(void *data)
 	if (b->gather) {
 		struct timespec until = {(time_t)(b->gather_until_ns / 1000000000u),
 		                         (long)(b->gather_until_ns % 1000000000u)};
-		while (b->n < b->gather && core_now_ns() < b->gather_until_ns)
-			if (pthread_cond_timedwait(&batches.joined, &batches.mu, &until) != 0)
-				break; /* timed out (or failed: start with what came) */
+		/* Until enough joined, or timed out (or failed: start with
+		 * what came). */
+		while (b->n < b->gather &&
+		       pthread_cond_timedwait(&batches.joined, &batches.mu, &until) == 0)
+			;
 		metrics_inc(m.gathered, 1);
 	}
 	b->open = false;
