@@ -111,10 +111,21 @@ def fds(pid):
 
 
 def free_port():
+    """A loopback port nothing listens on, never one this process handed out
+    before: the kernel may offer a port it just offered again, and a
+    vecgate whose [server] and [admin] ports came out equal refuses to
+    start."""
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+
+
+_PORTS_GIVEN = set()
 
 
 class PrivateDatabase:
