@@ -484,6 +484,57 @@ int main(int argc, char **argv)
 		printf(" %d: %.2f", nb, best);
 	}
 	printf("; 16: see screened16\n");
+	/* Cosine's lower-bound shortcut (src/vec/screen.h) off and on, in
+	 * turns in this run: all queries one at a time, and in batches of 8;
+	 * answers checked (counted with screened16's). */
+	if (metric == VEC_COSINE) {
+		double alone[2] = {0, 0}, eight[2] = {0, 0};
+		for (int round = 0; round < 6; round++) {
+			int on = round & 1;
+			vec_screen_use_cos_shortcut(on);
+			double t0 = now_ms();
+			for (int i = 0; i < queries; i++) {
+				struct vec_batch_query bq = {
+				        .q = q + (size_t)i * dim, .dim = dim, .k = k, .out = bout};
+				if (vec_knn_screened(t, scr, metric, ariths[0], bq.q, dim, k, 0,
+				                     NULL, NULL, bq.out, &bq.n_out) != 0)
+					return 1;
+				mismatches_sb += !same_hits(want + (size_t)i * k, n_want[i], &bq);
+			}
+			double ms = (now_ms() - t0) / queries;
+			if (alone[on] == 0 || ms < alone[on])
+				alone[on] = ms;
+			t0 = now_ms();
+			int n8 = queries / 8 > 0 ? queries / 8 * 8 : 8;
+			for (int b0 = 0; b0 < n8; b0 += 8) {
+				struct vec_batch_query bq[8];
+				for (int i = 0; i < 8; i++)
+					bq[i] = (struct vec_batch_query){
+					        .q = q + (size_t)((b0 + i) % queries) * dim,
+					        .dim = dim,
+					        .k = k,
+					        .out = bout + i * k,
+					};
+				if (vec_knn_screened_batch(t, scr, metric, ariths[0], bq, 8,
+				                           NULL) != 0)
+					return 1;
+				for (int i = 0; i < 8; i++) {
+					size_t qi = (size_t)((b0 + i) % queries);
+					mismatches_sb +=
+					        !same_hits(want + qi * k, n_want[qi], &bq[i]);
+				}
+			}
+			ms = (now_ms() - t0) / n8;
+			if (eight[on] == 0 || ms < eight[on])
+				eight[on] = ms;
+		}
+		vec_screen_use_cos_shortcut(true);
+		printf("cosine shortcut off / on, ms per query (best of 3): one at a time %.3f / "
+		       "%.3f "
+		       "(%.2fx), batches of 8 %.3f / %.3f (%.2fx)\n",
+		       alone[0], alone[1], alone[1] / alone[0], eight[0], eight[1],
+		       eight[1] / eight[0]);
+	}
 	qsort(times_b, passes, sizeof(double), cmp_double);
 	qsort(times_sb, passes, sizeof(double), cmp_double);
 	for (int mode = 0; mode < 4; mode++) {

@@ -912,6 +912,13 @@ static void bounds(const struct qctx *c, size_t slot, double cq, double t_run, d
 	*lb = -INFINITY; /* unreachable: the metric was checked */
 }
 
+static _Atomic bool cos_prune_off;
+
+void vec_screen_use_cos_shortcut(bool use)
+{
+	atomic_store_explicit(&cos_prune_off, !use, memory_order_relaxed);
+}
+
 #ifdef SCREEN_X86
 /* The first step of bounds() for the 16 rows of one block, eight at a time
  * in AVX-512 doubles: a mask of the lanes whose lb may be <= t (those
@@ -948,7 +955,32 @@ TPD static inline __m512d f2d8(const float *p)
 	return _mm512_cvtps_pd(_mm256_loadu_ps(p));
 }
 
-TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq, double t)
+/* Cosine without the square root and the division, when every lane of
+ * eight is pruned: cos_prune_k(c, t) gives K > 0 such that a lane with
+ * hi > 0 and fl(hi * hi) < fl(K * N) (N = c->norms[slot]) has bounds()'s
+ * lb > t, or 0 when there is no such K (t too close to 1 or above).
+ *
+ * Proof. K = fl(fl(fl(a * a) * nb) * (1 - 1e-9)) with a = fl(1 - t - 1e-9)
+ * > 0; u = 2^-53. Each rounding is within a factor (1 +- u), so
+ * hi^2 (1 - u) <= fl(hi^2) < fl(K N) <= a^2 nb N (1 - 1e-9) (1 + u)^4, hence
+ * hi / sqrt(N nb) < a (1 - 4e-10). bounds()'s den = fl(sqrt(fl(N nb))) >=
+ * sqrt(N nb) (1 - 2u) and its x = fl(hi / den) <= (hi / den) (1 + u), so
+ * x < a (1 - 4e-10) (1 + 4u) < a <= 1 - t - 1e-9 + 4u (a's own two
+ * roundings, |1 - t| <= 3 where K is made). clamp1(x) <= x, so
+ * 1 - clamp1(x) > t + 1e-9 - 4u, and its rounding and widen_down take off
+ * at most 2 (u + 1e-12) + 1e-300 (|1 - clamp1(x)| <= 2): lb > t. A lane with
+ * hi <= 0 has lb = ONE_DOWN > t (K is made only for t < ONE_DOWN), as in
+ * bounds(). NaN fails both tests and takes the exact path. */
+static double cos_prune_k(const struct qctx *c, double t)
+{
+	if (!(t < ONE_DOWN) || !(t > -2.0))
+		return 0;
+	double a = 1.0 - t - 1e-9;
+	return a > 0 ? a * a * c->nb * (1 - 1e-9) : 0;
+}
+
+TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq, double t,
+                             double k, size_t *settled)
 {
 	const struct vec_screen *s = c->s;
 	const __m512d sc = f2d8(s->scale + slot), q = _mm512_loadu_pd(cq);
@@ -1002,8 +1034,16 @@ TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq
 		if (c->m == VEC_NEG_IP) {
 			lb = _mm512_sub_pd(zero, hi); /* -hi: exact, as the scalar negation */
 		} else {
-			__m512d den = _mm512_sqrt_pd(
-			        _mm512_mul_pd(f2d8(c->norms + slot), _mm512_set1_pd(c->nb)));
+			const __m512d n = f2d8(c->norms + slot);
+			if (k > 0 &&
+			    (__mmask8)(_mm512_cmp_pd_mask(hi, zero, _CMP_LE_OQ) |
+			               _mm512_cmp_pd_mask(_mm512_mul_pd(hi, hi),
+			                                  _mm512_mul_pd(_mm512_set1_pd(k), n),
+			                                  _CMP_LT_OQ)) == 0xff) {
+				++*settled;
+				return 0; /* cos_prune_k: every lane's lb > t */
+			}
+			__m512d den = _mm512_sqrt_pd(_mm512_mul_pd(n, _mm512_set1_pd(c->nb)));
 			__m512d v = _mm512_div_pd(hi, den);
 			/* clamp1: x > 1 ? 1 : x < -1 ? -1 : x (NaN stays NaN) */
 			v = _mm512_mask_mov_pd(v,
@@ -1023,14 +1063,21 @@ TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq
 	return _mm512_cmp_pd_mask(lb, _mm512_set1_pd(t), _CMP_NGT_UQ);
 }
 
-TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t)
+/* *settled counts the groups of eight that cos_prune_k settled. */
+TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t,
+                              size_t *settled)
 {
-	return (uint32_t)lb_pass8(c, slot, cq, t) | (uint32_t)lb_pass8(c, slot + 8, cq + 8, t) << 8;
+	double k = c->m == VEC_COSINE && !atomic_load_explicit(&cos_prune_off, memory_order_relaxed)
+	                   ? cos_prune_k(c, t)
+	                   : 0;
+	return (uint32_t)lb_pass8(c, slot, cq, t, k, settled) |
+	       (uint32_t)lb_pass8(c, slot + 8, cq + 8, t, k, settled) << 8;
 }
 #else
-static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t)
+static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t,
+                          size_t *settled)
 {
-	(void)c, (void)slot, (void)cq, (void)t;
+	(void)c, (void)slot, (void)cq, (void)t, (void)settled;
 	return 0xffff; /* never called: the gate is AVX-512 only */
 }
 #endif
@@ -1441,7 +1488,8 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 					double cq1[W];
 					for (size_t l = 0; l < W; l++)
 						cq1[l] = x->qp.t1 * first[bi * W + l];
-					mask &= lb_pass16(&x->c1, slot0, cq1, T) | doubt;
+					mask &= lb_pass16(&x->c1, slot0, cq1, T, &st->lb_shortcut) |
+					        doubt;
 				}
 				if (!mask)
 					continue;
@@ -1459,7 +1507,7 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 				 * the final one) and that are not in doubt are pruned
 				 * here as bounds() would prune them: they would enter
 				 * neither the heap (ub = +Inf) nor the candidates. */
-				mask &= lb_pass16(&x->c, slot0, cq, T) | doubt;
+				mask &= lb_pass16(&x->c, slot0, cq, T, &st->lb_shortcut) | doubt;
 			for (; mask && rc == 0; mask &= mask - 1) {
 				size_t l = (size_t)__builtin_ctz(mask), slot = slot0 + l;
 				if (doubt >> l & 1) {
@@ -1476,6 +1524,73 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 		b += n;
 	}
 	return rc;
+}
+
+int vec_screen_check_cos_shortcut(const struct vec_table *t, const struct vec_screen *s,
+                                  enum vec_arith arith, const float *q, size_t dim, size_t *unsound,
+                                  size_t *settled)
+{
+	struct vec_screen_stats st;
+	struct sq x = {.t = t,
+	               .s = s,
+	               .m = VEC_COSINE,
+	               .arith = arith,
+	               .q = q,
+	               .dim = dim,
+	               .k = 1,
+	               .st = &st};
+	bool screen;
+	*unsound = *settled = 0;
+	int rc = sq_begin(&x, &screen);
+	if (rc || !screen)
+		return rc ? rc : -EDOM;
+#ifdef SCREEN_X86
+	if (x.lb_gate) {
+		int32_t a1[W], a2[W];
+		float est[W];
+		for (size_t b = 0; b < t->n_blocks; b++) {
+			size_t slot0 = b * W;
+			double cq[W], lb[W], ub;
+			if (x.fi)
+				x.fi(s->codes + slot0 * dim, 1, dim, &x.qp, s->csum + slot0, a1,
+				     a2);
+			else
+				x.ff(s->codes + slot0 * dim, 1, dim, q, s->scale + slot0, est);
+			for (size_t l = 0; l < W; l++) {
+				cq[l] = x.fi ? x.qp.t1 * a1[l] + x.qp.t2 * a2[l] : (double)est[l];
+				lb[l] = INFINITY; /* spare lanes and rows in doubt: no bound */
+				if (slot0 + l < t->n_slots && !s->doubt[slot0 + l])
+					bounds(&x.c, slot0 + l, cq[l], INFINITY, &lb[l], &ub);
+			}
+			/* t at each lane's own bound, just below and just above it */
+			for (size_t l = 0; l < W; l++) {
+				if (!(lb[l] < INFINITY))
+					continue;
+				const double ts[3] = {lb[l], nextafter(lb[l], -INFINITY),
+				                      nextafter(lb[l], INFINITY)};
+				for (size_t ti = 0; ti < 3; ti++) {
+					size_t before = *settled;
+					(void)lb_pass16(&x.c, slot0, cq, ts[ti], settled);
+					if (*settled == before)
+						continue;
+					/* Which group was settled: the pass over each alone. */
+					for (size_t g = 0; g < 2; g++) {
+						size_t one = 0;
+						double k = cos_prune_k(&x.c, ts[ti]);
+						(void)lb_pass8(&x.c, slot0 + g * 8, cq + g * 8,
+						               ts[ti], k, &one);
+						bool bad = false;
+						for (size_t i = g * 8; one && i < g * 8 + 8; i++)
+							bad |= lb[i] <= ts[ti];
+						*unsound += bad;
+					}
+				}
+			}
+		}
+	}
+#endif
+	sq_free(&x);
+	return 0;
 }
 
 /* Pass 2: the final T, then the survivors' blocks, exactly. Frees what
@@ -1720,6 +1835,7 @@ int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s
 			st->rows_screened += sts[i].rows_screened;
 			st->blocks_exact += sts[i].blocks_exact;
 			st->blocks_second += sts[i].blocks_second;
+			st->lb_shortcut += sts[i].lb_shortcut;
 			st->candidates += sts[i].candidates;
 			st->doubt += sts[i].doubt;
 			st->fallback |= sts[i].fallback;
