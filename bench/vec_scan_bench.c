@@ -484,14 +484,14 @@ int main(int argc, char **argv)
 		printf(" %d: %.2f", nb, best);
 	}
 	printf("; 16: see screened16\n");
-	/* Cosine's lower-bound shortcut (src/vec/screen.h) off and on, in
-	 * turns in this run: all queries one at a time, and in batches of 8;
-	 * answers checked (counted with screened16's). */
-	if (metric == VEC_COSINE) {
+	/* The lower bounds' shortcut (cosine and L2, src/vec/screen.h) off and
+	 * on, in turns in this run: all queries one at a time, and in batches
+	 * of 8; answers checked (counted with screened16's). */
+	if (metric == VEC_COSINE || metric == VEC_L2) {
 		double alone[2] = {0, 0}, eight[2] = {0, 0};
 		for (int round = 0; round < 6; round++) {
 			int on = round & 1;
-			vec_screen_use_cos_shortcut(on);
+			vec_screen_use_lb_shortcut(on);
 			double t0 = now_ms();
 			for (int i = 0; i < queries; i++) {
 				struct vec_batch_query bq = {
@@ -528,8 +528,9 @@ int main(int argc, char **argv)
 			if (eight[on] == 0 || ms < eight[on])
 				eight[on] = ms;
 		}
-		vec_screen_use_cos_shortcut(true);
-		printf("cosine shortcut off / on, ms per query (best of 3): one at a time %.3f / "
+		vec_screen_use_lb_shortcut(true);
+		printf("lower-bound shortcut off / on, ms per query (best of 3): one at a time "
+		       "%.3f / "
 		       "%.3f "
 		       "(%.2fx), batches of 8 %.3f / %.3f (%.2fx)\n",
 		       alone[0], alone[1], alone[1] / alone[0], eight[0], eight[1],

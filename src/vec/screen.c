@@ -912,11 +912,11 @@ static void bounds(const struct qctx *c, size_t slot, double cq, double t_run, d
 	*lb = -INFINITY; /* unreachable: the metric was checked */
 }
 
-static _Atomic bool cos_prune_off;
+static _Atomic bool lb_shortcut_off;
 
-void vec_screen_use_cos_shortcut(bool use)
+void vec_screen_use_lb_shortcut(bool use)
 {
-	atomic_store_explicit(&cos_prune_off, !use, memory_order_relaxed);
+	atomic_store_explicit(&lb_shortcut_off, !use, memory_order_relaxed);
 }
 
 #ifdef SCREEN_X86
@@ -979,6 +979,33 @@ static double cos_prune_k(const struct qctx *c, double t)
 	return a > 0 ? a * a * c->nb * (1 - 1e-9) : 0;
 }
 
+/* L2 without the two square roots, when every lane of eight is pruned:
+ * l2_prune_d(c, t) gives D > 0 such that a lane whose p2lo (as bounds()
+ * computes it) is above fl(fl(r * r) * (1 + 3e-9)), r = fl(e2 + D), has
+ * bounds()'s lb > t; 0 when there is none (t below 1e-100 or not finite
+ * enough to square).
+ *
+ * Proof (e = 1e-9, u = 2^-53; bounds()'s widen_down(x) >= x (1 - 2e-12) -
+ * 2e-300 for x > 0, its roundings each within a factor (1 +- u)).
+ * D >= sqrt((t^2 (1 + e) + uf + 1e-290) / ((1 - g_{n+2}) (1 - 1e-11))), its
+ * own roundings covered by its factor (1 + e). (1) p2lo > r^2 (1 + 3e)
+ * (1 - u)^2 and r >= (e2 + D) (1 - u), so sqrt(p2lo) > (e2 + D)(1 + 0.4e).
+ * (2) plo = widen_down(fl(sqrt(p2lo))) > (e2 + D)(1 + 0.3e) - 2e-300, so
+ * plo - e2 > D (1 + 0.3e) - 2e-300, and dlo, its rounded and widened value,
+ * >= D (1 + 0.2e) - 5e-300 >= D (1 + 0.1e) > 0 (D >= 1e-100). (3) slo =
+ * fl(widen_down(fl(fl(dlo^2) (1 - g_{n+2}))) - uf) >= dlo^2 (1 - g_{n+2})
+ * (1 - 3e-12) - uf - 3e-300 >= (t^2 (1 + e) + uf + 1e-290) - uf - 3e-300
+ * > t^2 (1 + e) > 0. (4) lb = widen_down(fl(sqrt(slo))) >= t (1 + 0.4e)
+ * (1 - 3e-12) - 2e-300 > t, as t >= 1e-100. NaN or infinite values fail the
+ * comparison and take the exact path. */
+static double l2_prune_d(const struct qctx *c, double t)
+{
+	if (!(t >= 1e-100) || !(t < 1e150))
+		return 0;
+	return sqrt((t * t * (1 + 1e-9) + c->uf + 1e-290) / ((1 - c->g_n2) * (1 - 1e-11))) *
+	       (1 + 1e-9);
+}
+
 TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq, double t,
                              double k, size_t *settled)
 {
@@ -1009,6 +1036,14 @@ TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq
 		        _mm512_sub_pd(_mm512_sub_pd(_mm512_add_pd(aa, _mm512_set1_pd(c->qq_lo)), x),
 		                      e),
 		        slack);
+		if (k > 0) {
+			__m512d r = _mm512_add_pd(e2, _mm512_set1_pd(k));
+			__m512d rhs = _mm512_mul_pd(_mm512_mul_pd(r, r), _mm512_set1_pd(1 + 3e-9));
+			if (_mm512_cmp_pd_mask(p2lo, rhs, _CMP_GT_OQ) == 0xff) {
+				++*settled;
+				return 0; /* l2_prune_d: every lane's lb > t */
+			}
+		}
 		__mmask8 pos = _mm512_cmp_pd_mask(p2lo, zero, _CMP_GT_OQ);
 		__m512d plo = _mm512_maskz_mov_pd(pos, wdown8(_mm512_sqrt_pd(p2lo)));
 		__m512d dlo = wdown8(_mm512_sub_pd(plo, e2));
@@ -1063,13 +1098,15 @@ TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq
 	return _mm512_cmp_pd_mask(lb, _mm512_set1_pd(t), _CMP_NGT_UQ);
 }
 
-/* *settled counts the groups of eight that cos_prune_k settled. */
+/* *settled counts the groups of eight that cos_prune_k or l2_prune_d
+ * settled. */
 TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t,
                               size_t *settled)
 {
-	double k = c->m == VEC_COSINE && !atomic_load_explicit(&cos_prune_off, memory_order_relaxed)
-	                   ? cos_prune_k(c, t)
-	                   : 0;
+	double k = atomic_load_explicit(&lb_shortcut_off, memory_order_relaxed) ? 0
+	           : c->m == VEC_COSINE                                         ? cos_prune_k(c, t)
+	           : c->m == VEC_L2                                             ? l2_prune_d(c, t)
+	                                                                        : 0;
 	return (uint32_t)lb_pass8(c, slot, cq, t, k, settled) |
 	       (uint32_t)lb_pass8(c, slot + 8, cq + 8, t, k, settled) << 8;
 }
@@ -1526,26 +1563,20 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 	return rc;
 }
 
-int vec_screen_check_cos_shortcut(const struct vec_table *t, const struct vec_screen *s,
-                                  enum vec_arith arith, const float *q, size_t dim, size_t *unsound,
-                                  size_t *settled)
+int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_screen *s,
+                                 enum vec_metric m, enum vec_arith arith, const float *q,
+                                 size_t dim, size_t *unsound, size_t *settled)
 {
 	struct vec_screen_stats st;
-	struct sq x = {.t = t,
-	               .s = s,
-	               .m = VEC_COSINE,
-	               .arith = arith,
-	               .q = q,
-	               .dim = dim,
-	               .k = 1,
-	               .st = &st};
+	struct sq x = {
+	        .t = t, .s = s, .m = m, .arith = arith, .q = q, .dim = dim, .k = 1, .st = &st};
 	bool screen;
 	*unsound = *settled = 0;
 	int rc = sq_begin(&x, &screen);
 	if (rc || !screen)
 		return rc ? rc : -EDOM;
 #ifdef SCREEN_X86
-	if (x.lb_gate) {
+	if (x.lb_gate && m != VEC_L1) {
 		int32_t a1[W], a2[W];
 		float est[W];
 		for (size_t b = 0; b < t->n_blocks; b++) {
@@ -1576,7 +1607,10 @@ int vec_screen_check_cos_shortcut(const struct vec_table *t, const struct vec_sc
 					/* Which group was settled: the pass over each alone. */
 					for (size_t g = 0; g < 2; g++) {
 						size_t one = 0;
-						double k = cos_prune_k(&x.c, ts[ti]);
+						double k = m == VEC_COSINE
+						                   ? cos_prune_k(&x.c, ts[ti])
+						           : m == VEC_L2 ? l2_prune_d(&x.c, ts[ti])
+						                         : 0;
 						(void)lb_pass8(&x.c, slot0 + g * 8, cq + g * 8,
 						               ts[ti], k, &one);
 						bool bad = false;

@@ -55,7 +55,7 @@ struct vec_screen_stats {
 	size_t blocks_exact;    /* blocks computed exactly in float32 */
 	size_t blocks_second;   /* blocks whose query's second int8 term was summed */
 	size_t shared_first;    /* batch: queries whose first term was summed with others' */
-	size_t lb_shortcut;     /* groups of 8 cosine rows pruned without their square roots */
+	size_t lb_shortcut;     /* groups of 8 rows pruned without their square roots */
 	size_t candidates;      /* non-NULL rows offered to the selection */
 	size_t doubt;           /* of them, rows in doubt */
 	bool fallback;          /* the query itself was in doubt: a plain exact scan */
@@ -101,22 +101,22 @@ void vec_screen_use_vnni(bool use);
  * time in vectors first (the default) or row by row only: the same answers
  * either way; for tests and benchmarks; call it while no scan runs. */
 void vec_screen_use_lb_gate(bool use);
-/* Whether the AVX-512 lower-bound step prunes eight cosine rows at once
- * without their square roots and divisions when it can prove every one of
- * them pruned (the default), or always computes their bounds: the same
- * rows pruned either way; for tests and benchmarks; call it while no scan
- * runs. */
-void vec_screen_use_cos_shortcut(bool use);
-/* For tests: cosine's shortcut at its edge. For every block of s (built
- * from t) and query q, with t at each row's own lower bound, just below it
- * and just above it, *settled counts the groups of eight the shortcut
- * settled and *unsound those among them with a row whose bound is not
- * above t (must be 0). Both stay 0 where the shortcut cannot run (no
- * AVX-512, or vec_screen_use_cos_shortcut(false)). -EDOM: the query is
- * in doubt. */
-int vec_screen_check_cos_shortcut(const struct vec_table *t, const struct vec_screen *s,
-                                  enum vec_arith arith, const float *q, size_t dim, size_t *unsound,
-                                  size_t *settled) MUST_CHECK;
+/* Whether the AVX-512 lower-bound step prunes eight cosine or L2 rows at
+ * once without their square roots (and cosine's divisions) when it can
+ * prove every one of them pruned (the default), or always computes their
+ * bounds: the same rows pruned either way; for tests and benchmarks; call
+ * it while no scan runs. */
+void vec_screen_use_lb_shortcut(bool use);
+/* For tests: that shortcut at its edge. For every block of s (built from
+ * t), metric m and query q, with the threshold at each row's own lower
+ * bound, just below it and just above it, *settled counts the groups of
+ * eight the shortcut settled and *unsound those among them with a row
+ * whose bound is not above the threshold (must be 0). Both stay 0 where
+ * the shortcut does not run (no AVX-512, L1 and negative inner product, or
+ * vec_screen_use_lb_shortcut(false)). -EDOM: the query is in doubt. */
+int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_screen *s,
+                                 enum vec_metric m, enum vec_arith arith, const float *q,
+                                 size_t dim, size_t *unsound, size_t *settled) MUST_CHECK;
 /* For tests only: makes the bounds UNSOUND, to show that each part of them
  * matters. The quantization errors (||a - s*c||_2 and _1) are multiplied
  * by err_scale (1 restores them), and with drop_gamma the float32 rounding

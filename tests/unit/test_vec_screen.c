@@ -720,7 +720,7 @@ Test(vec_screen, vector_build_same_as_row_by_row)
 	cr_assert_eq(built, 5 * N_KINDS);
 }
 
-/* One cosine query's statistics, without the shortcut's own count. */
+/* One query's statistics, without the shortcut's own count. */
 static bool same_stats(const struct vec_screen_stats *a, const struct vec_screen_stats *b)
 {
 	return a->blocks == b->blocks && a->blocks_screened == b->blocks_screened &&
@@ -729,15 +729,27 @@ static bool same_stats(const struct vec_screen_stats *a, const struct vec_screen
 	       a->candidates == b->candidates && a->doubt == b->doubt && a->fallback == b->fallback;
 }
 
-/* Cosine's lower-bound shortcut (vec_screen_use_cos_shortcut) settles only
- * groups of rows the bounds themselves prune: with it and without it every
- * query reads the same blocks, keeps the same candidates and answers the
- * same hits, on every kind of table and on rows crowding the k-th distance
- * (where a shortcut that pruned a row the bounds keep would show), alone
- * and in batches; and where it can run (AVX-512) it settles groups. */
-Test(vec_screen, cosine_shortcut_prunes_the_same_rows, .timeout = 300)
+static bool same_hit_lists(const struct vec_hit *a, size_t na, const struct vec_hit *b, size_t nb)
 {
-	size_t compared = 0, differ = 0, settled = 0;
+	bool same = na == nb;
+	for (size_t h = 0; same && h < na; h++)
+		same = a[h].row == b[h].row && a[h].is_null == b[h].is_null &&
+		       memcmp(&a[h].dist, &b[h].dist, sizeof(double)) == 0;
+	return same;
+}
+
+/* The metrics whose lower bounds have the shortcut (cosine, L2). */
+static const enum vec_metric shortcut_metrics[] = {VEC_COSINE, VEC_L2};
+
+/* The lower-bound shortcut (vec_screen_use_lb_shortcut) settles only
+ * groups of rows the bounds themselves prune: with it and without it every
+ * cosine and L2 query reads the same blocks, keeps the same candidates and
+ * answers the same hits, on every kind of table and on rows crowding the
+ * k-th distance, alone and in batches; and where it can run (AVX-512) it
+ * settles groups for both metrics. */
+Test(vec_screen, lb_shortcut_prunes_the_same_rows, .timeout = 300)
+{
+	size_t compared = 0, differ = 0, settled[2] = {0, 0};
 	static const size_t dims[] = {16, 130, 768};
 	for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
 		size_t dim = dims[di], n = dim >= 768 ? 500 : 1200;
@@ -757,90 +769,92 @@ Test(vec_screen, cosine_shortcut_prunes_the_same_rows, .timeout = 300)
 			}
 			for (size_t i = kind == N_KINDS; i < 8; i++)
 				make_query(&tb, (int)(i % 7), qv + i * dim);
-			for (size_t ai = 0; ai < N_ARITHS; ai++) {
-				static const size_t ks[] = {1, 10, 40};
-				struct vec_batch_query qs[2][8];
-				struct vec_hit out[2][8][41];
-				struct vec_screen_stats bst[2];
-				for (int on = 0; on < 2; on++) {
-					vec_screen_use_cos_shortcut(on);
-					for (size_t i = 0; i < 8; i++)
-						qs[on][i] = (struct vec_batch_query){
-						        .q = qv + i * dim,
-						        .dim = dim,
-						        .k = ks[i % 3],
-						        .offset = i % 4 == 3 ? 2 : 0,
-						        .out = out[on][i]};
-					int rc = vec_knn_screened_batch(tb.t, tb.s, VEC_COSINE,
-					                                ariths[ai], qs[on], 8,
-					                                &bst[on]);
-					(void)rc; /* each query's rc is compared */
-				}
-				vec_screen_use_cos_shortcut(true);
-				cr_expect_eq(bst[0].lb_shortcut, 0);
-				settled += bst[1].lb_shortcut;
-				differ += !same_stats(&bst[0], &bst[1]);
-				for (size_t i = 0; i < 8; i++) {
-					struct vec_batch_query *a = &qs[0][i], *b = &qs[1][i];
-					bool same = a->rc == b->rc && a->n_out == b->n_out;
-					for (size_t h = 0; same && h < a->n_out; h++)
-						same = a->out[h].row == b->out[h].row &&
-						       a->out[h].is_null == b->out[h].is_null &&
-						       memcmp(&a->out[h].dist, &b->out[h].dist,
-						              sizeof(double)) == 0;
-					/* and each alone */
-					struct vec_screen_stats st[2];
-					struct vec_hit h1[2][41];
-					size_t n1[2];
-					int rc1[2];
+			for (size_t mi = 0; mi < 2; mi++) {
+				enum vec_metric m = shortcut_metrics[mi];
+				for (size_t ai = 0; ai < N_ARITHS; ai++) {
+					static const size_t ks[] = {1, 10, 40};
+					struct vec_batch_query qs[2][8];
+					struct vec_hit out[2][8][41];
+					struct vec_screen_stats bst[2];
 					for (int on = 0; on < 2; on++) {
-						vec_screen_use_cos_shortcut(on);
-						rc1[on] = vec_knn_screened_stats(
-						        tb.t, tb.s, VEC_COSINE, ariths[ai], a->q,
-						        dim, a->k, a->offset, NULL, NULL, h1[on],
-						        &n1[on], &st[on]);
+						vec_screen_use_lb_shortcut(on);
+						for (size_t i = 0; i < 8; i++)
+							qs[on][i] = (struct vec_batch_query){
+							        .q = qv + i * dim,
+							        .dim = dim,
+							        .k = ks[i % 3],
+							        .offset = i % 4 == 3 ? 2 : 0,
+							        .out = out[on][i]};
+						int rc = vec_knn_screened_batch(tb.t, tb.s, m,
+						                                ariths[ai], qs[on],
+						                                8, &bst[on]);
+						(void)rc; /* each query's rc is compared */
 					}
-					vec_screen_use_cos_shortcut(true);
-					settled += st[1].lb_shortcut;
-					same = same && rc1[0] == rc1[1] && n1[0] == n1[1] &&
-					       same_stats(&st[0], &st[1]);
-					for (size_t h = 0; same && h < n1[0]; h++)
-						same = h1[0][h].row == h1[1][h].row &&
-						       h1[0][h].is_null == h1[1][h].is_null &&
-						       memcmp(&h1[0][h].dist, &h1[1][h].dist,
-						              sizeof(double)) == 0;
-					if (!same)
-						cr_log_info("shortcut differs: dim %zu kind %d "
-						            "arith %d "
-						            "query %zu",
-						            dim, kind, ariths[ai], i);
-					differ += !same;
-					compared++;
+					vec_screen_use_lb_shortcut(true);
+					cr_expect_eq(bst[0].lb_shortcut, 0);
+					settled[mi] += bst[1].lb_shortcut;
+					differ += !same_stats(&bst[0], &bst[1]);
+					for (size_t i = 0; i < 8; i++) {
+						struct vec_batch_query *a = &qs[0][i],
+						                       *b = &qs[1][i];
+						bool same = a->rc == b->rc &&
+						            same_hit_lists(a->out, a->n_out, b->out,
+						                           b->n_out);
+						/* and each alone */
+						struct vec_screen_stats st[2];
+						struct vec_hit h1[2][41];
+						size_t n1[2];
+						int rc1[2];
+						for (int on = 0; on < 2; on++) {
+							vec_screen_use_lb_shortcut(on);
+							rc1[on] = vec_knn_screened_stats(
+							        tb.t, tb.s, m, ariths[ai], a->q,
+							        dim, a->k, a->offset, NULL, NULL,
+							        h1[on], &n1[on], &st[on]);
+						}
+						vec_screen_use_lb_shortcut(true);
+						settled[mi] += st[1].lb_shortcut;
+						same = same && rc1[0] == rc1[1] &&
+						       same_stats(&st[0], &st[1]) &&
+						       same_hit_lists(h1[0], n1[0], h1[1], n1[1]);
+						if (!same)
+							cr_log_info("shortcut differs: dim %zu "
+							            "kind %d metric %d "
+							            "arith %d query %zu",
+							            dim, kind, m, ariths[ai], i);
+						differ += !same;
+						compared++;
+					}
 				}
 			}
 			free_table(&tb);
 		}
 		free(qv);
 	}
-	vec_screen_use_cos_shortcut(true);
-	cr_log_info("compared %zu queries, %zu groups settled by the shortcut", compared, settled);
+	vec_screen_use_lb_shortcut(true);
+	cr_log_info("compared %zu queries; groups settled by the shortcut: cosine %zu, L2 %zu",
+	            compared, settled[0], settled[1]);
 	cr_expect_eq(differ, 0, "%zu of %zu queries differ with the shortcut", differ, compared);
-	cr_assert_geq(compared, 300);
+	cr_assert_geq(compared, 600);
 #if defined(__x86_64__)
-	if (vec_scan_isa() == VEC_ISA_AVX512 && __builtin_cpu_supports("avx512dq"))
-		cr_expect_gt(settled, 1000, "the shortcut settled only %zu groups", settled);
+	if (vec_scan_isa() == VEC_ISA_AVX512 && __builtin_cpu_supports("avx512dq")) {
+		cr_expect_gt(settled[0], 1000, "cosine: the shortcut settled %zu groups",
+		             settled[0]);
+		cr_expect_gt(settled[1], 1000, "L2: the shortcut settled %zu groups", settled[1]);
+	}
 #endif
 }
 
 /* The shortcut at its edge: with the pruning threshold at a row's own lower
  * bound (and one ulp either side), it never settles a group with a row
- * whose bound is not above the threshold, on every kind of table, both
- * arithmetics and the integer and float kernels; and it does settle groups
- * (where it runs), so the check is not vacuous. A shortcut without its
- * margin, or with the margin's sign turned, fails here. */
-Test(vec_screen, cosine_shortcut_at_its_edge, .timeout = 300)
+ * whose bound is not above the threshold, for cosine and L2, on every kind
+ * of table, both arithmetics and the integer and float kernels; and it
+ * does settle groups (where it runs), so the check is not vacuous. A
+ * shortcut without its margins, or with a margin's sign turned, fails
+ * here. */
+Test(vec_screen, lb_shortcut_at_its_edge, .timeout = 300)
 {
-	size_t unsound = 0, settled = 0, queries = 0;
+	size_t unsound[2] = {0, 0}, settled[2] = {0, 0}, queries = 0;
 	static const size_t dims[] = {8, 33, 768};
 	for (int vnni = 1; vnni >= 0; vnni--) {
 		vec_screen_use_vnni(vnni);
@@ -851,16 +865,20 @@ Test(vec_screen, cosine_shortcut_at_its_edge, .timeout = 300)
 				struct table tb = make_table((enum kind)kind, n, dim);
 				for (int qi = 0; qi < 7; qi++) {
 					make_query(&tb, qi, q);
-					for (size_t ai = 0; ai < N_ARITHS; ai++) {
-						size_t u, s;
-						if (vec_screen_check_cos_shortcut(tb.t, tb.s,
-						                                  ariths[ai], q,
-						                                  dim, &u, &s) != 0)
-							continue; /* the query is in doubt */
-						unsound += u;
-						settled += s;
-						queries++;
-					}
+					for (size_t mi = 0; mi < 2; mi++)
+						for (size_t ai = 0; ai < N_ARITHS; ai++) {
+							size_t u, s;
+							if (vec_screen_check_lb_shortcut(
+							            tb.t, tb.s,
+							            shortcut_metrics[mi],
+							            ariths[ai], q, dim, &u,
+							            &s) != 0)
+								continue; /* the query is in doubt
+								           */
+							unsound[mi] += u;
+							settled[mi] += s;
+							queries++;
+						}
 				}
 				free_table(&tb);
 			}
@@ -868,12 +886,18 @@ Test(vec_screen, cosine_shortcut_at_its_edge, .timeout = 300)
 		}
 	}
 	vec_screen_use_vnni(true);
-	cr_log_info("%zu queries, %zu groups settled at the edge", queries, settled);
-	cr_expect_eq(unsound, 0, "%zu groups settled with a row at or below the threshold",
-	             unsound);
-	cr_assert_geq(queries, 100);
+	cr_log_info("%zu queries; groups settled at the edge: cosine %zu, L2 %zu", queries,
+	            settled[0], settled[1]);
+	cr_expect_eq(unsound[0], 0,
+	             "cosine: %zu groups settled with a row at or below the threshold", unsound[0]);
+	cr_expect_eq(unsound[1], 0, "L2: %zu groups settled with a row at or below the threshold",
+	             unsound[1]);
+	cr_assert_geq(queries, 200);
 #if defined(__x86_64__)
-	if (vec_scan_isa() == VEC_ISA_AVX512 && __builtin_cpu_supports("avx512dq"))
-		cr_expect_gt(settled, 1000, "the shortcut settled only %zu groups", settled);
+	if (vec_scan_isa() == VEC_ISA_AVX512 && __builtin_cpu_supports("avx512dq")) {
+		cr_expect_gt(settled[0], 1000, "cosine: the shortcut settled %zu groups",
+		             settled[0]);
+		cr_expect_gt(settled[1], 1000, "L2: the shortcut settled %zu groups", settled[1]);
+	}
 #endif
 }
