@@ -331,6 +331,7 @@ void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, enum ve
 {
 	assert(sh->verifying);
 	sh->verifying = false;
+	sh->renewing_ms = 0;
 	if (!ok)
 		return;
 	assert(sh->state != CACHE_SHAPE_REJECTED);
@@ -352,4 +353,5 @@ void cache_shape_renew(struct cache_shape *sh, uint64_t now_ms)
 {
 	assert(sh->state == CACHE_SHAPE_VERIFIED);
 	sh->verified_ms = now_ms;
+	sh->renewing_ms = 0;
 }

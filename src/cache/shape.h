@@ -61,6 +61,9 @@ struct cache_shape {
 	struct buf defs; /* each definition: u32 length, then the payload */
 	uint64_t hits;
 	uint64_t verified_ms; /* when TiDB last proved the user may read the answer */
+	/* A session's renewal of the proof (its query at TiDB, then the
+	 * comparison) in flight since then; 0: none (sess_cache.c). */
+	uint64_t renewing_ms;
 	uint64_t last_used_ms;
 	struct cache_shape *next; /* hash chain */
 };

@@ -31,7 +31,7 @@
 
 static struct {
 	bool ready;
-	struct metric *hits, *misses, *result_hits;
+	struct metric *hits, *misses, *result_hits, *renewing;
 	struct metrics_family *bypass;
 	struct metric *latency;
 	struct metric *batched, *shared_passes, *split, *screened, *gathered;
@@ -90,6 +90,10 @@ static void metrics_setup(void)
 	m.screened = metrics_counter("vecgate_cache_screened_scans_total",
 	                             "Segment scans that read the int8 screen first and only the "
 	                             "candidate blocks in float32.");
+	m.renewing = metrics_counter("vecgate_cache_renewal_grace_total",
+	                             "kNN queries answered from memory under a proof past "
+	                             "proof_max_age while another session of the same identity "
+	                             "renewed it.");
 	m.gathered =
 	        metrics_counter("vecgate_cache_gathered_passes_total",
 	                        "Shared passes that waited (at most 1 ms) for the next queries "
@@ -132,6 +136,9 @@ struct sess_cache {
 	char pending_db[256];
 	bool pending_db_set;
 	struct cache_capture *cap;
+	/* cap renews the proof of shape key renew_key (shape.h renewing_ms). */
+	bool renewing;
+	uint64_t renew_key;
 	/* A kNN query on a table not cached yet: admitted (tables = auto) only
 	 * if the database answers it. */
 	bool admit_pending;
@@ -295,6 +302,20 @@ static void free_stmts(struct sess_cache *kc)
 	}
 }
 
+/* This session's renewal ended (its capture is about to be freed), under
+ * cache_lock: unless a comparison of its answer still runs (which ends
+ * the renewal itself), the shape's other sessions stop being answered
+ * under the old proof, and the next query renews it again. */
+static void end_renewal(struct sess_cache *kc)
+{
+	if (!kc->renewing)
+		return;
+	kc->renewing = false;
+	struct cache_shape *sh = cache_shapes_find(kc->pc->shapes, kc->renew_key);
+	if (sh && !sh->verifying)
+		sh->renewing_ms = 0;
+}
+
 static void clear_command(struct sess_cache *kc)
 {
 	free(kc->cmd_copy);
@@ -321,6 +342,7 @@ void sess_cache_free(struct sess_cache *kc)
 		return;
 	cache_lock();
 	cache_waiter_cancel(&kc->waiter);
+	end_renewal(kc);
 	if (kc->jobs > 0) {
 		kc->detached = true; /* freed when its last job returns */
 	} else {
@@ -530,8 +552,11 @@ static void serve_done(void *data, int status)
  * all loops (running, under cache_lock()); a loop that frees a core while
  * the oldest waiting batch is another loop's asks that loop to start it. */
 
-#define BATCH_MAX  16
-#define PUMP_LOOPS 128 /* loops that may start batches: more than [server] workers allows */
+#define BATCH_MAX 16
+/* How long at most the other sessions of an identity are answered under
+ * an expired proof while one session renews it (see try_serve_locked). */
+#define RENEW_GRACE_MS 10000u
+#define PUMP_LOOPS     128 /* loops that may start batches: more than [server] workers allows */
 
 /* How long a pass may wait for company, and how soon after the previous
  * pass ended it must start for that (see serve_submit). */
@@ -1105,18 +1130,36 @@ static enum sess_cache_verdict try_serve_locked(struct sess_cache *kc, const cha
 		return bypass(&k, "rejected_shape");
 	bool force = kc->force_capture;
 	kc->force_capture = false;
-	if (!sh || sh->state != CACHE_SHAPE_VERIFIED || sh->schema_version != t->schema_version ||
-	    now - sh->verified_ms >= kc->pc->proof_max_age_ms || force) {
-		/* The first execution of the shape for this identity: TiDB
-		 * answers, and its answer is recorded to be compared with
-		 * vecgate's. */
+	bool proven = sh && sh->state == CACHE_SHAPE_VERIFIED &&
+	              sh->schema_version == t->schema_version && !force;
+	bool expired = proven && now - sh->verified_ms >= kc->pc->proof_max_age_ms;
+	/* While one session renews an expired proof (its query at TiDB, then
+	 * the comparison), the identity's other queries are still answered
+	 * under the old one, for at most min(proof_max_age, RENEW_GRACE_MS):
+	 * otherwise every query of the shape would go to TiDB until the
+	 * renewal ends, all at once on a busy server (docs/design.md §9). */
+	uint64_t grace = kc->pc->proof_max_age_ms < RENEW_GRACE_MS ? kc->pc->proof_max_age_ms
+	                                                           : RENEW_GRACE_MS;
+	bool renewing = expired && sh->renewing_ms && now - sh->renewing_ms < grace;
+	if (!proven || (expired && !renewing)) {
+		/* The first execution of the shape for this identity, or the
+		 * renewal of its proof: TiDB answers, and its answer is recorded
+		 * to be compared with vecgate's. */
 		metrics_inc(m.misses, 1);
-		if (!(sh && sh->verifying))
+		if (!(sh && sh->verifying)) {
 			kc->cap = cache_capture_new(sql, n, &k, t, key, binary, params, nparams,
 			                            kc->cmd_status);
+			if (kc->cap && expired) {
+				sh->renewing_ms = now ? now : 1;
+				kc->renewing = true;
+				kc->renew_key = key;
+			}
+		}
 		sql_knn_free(&k);
 		return SESS_CACHE_RELAY;
 	}
+	if (renewing)
+		metrics_inc(m.renewing, 1);
 	uint64_t rkey = 0;
 	if (kc->pc->results) {
 		/* The arithmetic is part of the key: after the shape's switches,
@@ -1323,6 +1366,11 @@ enum sess_cache_verdict sess_cache_command(struct sess_cache *kc, const uint8_t 
                                            size_t len, uint16_t status, struct buf *out,
                                            uint16_t *out_status)
 {
+	if (kc->renewing) { /* a command that had no answer (never: the protocol) */
+		cache_lock();
+		end_renewal(kc);
+		cache_unlock();
+	}
 	clear_command(kc);
 	kc->cmd = payload[0];
 	kc->cmd_status = status;
@@ -1560,6 +1608,7 @@ static void response_done_locked(struct sess_cache *kc, const struct proto_resp 
 		if (!r->is_err)
 			cache_capture_finish(kc->cap, kc->pc->shapes, kc->loop, st->lexflags,
 			                     sess_state_db(st));
+		end_renewal(kc);
 		cache_capture_free(kc->cap);
 		kc->cap = NULL;
 	}

@@ -237,3 +237,69 @@ def test_screening_off_answers_the_same(table, db, tmp_path):
         assert vg.metric("vecgate_cache_screened_scans_total") == 0
     finally:
         assert vg.stop() == 0
+
+
+def test_a_renewal_sends_one_query_to_the_database(table, db, tmp_path):
+    """When an identity's proof runs out ([cache] proof_max_age), one
+    session's query renews it at the database while the identity's other
+    queries of that shape are still answered from memory
+    (vecgate_cache_renewal_grace_total), instead of every one of them going
+    to the database until the renewal ends. Eight clients, 1 s proofs, 4 s:
+    a handful of renewals, each one query to the database. The answers
+    during the renewals are compared with the database's."""
+    _, vs, _ = table
+    vg = Vecgate(db, tmp_path, cache__tables="knnpar.t(embedding)", cache__user=db.user,
+                 cache__max_staleness="1h", cache__proof_max_age="1s").start()
+    shape = SHAPES[0]
+    try:
+        vg.wait_servable("knnpar.t", timeout=120, step=0.1)
+        rng = random.Random(13)
+        with vg.connect("knnpar", autocommit=True) as c:
+            for _ in range(3):  # proved, then answered from memory
+                raw_query(c, query(rng, vs, shape))
+        miss0 = vg.metric("vecgate_cache_queries_total", result="miss")
+        grace0 = vg.metric("vecgate_cache_renewal_grace_total")
+        answers, errors, counts = [], [], []
+        lock = threading.Lock()
+        start = threading.Barrier(8)
+        until = time.time() + 4.5
+
+        def client(seed):
+            r = random.Random(seed)
+            n = 0
+            try:
+                with vg.connect("knnpar", autocommit=True) as c:
+                    start.wait()
+                    while time.time() < until:
+                        sql = query(r, vs, shape)
+                        got = raw_query(c, sql)
+                        n += 1
+                        if n % 10 == 0:
+                            with lock:
+                                answers.append((sql, got))
+            except Exception as e:  # reported below
+                with lock:
+                    errors.append(repr(e))
+            with lock:
+                counts.append(n)
+
+        threads = [threading.Thread(target=client, args=(s,)) for s in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        misses = vg.metric("vecgate_cache_queries_total", result="miss") - miss0
+        grace = vg.metric("vecgate_cache_renewal_grace_total") - grace0
+        total = sum(counts)
+        # 4.5 s of 1 s proofs: about four renewals, one query each at the
+        # database (and one more where a renewal's comparison had to wait
+        # for the snapshot); without the grace, every client's queries
+        # during a renewal went to the database.
+        assert 2 <= misses <= 8, (misses, grace, total)
+        assert grace > 0, (misses, grace, total)
+        assert total >= 200, counts
+        mismatches = compare(db, answers)
+        assert not mismatches, f"{len(mismatches)} answers differ, first: {mismatches[0]}"
+    finally:
+        assert vg.stop() == 0
