@@ -337,6 +337,7 @@ void cache_shape_verify_end(struct cache_shape *sh, bool ok, bool match, enum ve
 	assert(sh->state != CACHE_SHAPE_REJECTED);
 	if (match) {
 		sh->state = CACHE_SHAPE_VERIFIED;
+		sh->renewal_failed = false;
 		if (decided) {
 			sh->arith = arith;
 			sh->arith_known = true;
@@ -354,4 +355,5 @@ void cache_shape_renew(struct cache_shape *sh, uint64_t now_ms)
 	assert(sh->state == CACHE_SHAPE_VERIFIED);
 	sh->verified_ms = now_ms;
 	sh->renewing_ms = 0;
+	sh->renewal_failed = false;
 }

@@ -64,6 +64,10 @@ struct cache_shape {
 	/* A session's renewal of the proof (its query at TiDB, then the
 	 * comparison) in flight since then; 0: none (sess_cache.c). */
 	uint64_t renewing_ms;
+	/* The last renewal ended without renewing the proof (TiDB refused,
+	 * nothing compared): no more answers under the expired proof until a
+	 * renewal succeeds. */
+	bool renewal_failed;
 	uint64_t last_used_ms;
 	struct cache_shape *next; /* hash chain */
 };

@@ -303,17 +303,21 @@ static void free_stmts(struct sess_cache *kc)
 }
 
 /* This session's renewal ended (its capture is about to be freed), under
- * cache_lock: unless a comparison of its answer still runs (which ends
- * the renewal itself), the shape's other sessions stop being answered
- * under the old proof, and the next query renews it again. */
+ * cache_lock. A comparison of its answer that still runs ends the renewal
+ * itself; a renewal that renewed the proof has cleared renewing_ms. One
+ * that did not (TiDB refused the query, nothing could be compared) leaves
+ * the proof expired and ends the answers under it: the shape's queries go
+ * to TiDB until a renewal succeeds. */
 static void end_renewal(struct sess_cache *kc)
 {
 	if (!kc->renewing)
 		return;
 	kc->renewing = false;
 	struct cache_shape *sh = cache_shapes_find(kc->pc->shapes, kc->renew_key);
-	if (sh && !sh->verifying)
-		sh->renewing_ms = 0;
+	if (!sh || sh->verifying || !sh->renewing_ms)
+		return;
+	sh->renewing_ms = 0;
+	sh->renewal_failed = true;
 }
 
 static void clear_command(struct sess_cache *kc)
@@ -1140,7 +1144,8 @@ static enum sess_cache_verdict try_serve_locked(struct sess_cache *kc, const cha
 	 * renewal ends, all at once on a busy server (docs/design.md §9). */
 	uint64_t grace = kc->pc->proof_max_age_ms < RENEW_GRACE_MS ? kc->pc->proof_max_age_ms
 	                                                           : RENEW_GRACE_MS;
-	bool renewing = expired && sh->renewing_ms && now - sh->renewing_ms < grace;
+	bool renewing =
+	        expired && !sh->renewal_failed && sh->renewing_ms && now - sh->renewing_ms < grace;
 	if (!proven || (expired && !renewing)) {
 		/* The first execution of the shape for this identity, or the
 		 * renewal of its proof: TiDB answers, and its answer is recorded

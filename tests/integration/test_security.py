@@ -6,6 +6,7 @@ see cached rows"). Also: auto-admission cannot be turned into a load flood,
 and a NULL parameter in a recognised prepared statement is handled."""
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -376,6 +377,67 @@ def test_null_parameter_in_a_recognised_prepared_statement(db, setup, tmp_path):
 
 
 # ---- privileges changed after a proof ----
+
+def test_revoke_on_the_database_while_sessions_read_from_memory(db, setup, tmp_path):
+    """SELECT revoked straight on the database while six sessions of the
+    user read the table from memory as fast as they can: once the proof has
+    run out ([cache] proof_max_age) and one renewal went to the database,
+    every session receives TiDB's refusal. The renewal's refusal ends the
+    grace in which the others are answered under the old proof at once, so
+    no session receives rows later than the proof's age plus that one query
+    (docs/design.md §9)."""
+    vg = Vecgate(db, tmp_path, cache__tables=f"{B}.t(v)", cache__user=db.user,
+                 cache__proof_max_age="1s").start()
+    sql = KNN.format(t=f"{B}.t", id=1)
+    try:
+        vg.wait_servable(f"{B}.t")
+        with db.connect(autocommit=True) as c, c.cursor() as cur:
+            cur.execute(f"GRANT SELECT ON {B}.t TO 'u2'@'%'")
+        conn = vg.connect(A, user="u2", password=PW, autocommit=True)
+        for _ in range(4):  # proved, then answered from memory
+            assert outcome(conn, sql)[0] == "rows"
+            time.sleep(0.05)
+        conn.close()
+        log, errors = [], []
+        lock = threading.Lock()
+        stop = time.time() + 5.0
+
+        def client():
+            try:
+                with vg.connect(A, user="u2", password=PW, autocommit=True) as c:
+                    while time.time() < stop:
+                        got = outcome(c, sql)
+                        with lock:
+                            log.append((time.time(), got[0], got[1] if got[0] == "error" else 0))
+            except Exception as e:  # reported below
+                with lock:
+                    errors.append(repr(e))
+
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for th in threads:
+            th.start()
+        time.sleep(1.5)
+        served_before = vg.served()
+        with db.connect(autocommit=True) as c, c.cursor() as cur:
+            cur.execute(f"REVOKE SELECT ON {B}.t FROM 'u2'@'%'")
+        revoked = time.time()
+        for th in threads:
+            th.join()
+        assert not errors, errors
+        assert served_before > 50, "the sessions were not answered from memory"
+        late = [e for e in log if e[0] > revoked + 1.5 and e[1] == "rows"]
+        assert not late, f"{len(late)} answers with rows after the proof's age, first {late[0]}"
+        after = [e for e in log if e[0] > revoked + 1.5]
+        assert len(after) >= 6 and all(e[1] == "error" and e[2] == 1142 for e in after), after[:5]
+        assert vg.metric("vecgate_cache_renewal_grace_total") > 0
+    finally:
+        with db.connect(autocommit=True) as c, c.cursor() as cur:
+            try:  # u2 reads a only, whatever happened above
+                cur.execute(f"REVOKE SELECT ON {B}.t FROM 'u2'@'%'")
+            except pymysql.err.MySQLError:
+                pass  # already revoked
+        assert vg.stop() == 0
+
 
 def test_revoke_through_vecgate_and_straight_on_the_database(db, setup, tmp_path):
     """A user whose SELECT is revoked never receives the table's rows from
