@@ -111,3 +111,35 @@ Test(cache_shape, renew_keeps_arithmetic)
 	cr_assert_eq(sh.verified_ms, 2000);
 	cr_assert_eq(sh.arith, VEC_ARITH_FUSED);
 }
+
+/* A renewal in flight (renewing_ms) ends with the proof renewed, or with its
+ * comparison, whatever that found; a successful one also lifts the block a
+ * refused renewal left (renewal_failed), and a mismatch does not. */
+Test(cache_shape, renewal_end_clears_the_renewal)
+{
+	struct cache_shape sh = fresh(VEC_ARITH_FUSED);
+	cache_shape_verify_start(&sh);
+	cache_shape_verify_end(&sh, true, true, VEC_ARITH_FUSED, true, 1000);
+	sh.renewing_ms = 61000;
+	sh.renewal_failed = true;
+	cache_shape_renew(&sh, 61500);
+	cr_assert_eq(sh.renewing_ms, 0);
+	cr_assert_not(sh.renewal_failed);
+	cr_assert_eq(sh.verified_ms, 61500);
+
+	sh.renewing_ms = 122000;
+	sh.renewal_failed = true;
+	cache_shape_verify_start(&sh);
+	cache_shape_verify_end(&sh, true, false, VEC_ARITH_FUSED, true, 122500);
+	cr_assert_eq(sh.renewing_ms, 0);
+	cr_assert(sh.renewal_failed, "a mismatch renewed nothing");
+	cr_assert_eq(sh.state, CACHE_SHAPE_PENDING);
+
+	sh.renewing_ms = 183000;
+	cache_shape_verify_start(&sh);
+	cache_shape_verify_end(&sh, true, true, VEC_ARITH_FUSED, true, 183500);
+	cr_assert_eq(sh.renewing_ms, 0);
+	cr_assert_not(sh.renewal_failed);
+	cr_assert_eq(sh.state, CACHE_SHAPE_VERIFIED);
+	cr_assert_eq(sh.verified_ms, 183500);
+}
