@@ -1098,15 +1098,21 @@ TPD static __mmask8 lb_pass8(const struct qctx *c, size_t slot, const double *cq
 	return _mm512_cmp_pd_mask(lb, _mm512_set1_pd(t), _CMP_NGT_UQ);
 }
 
-/* *settled counts the groups of eight that cos_prune_k or l2_prune_d
- * settled. */
+/* lb_pass8()'s shortcut constant for threshold t: cos_prune_k or
+ * l2_prune_d by the metric, 0 (no shortcut) for the others or while
+ * vec_screen_use_lb_shortcut(false). */
+static double shortcut_k(const struct qctx *c, double t)
+{
+	if (atomic_load_explicit(&lb_shortcut_off, memory_order_relaxed))
+		return 0;
+	return c->m == VEC_COSINE ? cos_prune_k(c, t) : c->m == VEC_L2 ? l2_prune_d(c, t) : 0;
+}
+
+/* *settled counts the groups of eight that the shortcut settled. */
 TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t,
                               size_t *settled)
 {
-	double k = atomic_load_explicit(&lb_shortcut_off, memory_order_relaxed) ? 0
-	           : c->m == VEC_COSINE                                         ? cos_prune_k(c, t)
-	           : c->m == VEC_L2                                             ? l2_prune_d(c, t)
-	                                                                        : 0;
+	double k = shortcut_k(c, t);
 	return (uint32_t)lb_pass8(c, slot, cq, t, k, settled) |
 	       (uint32_t)lb_pass8(c, slot + 8, cq + 8, t, k, settled) << 8;
 }
@@ -1600,19 +1606,13 @@ int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_scr
 				const double ts[3] = {lb[l], nextafter(lb[l], -INFINITY),
 				                      nextafter(lb[l], INFINITY)};
 				for (size_t ti = 0; ti < 3; ti++) {
-					size_t before = *settled;
-					(void)lb_pass16(&x.c, slot0, cq, ts[ti], settled);
-					if (*settled == before)
-						continue;
-					/* Which group was settled: the pass over each alone. */
+					double k = shortcut_k(&x.c, ts[ti]);
+					/* Each group of eight as lb_pass16 passes it. */
 					for (size_t g = 0; g < 2; g++) {
 						size_t one = 0;
-						double k = m == VEC_COSINE
-						                   ? cos_prune_k(&x.c, ts[ti])
-						           : m == VEC_L2 ? l2_prune_d(&x.c, ts[ti])
-						                         : 0;
 						(void)lb_pass8(&x.c, slot0 + g * 8, cq + g * 8,
 						               ts[ti], k, &one);
+						*settled += one;
 						bool bad = false;
 						for (size_t i = g * 8; one && i < g * 8 + 8; i++)
 							bad |= lb[i] <= ts[ti];
