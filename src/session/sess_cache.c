@@ -320,6 +320,15 @@ static void end_renewal(struct sess_cache *kc)
 	sh->renewal_failed = true;
 }
 
+/* Frees the session's capture, under cache_lock; a renewal it carried
+ * ends with it. */
+static void drop_capture(struct sess_cache *kc)
+{
+	end_renewal(kc);
+	cache_capture_free(kc->cap);
+	kc->cap = NULL;
+}
+
 static void clear_command(struct sess_cache *kc)
 {
 	free(kc->cmd_copy);
@@ -336,8 +345,6 @@ static void clear_command(struct sess_cache *kc)
 	kc->exec_params_ok = false;
 	kc->pending_db_set = false;
 	kc->admit_pending = false;
-	cache_capture_free(kc->cap);
-	kc->cap = NULL;
 }
 
 void sess_cache_free(struct sess_cache *kc)
@@ -346,7 +353,7 @@ void sess_cache_free(struct sess_cache *kc)
 		return;
 	cache_lock();
 	cache_waiter_cancel(&kc->waiter);
-	end_renewal(kc);
+	drop_capture(kc);
 	if (kc->jobs > 0) {
 		kc->detached = true; /* freed when its last job returns */
 	} else {
@@ -1371,9 +1378,9 @@ enum sess_cache_verdict sess_cache_command(struct sess_cache *kc, const uint8_t 
                                            size_t len, uint16_t status, struct buf *out,
                                            uint16_t *out_status)
 {
-	if (kc->renewing) { /* a command that had no answer (never: the protocol) */
+	if (kc->cap) { /* the previous command's answer never completed */
 		cache_lock();
-		end_renewal(kc);
+		drop_capture(kc);
 		cache_unlock();
 	}
 	clear_command(kc);
@@ -1613,8 +1620,6 @@ static void response_done_locked(struct sess_cache *kc, const struct proto_resp 
 		if (!r->is_err)
 			cache_capture_finish(kc->cap, kc->pc->shapes, kc->loop, st->lexflags,
 			                     sess_state_db(st));
-		end_renewal(kc);
-		cache_capture_free(kc->cap);
-		kc->cap = NULL;
+		drop_capture(kc);
 	}
 }
