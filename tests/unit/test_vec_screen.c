@@ -184,6 +184,16 @@ static uint64_t *make_allowed(size_t n, int density)
 /* Whether compare() logs differences (not where they are the point). */
 static bool log_differences = true;
 
+/* Whether two answers are the same hits, distances bit for bit. */
+static bool same_hit_lists(const struct vec_hit *a, size_t na, const struct vec_hit *b, size_t nb)
+{
+	bool same = na == nb;
+	for (size_t h = 0; same && h < na; h++)
+		same = a[h].row == b[h].row && a[h].is_null == b[h].is_null &&
+		       memcmp(&a[h].dist, &b[h].dist, sizeof(double)) == 0;
+	return same;
+}
+
 /* One query both ways; returns 1 on any difference (and logs it). */
 static int compare(const struct table *tb, enum vec_metric m, enum vec_arith arith, const float *q,
                    size_t k, size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
@@ -196,10 +206,7 @@ static int compare(const struct table *tb, enum vec_metric m, enum vec_arith ari
 	        vec_knn_arith(tb->t, m, arith, q, tb->dim, k, offset, th, allowed, want, &n_want);
 	int rc_got = vec_knn_screened_stats(tb->t, tb->s, m, arith, q, tb->dim, k, offset, th,
 	                                    allowed, got, &n_got, st ? st : &local);
-	int bad = rc_want != rc_got || n_want != n_got;
-	for (size_t i = 0; !bad && i < n_want; i++)
-		bad = want[i].row != got[i].row || want[i].is_null != got[i].is_null ||
-		      memcmp(&want[i].dist, &got[i].dist, sizeof(double)) != 0;
+	int bad = rc_want != rc_got || !same_hit_lists(want, n_want, got, n_got);
 	if (bad && log_differences)
 		cr_log_info("differ: dim %zu metric %d arith %d k %zu offset %zu th %s filter %s: "
 		            "rc %d/%d n %zu/%zu first %zu %a / %zu %a",
@@ -652,13 +659,10 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 					int rc_want = vec_knn_arith(tb.t, m, arith, qs[i].q, dim,
 					                            qs[i].k, qs[i].offset, qs[i].th,
 					                            qs[i].allowed, want, &n_want);
-					int bad = rc_want != qs[i].rc || n_want != qs[i].n_out ||
-					          (rc == 0 && qs[i].rc != 0);
-					for (size_t h = 0; !bad && h < n_want; h++)
-						bad = want[h].row != qs[i].out[h].row ||
-						      want[h].is_null != qs[i].out[h].is_null ||
-						      memcmp(&want[h].dist, &qs[i].out[h].dist,
-						             sizeof(double)) != 0;
+					int bad = rc_want != qs[i].rc ||
+					          (rc == 0 && qs[i].rc != 0) ||
+					          !same_hit_lists(want, n_want, qs[i].out,
+					                          qs[i].n_out);
 					if (bad)
 						cr_log_info("batch differs: dim %zu kind %d metric "
 						            "%d arith %d "
@@ -727,15 +731,6 @@ static bool same_stats(const struct vec_screen_stats *a, const struct vec_screen
 	       a->rows_screened == b->rows_screened && a->blocks_exact == b->blocks_exact &&
 	       a->blocks_second == b->blocks_second && a->shared_first == b->shared_first &&
 	       a->candidates == b->candidates && a->doubt == b->doubt && a->fallback == b->fallback;
-}
-
-static bool same_hit_lists(const struct vec_hit *a, size_t na, const struct vec_hit *b, size_t nb)
-{
-	bool same = na == nb;
-	for (size_t h = 0; same && h < na; h++)
-		same = a[h].row == b[h].row && a[h].is_null == b[h].is_null &&
-		       memcmp(&a[h].dist, &b[h].dist, sizeof(double)) == 0;
-	return same;
 }
 
 /* The metrics whose lower bounds have the shortcut (cosine, L2). */
