@@ -83,6 +83,48 @@ static bool same_hits(const struct vec_hit *w, size_t nw, const struct vec_batch
 	return true;
 }
 
+/* What a batch of queries runs on, and the exact answers to check it by. */
+struct batch_run {
+	const struct vec_table *t;
+	const struct vec_screen *scr; /* screened batches */
+	enum vec_metric metric;
+	enum vec_arith arith;
+	const float *q; /* the query set: nq queries of dim */
+	size_t dim, k;
+	int nq;
+	const struct vec_hit *want; /* k per query */
+	const size_t *n_want;
+	struct vec_hit *out; /* room for 16 * k */
+};
+
+/* One batch of nb <= 16 queries (first + i of the set, cycling), screened
+ * together (screened) or in one float32 pass: the call's time per query
+ * in ms, or -1 when it fails. Each answer that is not the exact scan's
+ * counts in *mismatches. */
+static double run_batch(const struct batch_run *r, bool screened, int first, int nb,
+                        size_t *mismatches)
+{
+	struct vec_batch_query bq[16];
+	for (int i = 0; i < nb; i++)
+		bq[i] = (struct vec_batch_query){
+		        .q = r->q + (size_t)((first + i) % r->nq) * r->dim,
+		        .dim = r->dim,
+		        .k = r->k,
+		        .out = r->out + (size_t)i * r->k,
+		};
+	double t0 = now_ms();
+	if (screened ? vec_knn_screened_batch(r->t, r->scr, r->metric, r->arith, bq, (size_t)nb,
+	                                      NULL) != 0
+	             : vec_knn_batch(r->t, r->metric, r->arith, bq, (size_t)nb) != 0)
+		return -1;
+	double ms = (now_ms() - t0) / nb;
+	for (int i = 0; i < nb; i++) {
+		size_t qi = (size_t)((first + i) % r->nq);
+		*mismatches += !same_hits(r->want + qi * r->k, r->n_want[qi], &bq[i]);
+	}
+	return ms;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -430,27 +472,24 @@ int main(int argc, char **argv)
 	 * screened together (screened16, src/vec/screen.h). */
 	double *times_sb = malloc(passes * sizeof(double));
 	size_t mismatches_sb = 0;
+	const struct batch_run br = {.t = t,
+	                             .scr = scr,
+	                             .metric = metric,
+	                             .arith = ariths[0],
+	                             .q = q,
+	                             .dim = dim,
+	                             .k = k,
+	                             .nq = queries,
+	                             .want = want,
+	                             .n_want = n_want,
+	                             .out = bout};
 	for (int bm = 0; bm < 2; bm++)
 		for (int p = 0; p < passes; p++) {
-			struct vec_batch_query bq[BATCH_N];
-			for (int i = 0; i < BATCH_N; i++)
-				bq[i] = (struct vec_batch_query){
-				        .q = q + (size_t)((p * BATCH_N + i) % queries) * dim,
-				        .dim = dim,
-				        .k = k,
-				        .out = bout + i * k,
-				};
-			double t0 = now_ms();
-			if (bm ? vec_knn_screened_batch(t, scr, metric, ariths[0], bq, BATCH_N,
-			                                NULL) != 0
-			       : vec_knn_batch(t, metric, ariths[0], bq, BATCH_N) != 0)
+			double ms = run_batch(&br, bm, p * BATCH_N, BATCH_N,
+			                      bm ? &mismatches_sb : &mismatches_b);
+			if (ms < 0)
 				return 1;
-			(bm ? times_sb : times_b)[p] = (now_ms() - t0) / BATCH_N;
-			for (int i = 0; i < BATCH_N; i++) {
-				size_t qi = (size_t)((p * BATCH_N + i) % queries);
-				*(bm ? &mismatches_sb : &mismatches_b) +=
-				        !same_hits(want + qi * k, n_want[qi], &bq[i]);
-			}
+			(bm ? times_sb : times_b)[p] = ms;
 		}
 	/* Batches of other sizes screened together: the cost per query as a
 	 * pass is shared by more (best of 5 passes each; answers checked too,
@@ -461,25 +500,11 @@ int main(int argc, char **argv)
 		int nb = sweep[si];
 		double best = 0;
 		for (int p = 0; p < 5; p++) {
-			struct vec_batch_query bq[BATCH_N];
-			for (int i = 0; i < nb; i++)
-				bq[i] = (struct vec_batch_query){
-				        .q = q + (size_t)((p * nb + i) % queries) * dim,
-				        .dim = dim,
-				        .k = k,
-				        .out = bout + i * k,
-				};
-			double t0 = now_ms();
-			if (vec_knn_screened_batch(t, scr, metric, ariths[0], bq, (size_t)nb,
-			                           NULL) != 0)
+			double ms = run_batch(&br, true, p * nb, nb, &mismatches_sb);
+			if (ms < 0)
 				return 1;
-			double ms = (now_ms() - t0) / nb;
 			if (best == 0 || ms < best)
 				best = ms;
-			for (int i = 0; i < nb; i++) {
-				size_t qi = (size_t)((p * nb + i) % queries);
-				mismatches_sb += !same_hits(want + qi * k, n_want[qi], &bq[i]);
-			}
 		}
 		printf(" %d: %.2f", nb, best);
 	}
@@ -504,35 +529,20 @@ int main(int argc, char **argv)
 			double ms = (now_ms() - t0) / queries;
 			if (alone[on] == 0 || ms < alone[on])
 				alone[on] = ms;
-			t0 = now_ms();
 			int n8 = queries / 8 > 0 ? queries / 8 * 8 : 8;
+			ms = 0;
 			for (int b0 = 0; b0 < n8; b0 += 8) {
-				struct vec_batch_query bq[8];
-				for (int i = 0; i < 8; i++)
-					bq[i] = (struct vec_batch_query){
-					        .q = q + (size_t)((b0 + i) % queries) * dim,
-					        .dim = dim,
-					        .k = k,
-					        .out = bout + i * k,
-					};
-				if (vec_knn_screened_batch(t, scr, metric, ariths[0], bq, 8,
-				                           NULL) != 0)
+				double per = run_batch(&br, true, b0, 8, &mismatches_sb);
+				if (per < 0)
 					return 1;
-				for (int i = 0; i < 8; i++) {
-					size_t qi = (size_t)((b0 + i) % queries);
-					mismatches_sb +=
-					        !same_hits(want + qi * k, n_want[qi], &bq[i]);
-				}
+				ms += per * 8 / n8;
 			}
-			ms = (now_ms() - t0) / n8;
 			if (eight[on] == 0 || ms < eight[on])
 				eight[on] = ms;
 		}
 		vec_screen_use_lb_shortcut(true);
 		printf("lower-bound shortcut off / on, ms per query (best of 3): one at a time "
-		       "%.3f / "
-		       "%.3f "
-		       "(%.2fx), batches of 8 %.3f / %.3f (%.2fx)\n",
+		       "%.3f / %.3f (%.2fx), batches of 8 %.3f / %.3f (%.2fx)\n",
 		       alone[0], alone[1], alone[1] / alone[0], eight[0], eight[1],
 		       eight[1] / eight[0]);
 	}
