@@ -128,6 +128,27 @@ def free_port():
 _PORTS_GIVEN = set()
 
 
+def open_transaction(vg, schema):
+    """A session of vg with a transaction open in schema: table d created
+    and one row inserted, not committed (what a drain must wait for)."""
+    conn = vg.connect(schema, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE d (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO d VALUES (1)")
+    return conn
+
+
+def commit_and_expect_exit(vg, conn, schema):
+    """vg drains and has not exited while conn's transaction is open;
+    once it commits, vg exits 0 and the row is in the database."""
+    assert vg.proc.poll() is None, "exited with a transaction open"
+    conn.commit()
+    assert vg.proc.wait(10) == 0
+    with vg.db.connect(schema) as direct, direct.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM d")
+        assert cur.fetchone() == (1,)
+
+
 class PrivateDatabase:
     """A database instance of a test's own (tools/tidb with its own run
     directory and free ports), for tests that stop, kill, reconfigure or

@@ -13,7 +13,7 @@ import time
 import pymysql
 import pytest
 
-from conftest import TOP
+from conftest import TOP, commit_and_expect_exit, open_transaction
 
 
 def read_packet(sock):
@@ -217,18 +217,10 @@ def test_sigterm_drains_statements_in_flight(make_vecgate):
 
 def test_sigterm_waits_for_open_transaction(make_vecgate, schema):
     vg = make_vecgate(server__drain_timeout="10s")
-    conn = vg.connect(schema, autocommit=False)
-    with conn.cursor() as cur:
-        cur.execute("CREATE TABLE d (id INT PRIMARY KEY)")
-        cur.execute("INSERT INTO d VALUES (1)")
+    conn = open_transaction(vg, schema)
     vg.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
-    assert vg.proc.poll() is None, "exited with a transaction open"
-    conn.commit()
-    assert vg.proc.wait(10) == 0
-    with vg.db.connect(schema) as direct, direct.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM d")
-        assert cur.fetchone() == (1,)
+    commit_and_expect_exit(vg, conn, schema)
 
 
 def test_sighup_reloads_limits_and_log_level(make_vecgate):

@@ -13,6 +13,7 @@ import time
 import pymysql
 import pytest
 
+from conftest import commit_and_expect_exit, open_transaction
 from test_cache import raw_query, tie_aware_equal
 from test_limits import handshake_response, query, read_packet, read_result
 
@@ -252,10 +253,7 @@ def test_sigterm_drains_every_loop(make_vecgate, schema):
                 st = wait_sessions(vg, len(idle))
                 if all(w["sessions"] > 0 for w in st["workers"]):
                     break
-        busy = vg.connect(schema, autocommit=False)
-        with busy.cursor() as cur:
-            cur.execute("CREATE TABLE d (id INT PRIMARY KEY)")
-            cur.execute("INSERT INTO d VALUES (1)")
+        busy = open_transaction(vg, schema)
         st = wait_sessions(vg, len(idle) + 1)
         assert all(w["sessions"] > 0 for w in st["workers"]), st["workers"]
         vg.proc.terminate()
@@ -266,12 +264,7 @@ def test_sigterm_drains_every_loop(make_vecgate, schema):
                 break
             time.sleep(0.05)
         assert st["draining"] and st["sessions"] == 1, st
-        assert vg.proc.poll() is None, "exited with a transaction open"
-        busy.commit()
-        assert vg.proc.wait(10) == 0
-        with vg.db.connect(schema) as direct, direct.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM d")
-            assert cur.fetchone() == (1,)
+        commit_and_expect_exit(vg, busy, schema)
     finally:
         # Closed whatever happened: an open transaction would hold the
         # table's lock past the test and block dropping its schema.
