@@ -81,7 +81,7 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
 /* Several screened queries on one table (metric m, arithmetic arith for
  * all), answered together: pass 1 runs over the int8 codes 16 blocks at a
  * time (196 KiB at 768 dimensions), every query's bounds computed from them
- * while they are in the cache (the first int8 term of up to 8 queries in
+ * while they are in the cache (the first int8 term of up to 16 queries in
  * one sweep), so the codes are read from memory once for the
  * batch; then each query's candidate blocks are computed exactly. Each
  * query's out, n_out and rc are what vec_knn_screened (so vec_knn_arith)
