@@ -1037,3 +1037,174 @@ int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, si
 	free(scratch);
 	return rc;
 }
+
+_Static_assert(CACHE_SWEEP_MAX == VEC_SWEEP_MAX, "a cache sweep is a vec sweep");
+
+struct sweep_plan {
+	struct vec_batch_query bq; /* first: vec_sweep_step gives it back */
+	const struct cache_plan *p;
+	void *tag;
+	uint64_t *allowed;
+	size_t want;
+	struct vec_hit *out; /* want + 1 */
+};
+
+struct cache_sweep {
+	/* What a plan must share to join (cache_plans_batchable): the
+	 * snapshot is referenced while the sweep lives. */
+	struct cache_snapshot *snap;
+	enum vec_metric metric;
+	enum vec_arith arith;
+	size_t dim;
+	struct vec_sweep *w;
+	size_t n;
+	struct sweep_plan *held[CACHE_SWEEP_MAX]; /* the plans in w (NULL: free) */
+};
+
+/* Takes sp out of sw's held plans. */
+static void sweep_release(struct cache_sweep *sw, const struct sweep_plan *sp)
+{
+	for (size_t i = 0; i < CACHE_SWEEP_MAX; i++)
+		if (sw->held[i] == sp) {
+			sw->held[i] = NULL;
+			sw->n--;
+			return;
+		}
+}
+
+struct cache_sweep *cache_sweep_new(const struct cache_plan *plan)
+{
+	const struct cache_segment *base = plan->snap->base->rows;
+	const struct vec_screen *scr = cache_segment_screen(base);
+	if (!scr)
+		return NULL;
+	struct cache_sweep *sw = calloc(1, sizeof(*sw));
+	if (!sw)
+		return NULL;
+	sw->w = vec_sweep_new(cache_segment_vecs(base), scr, plan->metric, plan->arith);
+	if (!sw->w) {
+		free(sw);
+		return NULL;
+	}
+	sw->snap = plan->snap;
+	cache_snapshot_ref(sw->snap);
+	sw->metric = plan->metric;
+	sw->arith = plan->arith;
+	sw->dim = plan->dim;
+	return sw;
+}
+
+bool cache_sweep_joins(const struct cache_sweep *sw, const struct cache_plan *plan)
+{
+	return plan->snap == sw->snap && plan->metric == sw->metric && plan->arith == sw->arith &&
+	       plan->dim == sw->dim;
+}
+
+size_t cache_sweep_size(const struct cache_sweep *sw)
+{
+	return sw->n;
+}
+
+/* sp's base hits are in: the delta's, the merge, and the answer. Frees sp. */
+static void sweep_answer(struct sweep_plan *sp, struct cache_sweep_done *done)
+{
+	const struct cache_plan *p = sp->p;
+	const struct cache_snapshot *s = p->snap;
+	*done = (struct cache_sweep_done){.tag = sp->tag, .rc = sp->bq.rc};
+	struct vec_hit *delta = NULL;
+	size_t counts[2] = {sp->bq.n_out, 0};
+	if (done->rc == 0 && s->delta) {
+		delta = malloc((sp->want + 1) * sizeof(*delta));
+		done->rc = delta ? seg_scan(p, s->delta, s->n_base, NULL, 0, SIZE_MAX, sp->want,
+		                            delta, &counts[1], NULL)
+		                 : -ENOMEM;
+	}
+	if (done->rc == 0) {
+		const struct vec_hit *lists[2] = {sp->out, delta};
+		done->rc =
+		        plan_answer(p, lists, counts, s->delta ? 2 : 1, &done->hits, &done->nhits);
+	}
+	free(delta);
+	free(sp->allowed);
+	free(sp->out);
+	free(sp);
+}
+
+int cache_sweep_add(struct cache_sweep *sw, const struct cache_plan *plan, void *tag,
+                    struct cache_sweep_done *done)
+{
+	if (!cache_sweep_joins(sw, plan))
+		return -EINVAL;
+	if (sw->n == CACHE_SWEEP_MAX)
+		return -EBUSY;
+	const struct cache_snapshot *s = plan->snap;
+	struct sweep_plan *sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return -ENOMEM;
+	sp->p = plan;
+	sp->tag = tag;
+	sp->want = plan_want(plan);
+	sp->out = malloc((sp->want + 1) * sizeof(*sp->out));
+	int rc = sp->out ? seg_allowed(plan, s->base->rows, 0, s->live, 0, SIZE_MAX, &sp->allowed)
+	                 : -ENOMEM;
+	if (rc) {
+		free(sp->out);
+		free(sp);
+		return rc;
+	}
+	sp->bq = (struct vec_batch_query){
+	        .q = plan->q,
+	        .dim = plan->dim,
+	        .k = sp->want,
+	        .th = plan->has_th ? &plan->th : NULL,
+	        .allowed = sp->allowed,
+	        .out = sp->out,
+	};
+	rc = vec_sweep_add(sw->w, &sp->bq);
+	if (rc < 0) {
+		free(sp->allowed);
+		free(sp->out);
+		free(sp);
+		return rc;
+	}
+	if (rc == 1) {
+		sweep_answer(sp, done);
+		return 1;
+	}
+	for (size_t i = 0; i < CACHE_SWEEP_MAX; i++)
+		if (!sw->held[i]) {
+			sw->held[i] = sp;
+			break;
+		}
+	sw->n++;
+	return 0;
+}
+
+size_t cache_sweep_step(struct cache_sweep *sw, struct cache_sweep_done *done)
+{
+	struct vec_batch_query *fin[VEC_SWEEP_MAX];
+	bool shared[VEC_SWEEP_MAX];
+	size_t n = vec_sweep_step(sw->w, fin, shared);
+	for (size_t i = 0; i < n; i++) {
+		struct sweep_plan *sp = (struct sweep_plan *)fin[i];
+		sweep_release(sw, sp);
+		sweep_answer(sp, &done[i]);
+		done[i].shared = shared[i];
+	}
+	return n;
+}
+
+void cache_sweep_free(struct cache_sweep *sw)
+{
+	if (!sw)
+		return;
+	vec_sweep_free(sw->w);
+	for (size_t i = 0; i < CACHE_SWEEP_MAX; i++)
+		if (sw->held[i]) {
+			free(sw->held[i]->allowed);
+			free(sw->held[i]->out);
+			free(sw->held[i]);
+		}
+	cache_snapshot_unref(sw->snap);
+	free(sw);
+}

@@ -131,6 +131,43 @@ bool cache_plans_batchable(const struct cache_plan *a, const struct cache_plan *
 int cache_plans_run_batch(const struct cache_plan *const *plans, size_t n, struct vec_hit **hits,
                           size_t *nhits, int *rcs, struct cache_run_stats *st) MUST_CHECK;
 
+/* A shared pass over a snapshot's base segment that plans join while it
+ * runs (vec_sweep over the segment's screen): each plan added starts at the
+ * tile the pass is at and wraps around; once its round is complete, the
+ * delta is scanned for it and everything merged as cache_plan_run does,
+ * with the same answer. cache_sweep_new: NULL when the base segment has no
+ * screen (the plan goes to cache_plans_run_batch) or out of memory; the
+ * sweep references the plan's snapshot until it is freed. Plans must be
+ * batchable with the first (cache_sweep_joins) and outlive their answer.
+ * One thread steps a sweep and adds to it. */
+struct cache_sweep;
+/* A plan's answer: its tag (what cache_sweep_add was given), hits
+ * (malloc'd, the caller frees them), and cache_plan_run's return code. */
+struct cache_sweep_done {
+	void *tag;
+	struct vec_hit *hits;
+	size_t nhits;
+	int rc;
+	bool shared; /* it shared a step of the sweep with another plan */
+};
+#define CACHE_SWEEP_MAX 16 /* VEC_SWEEP_MAX */
+struct cache_sweep *cache_sweep_new(const struct cache_plan *plan);
+/* Whether plan may join sw: the first plan's snapshot, metric, arithmetic
+ * and dimension. */
+bool cache_sweep_joins(const struct cache_sweep *sw, const struct cache_plan *plan);
+/* 0: plan joined; 1: answered at once, in *done; -EBUSY: the sweep holds
+ * CACHE_SWEEP_MAX plans; -EINVAL: not batchable; -ENOMEM. */
+int cache_sweep_add(struct cache_sweep *sw, const struct cache_plan *plan, void *tag,
+                    struct cache_sweep_done *done) MUST_CHECK;
+/* One tile for every plan the sweep holds; the plans whose round it
+ * completes are answered in done[0..n) (room for CACHE_SWEEP_MAX) and
+ * leave the sweep. Returns n. */
+size_t cache_sweep_step(struct cache_sweep *sw, struct cache_sweep_done *done);
+/* The plans the sweep holds. */
+size_t cache_sweep_size(const struct cache_sweep *sw);
+/* Frees sw; the plans it still holds are not answered. */
+void cache_sweep_free(struct cache_sweep *sw);
+
 /* Appends the answer's rows as packets starting at sequence id *seq: text
  * protocol rows, or binary protocol rows for the column types in types[]
  * (one per column, from the captured definitions). 0, -ENOMEM, or

@@ -34,7 +34,7 @@ static struct {
 	struct metric *hits, *misses, *result_hits, *renewing;
 	struct metrics_family *bypass;
 	struct metric *latency;
-	struct metric *batched, *shared_passes, *split, *screened, *gathered;
+	struct metric *batched, *shared_passes, *split, *screened, *gathered, *joined;
 } m;
 
 struct bypass_reason {
@@ -98,6 +98,9 @@ static void metrics_setup(void)
 	        metrics_counter("vecgate_cache_gathered_passes_total",
 	                        "Shared passes that waited (at most 1 ms) for the next queries "
 	                        "of the sessions the previous pass had just answered.");
+	m.joined = metrics_counter("vecgate_cache_pass_joins_total",
+	                           "kNN queries that joined a shared pass while it ran (and "
+	                           "wrapped around to the blocks it had read before they came).");
 }
 
 /* A prepared statement, as far as the cache cares. */
@@ -409,6 +412,9 @@ struct serve_job {
 	 * the session's own loop (worker loops, docs/design.md §2). */
 	struct net_post post;
 	int status;
+	/* Answered by a sweep whose post to the session's loop was refused
+	 * (the loop closed): batch_done frees it. */
+	struct serve_job *next_late;
 };
 
 static bool same_hits(const struct vec_hit *a, size_t na, const struct vec_hit *b, size_t nb)
@@ -585,11 +591,20 @@ struct serve_batch {
 	size_t gather;
 	uint64_t gather_until_ns;
 	uint64_t scan_ns; /* when its scan started (the pool thread's) */
+	/* Its job runs a sweep (cache_sweep) that queries join while it runs:
+	 * on batches.sweeping while it takes them; serve_submit queues a
+	 * query in joining, and the job adds it at its next step. load is
+	 * the queries in the sweep and joining. (batches.mu) */
+	struct cache_sweep *sweep;
+	struct serve_job *joining[BATCH_MAX];
+	size_t n_joining, load;
+	struct serve_job *late; /* see serve_job.next_late (its job's thread) */
 };
 
 static struct {
 	pthread_mutex_t mu;
-	struct list_node waiting; /* batches whose job has not started, oldest first */
+	struct list_node waiting;  /* batches whose job has not started, oldest first */
+	struct list_node sweeping; /* sweeps that take queries */
 	unsigned cores;
 	unsigned running;      /* serve jobs submitted and not done (under cache_lock) */
 	pthread_cond_t joined; /* a query joined a gathering batch (with mu) */
@@ -610,6 +625,7 @@ static void batches_setup(void)
 	if (batches.cores)
 		return;
 	list_init(&batches.waiting);
+	list_init(&batches.sweeping);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* core_now_ns()'s clock */
@@ -620,11 +636,105 @@ static void batches_setup(void)
 		batches.cores = 1;
 }
 
+static void job_posted(struct net_post *p);
+
+/* j's answer from its sweep (on the sweep's thread): encoded, then handed
+ * to the session's loop. */
+static void sweep_deliver(struct serve_batch *b, struct serve_job *j, struct cache_sweep_done *d)
+{
+	j->rc = d->rc;
+	if (j->rc == 0 && j->both_arith) {
+		/* The other arithmetic for this one alone, as in batch_work. */
+		struct vec_hit *other;
+		size_t n_other;
+		j->plan.arith =
+		        j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE : VEC_ARITH_FUSED;
+		j->rc = cache_plan_run(&j->plan, &other, &n_other);
+		if (j->rc == 0) {
+			if (!same_hits(d->hits, d->nhits, other, n_other))
+				j->rc = -EAGAIN;
+			free(other);
+		}
+	}
+	if (j->rc == 0)
+		serve_encode(j, d->hits, d->nhits);
+	else
+		free(d->hits);
+	metrics_inc(m.screened, 1); /* its base segment, through the screen */
+	if (d->shared)
+		metrics_inc(m.batched, 1);
+	j->status = 0;
+	j->post.fn = job_posted;
+	if (net_loop_post(j->kc->loop, &j->post) < 0) {
+		j->next_late = b->late;
+		b->late = j;
+	}
+}
+
+/* j into sw, or answered at once (delivered). */
+static void sweep_take(struct serve_batch *b, struct cache_sweep *sw, struct serve_job *j)
+{
+	struct cache_sweep_done d = {.tag = j};
+	int rc = cache_sweep_add(sw, &j->plan, j, &d);
+	if (rc < 0)
+		d.rc = rc; /* TiDB answers it */
+	if (rc != 0)
+		sweep_deliver(b, j, &d);
+}
+
+/* b's queries answered by sweep sw, which other queries join while it runs
+ * (open: b is on batches.sweeping): it reads the base segment a tile at a
+ * time for every query it holds, and answers each as soon as its round is
+ * complete, until none is left. It stops taking queries when a batch waits
+ * for a core (another table, another snapshot), so that it ends and frees
+ * its core. */
+static void sweep_work(struct serve_batch *b, struct cache_sweep *sw, bool open)
+{
+	for (size_t i = 0; i < b->n; i++)
+		sweep_take(b, sw, b->jobs[i]);
+	b->n = 0; /* each is delivered on its own */
+	struct cache_run_stats st = {.batched_passes = 1};
+	count_stats(&st);
+	for (;;) {
+		struct cache_sweep_done done[CACHE_SWEEP_MAX];
+		size_t nd = cache_sweep_step(sw, done);
+		for (size_t i = 0; i < nd; i++)
+			sweep_deliver(b, done[i].tag, &done[i]);
+		struct serve_job *joining[BATCH_MAX];
+		size_t nj = 0;
+		if (open) {
+			pthread_mutex_lock(&batches.mu);
+			nj = b->n_joining;
+			memcpy(joining, b->joining, nj * sizeof(joining[0]));
+			b->n_joining = 0;
+			if (!list_empty(&batches.waiting) ||
+			    (nj == 0 && cache_sweep_size(sw) == 0)) {
+				/* Another batch needs a core, or nothing is left:
+				 * no more joins, and the sweep ends once empty. */
+				list_remove(&b->link);
+				b->sweep = NULL;
+				open = false;
+			}
+			b->load = cache_sweep_size(sw) + nj;
+			pthread_mutex_unlock(&batches.mu);
+		}
+		for (size_t i = 0; i < nj; i++)
+			sweep_take(b, sw, joining[i]);
+		if (!open && cache_sweep_size(sw) == 0)
+			break;
+	}
+	cache_sweep_free(sw);
+}
+
 static void batch_work(void *data)
 {
 	struct serve_batch *b = data;
+	/* Through a sweep wherever the base segment has a screen: it starts at
+	 * once, since queries may join it later. */
+	struct cache_sweep *sw = cache_sweep_new(&b->jobs[0]->plan);
+	bool open = false;
 	pthread_mutex_lock(&batches.mu);
-	if (b->gather) {
+	if (b->gather && !sw) {
 		struct timespec until = {(time_t)(b->gather_until_ns / 1000000000u),
 		                         (long)(b->gather_until_ns % 1000000000u)};
 		/* Until enough joined, or timed out (or failed: start with
@@ -636,7 +746,17 @@ static void batch_work(void *data)
 	}
 	b->open = false;
 	list_remove(&b->link);
+	if (sw && list_empty(&batches.waiting)) {
+		b->sweep = sw;
+		b->load = b->n;
+		list_push_back(&batches.sweeping, &b->link);
+		open = true;
+	}
 	pthread_mutex_unlock(&batches.mu);
+	if (sw) {
+		sweep_work(b, sw, open);
+		return;
+	}
 	b->scan_ns = core_now_ns();
 	if (b->n == 1) {
 		serve_work(b->jobs[0]);
@@ -704,6 +824,11 @@ static void batch_done(void *data, int status)
 		 * serve_done here only frees.) */
 		if (net_loop_is_current(j->kc->loop) || net_loop_post(j->kc->loop, &j->post) < 0)
 			serve_done(j, status);
+	}
+	while (b->late) {
+		struct serve_job *j = b->late;
+		b->late = j->next_late;
+		serve_done(j, j->status);
 	}
 	free(b);
 	pump();
@@ -908,11 +1033,33 @@ static int split_submit(struct serve_job *j, size_t parts)
 static int serve_submit(struct serve_job *j)
 {
 	bool joined = false, nobody_waiting;
+	unsigned busy = batches.running;
 	pthread_mutex_lock(&batches.mu);
 	struct list_node *n, *tmp;
+	if (busy >= batches.cores && list_empty(&batches.waiting)) {
+		/* Every core busy: the running sweep with the fewest queries
+		 * that this one can join takes it (a free core would rather
+		 * start a pass of its own, below). */
+		struct serve_batch *best = NULL;
+		list_for_each_safe(n, tmp, &batches.sweeping)
+		{
+			struct serve_batch *b = container_of(n, struct serve_batch, link);
+			if (b->load < BATCH_MAX && cache_sweep_joins(b->sweep, &j->plan) &&
+			    (!best || b->load < best->load))
+				best = b;
+		}
+		if (best) {
+			best->joining[best->n_joining++] = j;
+			best->load++;
+			joined = true;
+			metrics_inc(m.joined, 1);
+		}
+	}
 	list_for_each_safe(n, tmp, &batches.waiting)
 	{
 		struct serve_batch *b = container_of(n, struct serve_batch, link);
+		if (joined)
+			break;
 		if (b->open && b->n < BATCH_MAX &&
 		    cache_plans_batchable(&b->jobs[0]->plan, &j->plan)) {
 			b->jobs[b->n++] = j;

@@ -1503,6 +1503,27 @@ static void screen_second_term(struct sq *x, size_t b, int32_t *a2)
 }
 #endif
 
+/* cq[l] = t1 * a[l] for a block's 16 lanes: each product of a double and
+ * an int32 converted exactly is the same correctly rounded double in
+ * vectors as in scalars. */
+#ifdef SCREEN_X86
+TPD static void first_estimates(double t1, const int32_t *a, double *cq)
+{
+	const __m512d t = _mm512_set1_pd(t1);
+	_mm512_storeu_pd(
+	        cq, _mm512_mul_pd(t, _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)a))));
+	_mm512_storeu_pd(
+	        cq + 8,
+	        _mm512_mul_pd(t, _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)(a + 8)))));
+}
+#else
+static void first_estimates(double t1, const int32_t *a, double *cq)
+{
+	for (size_t l = 0; l < W; l++)
+		cq[l] = t1 * a[l];
+}
+#endif
+
 /* Pass 1 over blocks [b, b_end): the int8 codes of every block with an
  * allowed row. Called for consecutive ranges from block 0 to the last. */
 static int sq_screen(struct sq *x, size_t b, size_t b_end)
@@ -1541,15 +1562,14 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 			st->rows_screened += (size_t)__builtin_popcount(mask);
 			double T = heap_t(&x->hp);
 			uint32_t doubt = 0; /* lanes in doubt: always candidates */
-			for (size_t l = 0; l < W; l++)
+			for (size_t l = 0; s->n_doubt && l < W; l++)
 				doubt |= (uint32_t)(s->doubt[slot0 + l] != 0) << l;
 			if (x->two_stage) {
 				/* The first term's bounds (c1) prune for good; the second
 				 * term is summed only for a block with a row left. */
 				if (T < INFINITY) {
 					double cq1[W];
-					for (size_t l = 0; l < W; l++)
-						cq1[l] = x->qp.t1 * first[bi * W + l];
+					first_estimates(x->qp.t1, first + bi * W, cq1);
 					mask &= lb_pass16(&x->c1, slot0, cq1, T, &st->lb_shortcut) |
 					        doubt;
 				}
@@ -1901,4 +1921,205 @@ done:
 	free(plain);
 	free(plain_of);
 	return first;
+}
+
+/* ---- sweeps: a shared pass that queries join while it runs ----
+ *
+ * Each query's pass 1 reads the tiles from the one the sweep was at when it
+ * joined to the last, then from the first back to where it started. Its
+ * answer is the same as from block 0 on: the running T is the k-th
+ * smallest upper bound among the rows read so far, so it is never below
+ * the final one whatever the order; a row is dropped only when its lower
+ * bound is above the running T, hence above the final T; sq_finish keeps
+ * exactly the candidates with lb <= the final T, computes them exactly, and
+ * the top-k takes offers in any order (ties by row). Only the candidate
+ * list's order changes: it is two ascending runs (from the start, then
+ * after the wrap), which are put back in slot order before sq_finish. */
+struct sweep_q {
+	bool used;
+	struct vec_batch_query *bq;
+	struct sq x;
+	struct vec_screen_stats st;
+	size_t left;    /* tiles still to read */
+	size_t wrap_at; /* candidates found before the sweep wrapped to tile 0 */
+	bool wrapped;
+	bool shared; /* a step read a tile for it and another query */
+};
+
+struct vec_sweep {
+	const struct vec_table *t;
+	const struct vec_screen *s;
+	enum vec_metric m;
+	enum vec_arith arith;
+	size_t tile, n_tiles;
+	size_t n;
+	struct sweep_q q[VEC_SWEEP_MAX];
+	/* The first-term sums of the two-stage queries, summed together. */
+	const uint8_t *ub[VEC_SWEEP_MAX];
+	int32_t *out[VEC_SWEEP_MAX];
+	int32_t *sums; /* VEC_SWEEP_MAX * SCREEN_BATCH * W */
+};
+
+struct vec_sweep *vec_sweep_new(const struct vec_table *t, const struct vec_screen *s,
+                                enum vec_metric m, enum vec_arith arith)
+{
+	struct vec_sweep *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->sums = malloc(VEC_SWEEP_MAX * SCREEN_BATCH * W * sizeof(*w->sums));
+	if (!w->sums) {
+		free(w);
+		return NULL;
+	}
+	*w = (struct vec_sweep){.t = t,
+	                        .s = s,
+	                        .m = m,
+	                        .arith = arith,
+	                        .n_tiles = (t->n_blocks + SCREEN_BATCH - 1) / SCREEN_BATCH,
+	                        .sums = w->sums};
+	return w;
+}
+
+size_t vec_sweep_size(const struct vec_sweep *w)
+{
+	return w->n;
+}
+
+/* Reverses c[0..n). */
+static void cands_reverse(struct cand *c, size_t n)
+{
+	for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
+		struct cand tmp = c[i];
+		c[i] = c[j - 1];
+		c[j - 1] = tmp;
+	}
+}
+
+/* Answers q (its round complete): its candidates back in slot order, then
+ * sq_finish. */
+static void sweep_finish(struct sweep_q *q)
+{
+	struct cands *cs = &q->x.cs;
+	if (q->wrapped && q->wrap_at > 0 && q->wrap_at < cs->n) {
+		/* [before the wrap][after it] -> [after][before]: both runs are
+		 * ascending and every slot after the wrap is below every slot
+		 * before it. */
+		cands_reverse(cs->c, q->wrap_at);
+		cands_reverse(cs->c + q->wrap_at, cs->n - q->wrap_at);
+		cands_reverse(cs->c, cs->n);
+	}
+	q->bq->rc = sq_finish(&q->x, q->bq->out, &q->bq->n_out);
+}
+
+int vec_sweep_add(struct vec_sweep *w, struct vec_batch_query *bq)
+{
+	if (w->n == VEC_SWEEP_MAX)
+		return -EBUSY;
+	struct sweep_q *q = NULL;
+	for (size_t i = 0; i < VEC_SWEEP_MAX && !q; i++)
+		if (!w->q[i].used)
+			q = &w->q[i];
+	*q = (struct sweep_q){.bq = bq, .left = w->n_tiles};
+	q->x = (struct sq){.t = w->t,
+	                   .s = w->s,
+	                   .m = w->m,
+	                   .arith = w->arith,
+	                   .q = bq->q,
+	                   .dim = bq->dim,
+	                   .k = bq->k,
+	                   .offset = bq->offset,
+	                   .th = bq->th,
+	                   .allowed = bq->allowed,
+	                   .st = &q->st};
+	bool screen;
+	bq->n_out = 0;
+	bq->rc = sq_begin(&q->x, &screen);
+	if (bq->rc || !screen) {
+		if (bq->rc == 0 && q->st.fallback) /* in doubt: the plain exact scan */
+			bq->rc =
+			        vec_knn_arith(w->t, w->m, w->arith, bq->q, bq->dim, bq->k,
+			                      bq->offset, bq->th, bq->allowed, bq->out, &bq->n_out);
+		return 1;
+	}
+	if (w->n_tiles == 0) { /* nothing to read: NULL rows only, or none */
+		sweep_finish(q);
+		return 1;
+	}
+	q->used = true;
+	w->n++;
+	return 0;
+}
+
+size_t vec_sweep_step(struct vec_sweep *w, struct vec_batch_query **done, bool *shared)
+{
+	size_t nd = 0;
+	if (w->n == 0)
+		return 0;
+	size_t b = w->tile * SCREEN_BATCH;
+	size_t e = w->t->n_blocks - b < SCREEN_BATCH ? w->t->n_blocks : b + SCREEN_BATCH;
+	/* The two-stage queries' first terms, summed together when there are
+	 * several. */
+	size_t n_multi = 0;
+	for (size_t i = 0; i < VEC_SWEEP_MAX; i++) {
+		struct sweep_q *q = &w->q[i];
+		q->x.pre = NULL;
+		if (q->used && q->x.two_stage) {
+			w->ub[n_multi] = q->x.qp.ub1;
+			w->out[n_multi] = w->sums + n_multi * SCREEN_BATCH * W;
+			q->x.pre = w->out[n_multi];
+			q->x.pre_b = b;
+			n_multi++;
+		}
+	}
+	if (n_multi >= 2) {
+		struct pre_batch pb = {.n = n_multi, .ub = w->ub, .out = w->out, .sums = w->sums};
+		pre_sums(&pb, w->s, w->t->dim, b, e);
+	} else {
+		for (size_t i = 0; i < VEC_SWEEP_MAX; i++)
+			w->q[i].x.pre = NULL;
+	}
+	bool wraps = w->tile + 1 == w->n_tiles;
+	size_t held = w->n;
+	for (size_t i = 0; i < VEC_SWEEP_MAX; i++) {
+		struct sweep_q *q = &w->q[i];
+		if (!q->used)
+			continue;
+		int rc = sq_screen(&q->x, b, e);
+		q->left--;
+		q->shared |= held >= 2;
+		if (rc == 0 && wraps && q->left > 0) {
+			q->wrapped = true;
+			q->wrap_at = q->x.cs.n;
+		}
+		if (rc == 0 && q->left > 0)
+			continue;
+		if (rc) {
+			q->bq->rc = rc;
+			q->bq->n_out = 0;
+			sq_free(&q->x);
+		} else {
+			sweep_finish(q);
+		}
+		q->used = false;
+		w->n--;
+		if (shared)
+			shared[nd] = q->shared;
+		done[nd++] = q->bq;
+	}
+	w->tile = wraps ? 0 : w->tile + 1;
+	return nd;
+}
+
+void vec_sweep_free(struct vec_sweep *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < VEC_SWEEP_MAX; i++)
+		if (w->q[i].used) {
+			w->q[i].bq->rc = -ECANCELED;
+			w->q[i].bq->n_out = 0;
+			sq_free(&w->q[i].x);
+		}
+	free(w->sums);
+	free(w);
 }

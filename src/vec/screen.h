@@ -92,6 +92,38 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
 int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
                            enum vec_arith arith, struct vec_batch_query *qs, size_t n,
                            struct vec_screen_stats *st) MUST_CHECK;
+/* A shared pass that queries join while it runs. vec_knn_screened_batch
+ * answers the queries it was given; a sweep reads the screen's codes one
+ * tile (SCREEN_BATCH blocks) per vec_sweep_step for every query it holds,
+ * and a query added at any step starts at the tile the sweep is at,
+ * wraps around from the last tile to the first, and is answered after the
+ * step that completes its round. Its answer does not depend on where it
+ * started (docs/design.md §6): out, n_out and rc are vec_knn_screened's for
+ * it alone. At most VEC_SWEEP_MAX queries at once. Not thread-safe: one
+ * thread steps a sweep and adds to it; any number of sweeps (and other
+ * scans) may share one finished table and screen. */
+#define VEC_SWEEP_MAX 16
+struct vec_sweep;
+/* A sweep over t through s (built from t), for queries of metric m and
+ * arithmetic arith; NULL when out of memory. */
+struct vec_sweep *vec_sweep_new(const struct vec_table *t, const struct vec_screen *s,
+                                enum vec_metric m, enum vec_arith arith);
+/* Adds bq (kept by the caller, q, th, allowed and out included, until it
+ * is answered). 0: it takes part from the next step; 1: it is answered
+ * already (a query in doubt, k = 0, a table without blocks, or an error:
+ * bq->rc says); -EBUSY: the sweep holds VEC_SWEEP_MAX queries. */
+int vec_sweep_add(struct vec_sweep *w, struct vec_batch_query *bq) MUST_CHECK;
+/* Reads the next tile for every query the sweep holds, and answers those
+ * whose round it completes: they are stored in done[0..n) (room for
+ * VEC_SWEEP_MAX) and leave the sweep; returns n. shared[i] (may be NULL):
+ * whether done[i] shared a step with another query. */
+size_t vec_sweep_step(struct vec_sweep *w, struct vec_batch_query **done, bool *shared);
+/* The queries the sweep holds. */
+size_t vec_sweep_size(const struct vec_sweep *w);
+/* Frees w; queries it still holds are left unanswered (their rc is
+ * -ECANCELED). */
+void vec_sweep_free(struct vec_sweep *w);
+
 /* Whether screened scans on an AVX-512 CPU with VNNI and VBMI use the
  * integer kernel (the default) or the float one of CPUs without them: for
  * tests and benchmarks; call it while no scan runs. */

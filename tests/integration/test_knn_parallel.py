@@ -1,10 +1,12 @@
 """Concurrent kNN queries on one cached table: 16 clients at once through
 vecgate, every answer compared with the database's own (tie-aware,
 docs/tidb.md §5). Queries pending together share one pass over the table
-(vecgate_cache_batched_queries_total), a query alone with idle cores has
-its scan split over them (vecgate_cache_split_scans_total), and scans read
-the table's int8 screen first (vecgate_cache_screened_scans_total): none of
-it may change a single answer."""
+(vecgate_cache_batched_queries_total), with every core busy a query joins a
+pass while it runs (vecgate_cache_pass_joins_total), a query alone with idle
+cores has its scan split over them (vecgate_cache_split_scans_total), and
+scans read the table's int8 screen first
+(vecgate_cache_screened_scans_total): none of it may change a single
+answer."""
 import json
 import os
 import random
@@ -175,6 +177,7 @@ def test_sixteen_clients_share_passes(table, db):
     verify_shapes(vg, vs, rng)
     hits0 = vg.metric("vecgate_cache_queries_total", result="hit")
     batched0 = vg.metric("vecgate_cache_batched_queries_total")
+    joins0 = vg.metric("vecgate_cache_pass_joins_total")
     answers, errors = [], []
     lock = threading.Lock()
     start = threading.Barrier(CLIENTS)
@@ -209,6 +212,9 @@ def test_sixteen_clients_share_passes(table, db):
     assert hits >= len(answers) * 0.8, f"only {hits} of {len(answers)} answered from memory"
     batched = vg.metric("vecgate_cache_batched_queries_total") - batched0
     assert batched > 0, "no two of 16 concurrent clients' queries shared a job"
+    # With every core busy, a query joins a pass that is already running.
+    joins = vg.metric("vecgate_cache_pass_joins_total") - joins0
+    assert joins > 0, "no query joined a running pass"
     assert vg.metric("vecgate_cache_verifications_total", result="mismatch") == 0
 
 

@@ -697,6 +697,179 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 #endif
 }
 
+/* One query of the sweep test: its arguments, and the plain exact scan's
+ * answer to compare with. */
+struct sweep_case {
+	struct vec_batch_query bq;
+	struct vec_threshold th;
+	uint64_t *allowed;
+	bool answered;
+};
+
+static void sweep_case_make(struct sweep_case *c, const struct table *tb, enum vec_metric m,
+                            enum vec_arith arith, float *qv)
+{
+	static const size_t ks[] = {1, 3, 10, 40};
+	make_query(tb, (int)(rnd() % 7), qv);
+	*c = (struct sweep_case){.bq = {.q = qv, .dim = tb->dim, .k = ks[rnd() % 4]}};
+	c->bq.offset = rnd() % 3 == 0 ? rnd() % 20 : 0;
+	if (rnd() % 3 == 0 && pick_threshold(tb, m, arith, qv, &c->th))
+		c->bq.th = &c->th;
+	c->bq.allowed = c->allowed = make_allowed(tb->n, (int)(rnd() % 10));
+	c->bq.out = calloc(c->bq.k + 1, sizeof(struct vec_hit));
+	cr_assert_not_null(c->bq.out);
+}
+
+/* Whether c's answer is the plain exact scan's; frees what c holds. */
+static bool sweep_case_check(struct sweep_case *c, const struct table *tb, enum vec_metric m,
+                             enum vec_arith arith)
+{
+	struct vec_hit *want = calloc(c->bq.k + 1, sizeof(*want));
+	size_t n_want = 0;
+	int rc_want = vec_knn_arith(tb->t, m, arith, c->bq.q, tb->dim, c->bq.k, c->bq.offset,
+	                            c->bq.th, c->bq.allowed, want, &n_want);
+	bool ok = c->answered && rc_want == c->bq.rc &&
+	          same_hit_lists(want, n_want, c->bq.out, c->bq.n_out);
+	if (!ok)
+		cr_log_info("sweep differs: dim %zu metric %d arith %d answered %d rc %d/%d n "
+		            "%zu/%zu",
+		            tb->dim, m, arith, c->answered, rc_want, c->bq.rc, n_want, c->bq.n_out);
+	free(want);
+	free(c->bq.out);
+	free(c->allowed);
+	return ok;
+}
+
+/* Queries join a sweep at random steps, so they start at every tile and
+ * wrap around (up to VEC_SWEEP_MAX at once; more are refused with -EBUSY
+ * and added later), on every kind of adversarial table, tables of one tile
+ * and of many, every metric and arithmetic, queries in doubt among them:
+ * each answer is the plain exact scan's, with no difference at all. */
+Test(vec_screen, sweep_identical_to_exact_knn, .timeout = 600)
+{
+	static const struct {
+		size_t dim, n;
+	} shapes[] = {{7, 5000}, {16, 300}, {130, 2000}, {768, 1200}};
+	size_t compared = 0, mismatches = 0, late = 0, busy = 0, at_once = 0, multi = 0;
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+		size_t dim = shapes[si].dim, n = shapes[si].n;
+		for (int kind = 0; kind < N_KINDS; kind++) {
+			struct table tb = make_table((enum kind)kind, n, dim);
+			size_t n_tiles = (tb.t->n_blocks + 15) / 16;
+			enum vec_metric m = metrics[rnd() % N_METRICS];
+			enum vec_arith arith = ariths[rnd() % N_ARITHS];
+			struct vec_sweep *w = vec_sweep_new(tb.t, tb.s, m, arith);
+			cr_assert_not_null(w);
+			enum { NQ = 40 };
+			float *qv = malloc(NQ * dim * sizeof(float));
+			struct sweep_case *cs = calloc(NQ, sizeof(*cs));
+			cr_assert(qv && cs);
+			size_t next = 0, answered = 0, steps = 0;
+			while (answered < NQ) {
+				/* 0 to 3 arrivals before each step (a burst of 20 once) */
+				size_t arrive = steps == 3 ? 20 : rnd() % 4;
+				for (size_t a = 0; a < arrive && next < NQ; a++) {
+					struct sweep_case *c = &cs[next];
+					if (!c->bq.out)
+						sweep_case_make(c, &tb, m, arith, qv + next * dim);
+					int rc = vec_sweep_add(w, &c->bq);
+					if (rc == -EBUSY) {
+						busy++;
+						break;
+					}
+					cr_assert(rc == 0 || rc == 1, "vec_sweep_add gave %d", rc);
+					late += rc == 0 && steps % n_tiles != 0;
+					if (rc == 1) {
+						at_once++;
+						c->answered = true;
+						answered++;
+					}
+					next++;
+				}
+				struct vec_batch_query *done[VEC_SWEEP_MAX];
+				multi += vec_sweep_size(w) >= 2;
+				bool shared[VEC_SWEEP_MAX];
+				size_t held = vec_sweep_size(w);
+				size_t nd = vec_sweep_step(w, done, shared);
+				cr_assert_leq(nd, VEC_SWEEP_MAX);
+				for (size_t d = 0; d < nd; d++) {
+					struct sweep_case *c = (struct sweep_case *)done[d];
+					if (held >= 2)
+						cr_assert(shared[d]);
+					cr_assert(!c->answered);
+					c->answered = true;
+					answered++;
+				}
+				steps++;
+				cr_assert_lt(steps, 100000, "the sweep does not end");
+			}
+			cr_expect_eq(vec_sweep_size(w), 0);
+			vec_sweep_free(w);
+			for (size_t i = 0; i < NQ; i++) {
+				mismatches += !sweep_case_check(&cs[i], &tb, m, arith);
+				compared++;
+			}
+			free(cs);
+			free(qv);
+			free_table(&tb);
+		}
+	}
+	cr_log_info("sweeps: %zu queries, %zu joined after tile 0, %zu refused while full, %zu "
+	            "answered when added, %zu steps with several",
+	            compared, late, busy, at_once, multi);
+	cr_expect_eq(mismatches, 0, "%zu of %zu queries of sweeps differ", mismatches, compared);
+	cr_expect_gt(late, compared / 2, "few queries started after the first tile");
+	cr_expect_gt(busy, 0, "no sweep was ever full");
+	cr_expect_gt(at_once, 0, "no query was answered when added (in doubt)");
+	cr_expect_gt(multi, 0);
+}
+
+/* A sweep freed with queries in it leaves them cancelled (and frees what it
+ * held for them); a sweep over a table without blocks answers at once. */
+Test(vec_screen, sweep_free_and_empty)
+{
+	struct table tb = make_table(K_NORMAL, 1000, 32);
+	struct vec_sweep *w = vec_sweep_new(tb.t, tb.s, VEC_COSINE, VEC_ARITH_SEPARATE);
+	cr_assert_not_null(w);
+	float q[32];
+	struct vec_hit out[3][5];
+	struct vec_batch_query bq[3];
+	for (int i = 0; i < 3; i++) {
+		make_query(&tb, 0, q);
+		bq[i] = (struct vec_batch_query){.q = q, .dim = 32, .k = 5, .out = out[i]};
+		cr_assert_eq(vec_sweep_add(w, &bq[i]), 0);
+	}
+	struct vec_batch_query *done[VEC_SWEEP_MAX];
+	cr_assert_eq(vec_sweep_step(w, done, NULL), 0); /* 4 tiles: nobody is done after one */
+	cr_assert_eq(vec_sweep_size(w), 3);
+	vec_sweep_free(w);
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(bq[i].rc, -ECANCELED);
+	free_table(&tb);
+
+	struct vec_builder b;
+	cr_assert_eq(vec_builder_init(&b, 4), 0);
+	for (int r = 0; r < 3; r++)
+		cr_assert_eq(vec_builder_add_null(&b), 0);
+	struct vec_table *t = vec_builder_finish(&b);
+	vec_builder_free(&b);
+	struct vec_screen *s = vec_screen_build(t);
+	cr_assert_not_null(s);
+	w = vec_sweep_new(t, s, VEC_L2, VEC_ARITH_SEPARATE);
+	cr_assert_not_null(w);
+	float q4[4] = {1, 2, 3, 4};
+	struct vec_hit h[4];
+	struct vec_batch_query one = {.q = q4, .dim = 4, .k = 4, .out = h};
+	cr_expect_eq(vec_sweep_add(w, &one), 1);
+	cr_expect_eq(one.rc, 0);
+	cr_expect_eq(one.n_out, 3); /* the NULL rows, first */
+	cr_expect_eq(vec_sweep_size(w), 0);
+	cr_expect_eq(vec_sweep_step(w, done, NULL), 0);
+	vec_sweep_free(w);
+	vec_screen_free(s);
+	vec_table_free(t);
+}
+
 /* The screen built a block at a time in AVX-512 vectors is the one built
  * row by row, bit for bit, on every kind of table (NULLs, rows in doubt,
  * partial last blocks, dims not multiples of anything). */
