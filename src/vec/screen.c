@@ -799,7 +799,24 @@ struct qctx {
 	/* The int8 pass's own error on c.q: |cq - c.q| <= ||c|| own_q + own_uf
 	 * (see bounds()). */
 	double own_q, own_uf;
+	/* cos_block_settled's coefficients of r, each a float at or above its
+	 * real value (qctx_floats). */
+	float f_err2, f_norm, f_norm_q, f_sc, f_uf;
 };
+
+/* The float coefficients of bounds()'s r for cos_block_settled: r = qn (es
+ * err2 + g_n norm) + own_q norm_q + own_uf sc + uf, each coefficient's real
+ * value (a product of doubles) at most the float kept (the factor 1 + 1e-9
+ * covers the double product's rounding). */
+static void qctx_floats(struct qctx *c)
+{
+	const double up = 1 + 1e-9;
+	c->f_err2 = f_up(c->qn * c->es * up);
+	c->f_norm = f_up(c->qn * c->g_n * up);
+	c->f_norm_q = f_up(c->own_q * up);
+	c->f_sc = f_up(c->own_uf * up);
+	c->f_uf = f_up(c->uf * up);
+}
 
 static double gamma_k(double k)
 {
@@ -1127,19 +1144,88 @@ static double shortcut_k(const struct qctx *c, double t)
 	return c->m == VEC_COSINE ? cos_prune_k(c, t) : c->m == VEC_L2 ? l2_prune_d(c, t) : 0;
 }
 
-/* *settled counts the groups of eight that the shortcut settled. */
+/* The largest float <= x (x finite). */
+static float f_down(double x)
+{
+	float f = (float)x;
+	if ((double)f > x)
+		f = nextafterf(f, -INFINITY);
+	return f;
+}
+
+/* Cosine, a whole block in float32 before lb_pass8: whether every lane of
+ * `want` is proven to have bounds()'s lb > t, for k = cos_prune_k(c, t) > 0.
+ * Sixteen lanes a vector, a few multiplies and adds, none of lb_pass8's
+ * conversions to double: on random data most blocks of the first pass end
+ * here.
+ *
+ * Proof. Let X = sc cq + R and Y = |sc cq| + R (reals), R the real value
+ * of bounds()'s r before widen_up (all its terms >= 0). bounds() computes
+ * hi = widen_up(widen_up(fl(sc cq)) + widen_up(r)) with r within (1 + 10u)
+ * of R and each widening adding 1e-12 relative and 1e-300 (u = 2^-53), so
+ * hi <= X + 1e-11 Y + 1e-299. Here, with v = 2^-24: the coefficients are
+ * floats at or above their real products (qctx_floats), so the float sum
+ * R' of four products and uf (seven roundings of terms >= 0) is >= R (1 -
+ * 7v) - 7 * 2^-150; c' = fl(sc fl(cq)) is within 2.5v |sc cq| + 2^-105 of
+ * sc cq (sc < 2^44 where a row is not in doubt). Then h = fl(fl(fl(c' + R') +
+ * fl(fl(|c'| + R') E)) + A) with E = 1e-5, A = 1e-30: its four roundings
+ * are each within v (|c'| + R') (1 + E), so h >= X - 7.1v Y + E Y (1 - 7.1v)
+ * - 4.1v Y + A - 2^-130 >= X + 9e-6 Y + 1e-31 >= hi, for any X, Y (every
+ * absolute error above is far below A). (1) h <= 0: hi <= 0, and bounds()
+ * gives lb = ONE_DOWN > t (k > 0 only for t < ONE_DOWN). (2) fl(h h) <
+ * fl(kf n) with kf = f_down(k (1 - 1e-6)) and fl(kf n) >= 1e-30 (normal,
+ * rounded within v): if hi <= 0, (1); else hi^2 <= h^2 <= fl(h h) (1 + 2v)
+ * < kf n (1 + 4v) < k n (1 - 9e-7), so fl(hi hi) < fl(k n) and
+ * cos_prune_k's proof gives lb > t. NaN fails every comparison; an
+ * infinite h fails (2) and (1). */
+TPD static bool cos_block_settled(const struct qctx *c, size_t slot, const double *cq, double k,
+                                  uint32_t want)
+{
+	const struct vec_screen *s = c->s;
+	float kf = f_down(k * (1 - 1e-6));
+	if (!(kf > 0))
+		return false;
+	__m512 q = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(_mm512_loadu_pd(cq))),
+	                              _mm512_cvtpd_ps(_mm512_loadu_pd(cq + 8)), 1);
+	__m512 sc = _mm512_loadu_ps(s->scale + slot);
+	__m512 ctr = _mm512_mul_ps(sc, q);
+	__m512 r = _mm512_add_ps(
+	        _mm512_mul_ps(_mm512_set1_ps(c->f_err2), _mm512_loadu_ps(s->err2 + slot)),
+	        _mm512_mul_ps(_mm512_set1_ps(c->f_norm), _mm512_loadu_ps(s->norm + slot)));
+	r = _mm512_add_ps(
+	        r, _mm512_mul_ps(_mm512_set1_ps(c->f_norm_q), _mm512_loadu_ps(s->norm_q + slot)));
+	r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_set1_ps(c->f_sc), sc));
+	r = _mm512_add_ps(r, _mm512_set1_ps(c->f_uf));
+	__m512 h = _mm512_add_ps(
+	        _mm512_add_ps(ctr, r),
+	        _mm512_mul_ps(_mm512_add_ps(_mm512_abs_ps(ctr), r), _mm512_set1_ps(1e-5f)));
+	h = _mm512_add_ps(h, _mm512_set1_ps(1e-30f));
+	__m512 kn = _mm512_mul_ps(_mm512_set1_ps(kf), _mm512_loadu_ps(c->norms + slot));
+	__mmask16 below = _mm512_cmp_ps_mask(_mm512_mul_ps(h, h), kn, _CMP_LT_OQ) &
+	                  _mm512_cmp_ps_mask(kn, _mm512_set1_ps(1e-30f), _CMP_GE_OQ);
+	__mmask16 settled = _mm512_cmp_ps_mask(h, _mm512_setzero_ps(), _CMP_LE_OQ) | below;
+	return (want & ~(uint32_t)settled) == 0;
+}
+
+/* *settled counts the groups of eight that the shortcut settled (a block
+ * settled by cos_block_settled counts as two). want: the lanes whose
+ * answer matters (allowed, not in doubt); the others' bits may be either. */
 TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t,
-                              size_t *settled)
+                              size_t *settled, uint32_t want)
 {
 	double k = shortcut_k(c, t);
+	if (k > 0 && c->m == VEC_COSINE && cos_block_settled(c, slot, cq, k, want)) {
+		*settled += 2;
+		return 0;
+	}
 	return (uint32_t)lb_pass8(c, slot, cq, t, k, settled) |
 	       (uint32_t)lb_pass8(c, slot + 8, cq + 8, t, k, settled) << 8;
 }
 #else
 static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t,
-                          size_t *settled)
+                          size_t *settled, uint32_t want)
 {
-	(void)c, (void)slot, (void)cq, (void)t, (void)settled;
+	(void)c, (void)slot, (void)cq, (void)t, (void)settled, (void)want;
 	return 0xffff; /* never called: the gate is AVX-512 only */
 }
 #endif
@@ -1454,14 +1540,17 @@ static int sq_begin(struct sq *x, bool *screen)
 		double own_q1;
 		c->own_q = quantize_query(x->q, dim, &x->qp, x->qbuf, &own_q1);
 		c->own_uf = 0;
+		qctx_floats(c);
 		x->c1 = *c;
 		x->c1.own_q = own_q1;
+		qctx_floats(&x->c1);
 #ifdef SCREEN_X86
 		x->two_stage = x->lb_gate && x->fi == dot_vnni;
 #endif
 	} else {
 		c->own_q = c->g_n * c->qn;
 		c->own_uf = c->uf;
+		qctx_floats(c);
 	}
 
 	x->want = x->k > SIZE_MAX - x->offset ? SIZE_MAX : x->k + x->offset;
@@ -1570,7 +1659,8 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 				if (T < INFINITY) {
 					double cq1[W];
 					first_estimates(x->qp.t1, first + bi * W, cq1);
-					mask &= lb_pass16(&x->c1, slot0, cq1, T, &st->lb_shortcut) |
+					mask &= lb_pass16(&x->c1, slot0, cq1, T, &st->lb_shortcut,
+					                  mask & ~doubt) |
 					        doubt;
 				}
 				if (!mask)
@@ -1589,7 +1679,9 @@ static int sq_screen(struct sq *x, size_t b, size_t b_end)
 				 * the final one) and that are not in doubt are pruned
 				 * here as bounds() would prune them: they would enter
 				 * neither the heap (ub = +Inf) nor the candidates. */
-				mask &= lb_pass16(&x->c, slot0, cq, T, &st->lb_shortcut) | doubt;
+				mask &= lb_pass16(&x->c, slot0, cq, T, &st->lb_shortcut,
+				                  mask & ~doubt) |
+				        doubt;
 			for (; mask && rc == 0; mask &= mask - 1) {
 				size_t l = (size_t)__builtin_ctz(mask), slot = slot0 + l;
 				if (doubt >> l & 1) {
@@ -1626,17 +1718,24 @@ int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_scr
 		float est[W];
 		for (size_t b = 0; b < t->n_blocks; b++) {
 			size_t slot0 = b * W;
-			double cq[W], lb[W], ub;
+			double cq[W], lb[W], cq1[W], lb1[W], ub;
 			if (x.fi)
 				x.fi(s->codes + slot0 * dim, 1, dim, &x.qp, s->csum + slot0, a1,
 				     a2);
 			else
 				x.ff(s->codes + slot0 * dim, 1, dim, q, s->scale + slot0, est);
+			uint32_t want = 0; /* lanes with a bound */
 			for (size_t l = 0; l < W; l++) {
 				cq[l] = x.fi ? x.qp.t1 * a1[l] + x.qp.t2 * a2[l] : (double)est[l];
-				lb[l] = INFINITY; /* spare lanes and rows in doubt: no bound */
-				if (slot0 + l < t->n_slots && !s->doubt[slot0 + l])
+				cq1[l] = x.fi ? x.qp.t1 * a1[l] : 0;
+				lb[l] = lb1[l] = INFINITY; /* spare lanes and rows in doubt */
+				if (slot0 + l < t->n_slots && !s->doubt[slot0 + l]) {
 					bounds(&x.c, slot0 + l, cq[l], INFINITY, &lb[l], &ub);
+					if (x.two_stage)
+						bounds(&x.c1, slot0 + l, cq1[l], INFINITY, &lb1[l],
+						       &ub);
+					want |= 1u << l;
+				}
 			}
 			/* t at each lane's own bound, just below and just above it */
 			for (size_t l = 0; l < W; l++) {
@@ -1657,6 +1756,37 @@ int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_scr
 							bad |= lb[i] <= ts[ti];
 						*unsound += bad;
 					}
+				}
+			}
+			/* The whole block as cos_block_settled sees it, with both
+			 * terms (x.c) and with the first alone (x.c1, the two-stage
+			 * pass's first step), t at the block's smallest bound, one
+			 * ulp above it, and 1e-7 to 1e-2 of it below. */
+			for (int stage = 0; stage < 2 && m == VEC_COSINE && want; stage++) {
+				const struct qctx *c = stage ? &x.c1 : &x.c;
+				const double *e = stage ? cq1 : cq, *bl = stage ? lb1 : lb;
+				if (stage && !x.two_stage)
+					continue;
+				double lo = INFINITY;
+				for (size_t i = 0; i < W; i++)
+					if (want >> i & 1 && bl[i] < lo)
+						lo = bl[i];
+				if (!(lo < INFINITY))
+					continue;
+				static const double below[] = {0,    1e-7, 1e-6, 1e-5,
+				                               1e-4, 1e-3, 1e-2};
+				for (size_t d = 0; d <= sizeof(below) / sizeof(below[0]); d++) {
+					double ts = d == sizeof(below) / sizeof(below[0])
+					                    ? nextafter(lo, INFINITY)
+					                    : lo - fabs(lo) * below[d];
+					double kc = shortcut_k(c, ts);
+					if (!(kc > 0) || !cos_block_settled(c, slot0, e, kc, want))
+						continue;
+					++*settled;
+					bool bad = false;
+					for (size_t i = 0; i < W; i++)
+						bad |= (want >> i & 1) && bl[i] <= ts;
+					*unsound += bad;
 				}
 			}
 		}
