@@ -446,6 +446,23 @@ static void count_stats(const struct cache_run_stats *st)
 		metrics_inc(m.shared_passes, st->batched_passes);
 }
 
+/* The shape's arithmetic is not known (j->both_arith): j's plan run again
+ * in the other arithmetic, alone; -EAGAIN when its answer differs from
+ * hits[0..n), else that run's return code. */
+static int check_other_arith(struct serve_job *j, const struct vec_hit *hits, size_t n)
+{
+	struct vec_hit *other;
+	size_t n_other;
+	j->plan.arith = j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE : VEC_ARITH_FUSED;
+	int rc = cache_plan_run(&j->plan, &other, &n_other);
+	if (rc == 0) {
+		if (!same_hits(hits, n, other, n_other))
+			rc = -EAGAIN;
+		free(other);
+	}
+	return rc;
+}
+
 /* One query alone. */
 static void serve_work(void *data)
 {
@@ -458,16 +475,7 @@ static void serve_work(void *data)
 	if (j->rc < 0)
 		return;
 	if (j->both_arith) {
-		struct vec_hit *other;
-		size_t n_other;
-		j->plan.arith =
-		        j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE : VEC_ARITH_FUSED;
-		j->rc = cache_plan_run(&j->plan, &other, &n_other);
-		if (j->rc == 0) {
-			if (!same_hits(hits, n, other, n_other))
-				j->rc = -EAGAIN;
-			free(other);
-		}
+		j->rc = check_other_arith(j, hits, n);
 		if (j->rc < 0) {
 			free(hits);
 			return;
@@ -643,19 +651,8 @@ static void job_posted(struct net_post *p);
 static void sweep_deliver(struct serve_batch *b, struct serve_job *j, struct cache_sweep_done *d)
 {
 	j->rc = d->rc;
-	if (j->rc == 0 && j->both_arith) {
-		/* The other arithmetic for this one alone, as in batch_work. */
-		struct vec_hit *other;
-		size_t n_other;
-		j->plan.arith =
-		        j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE : VEC_ARITH_FUSED;
-		j->rc = cache_plan_run(&j->plan, &other, &n_other);
-		if (j->rc == 0) {
-			if (!same_hits(d->hits, d->nhits, other, n_other))
-				j->rc = -EAGAIN;
-			free(other);
-		}
-	}
+	if (j->rc == 0 && j->both_arith)
+		j->rc = check_other_arith(j, d->hits, d->nhits);
 	if (j->rc == 0)
 		serve_encode(j, d->hits, d->nhits);
 	else
@@ -776,20 +773,10 @@ static void batch_work(void *data)
 	for (size_t i = 0; i < b->n; i++) {
 		struct serve_job *j = b->jobs[i];
 		j->rc = rcs[i];
-		if (j->rc == 0 && j->both_arith) {
+		if (j->rc == 0 && j->both_arith)
 			/* The other arithmetic for this one alone (the shape's
 			 * is not known yet): served only if both agree. */
-			struct vec_hit *other;
-			size_t n_other;
-			j->plan.arith = j->plan.arith == VEC_ARITH_FUSED ? VEC_ARITH_SEPARATE
-			                                                 : VEC_ARITH_FUSED;
-			j->rc = cache_plan_run(&j->plan, &other, &n_other);
-			if (j->rc == 0) {
-				if (!same_hits(hits[i], nhits[i], other, n_other))
-					j->rc = -EAGAIN;
-				free(other);
-			}
-		}
+			j->rc = check_other_arith(j, hits[i], nhits[i]);
 		if (j->rc == 0)
 			serve_encode(j, hits[i], nhits[i]);
 		else

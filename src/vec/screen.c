@@ -1894,6 +1894,24 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
 /* The first-term sums of a batch's two-stage queries for SCREEN_BATCH
  * blocks, summed together (dot_vnni_multi) before each query's sq_screen
  * reads its own. */
+/* x set up for query bq of a batch or sweep (sq_begin comes next). */
+static void sq_of(struct sq *x, const struct vec_table *t, const struct vec_screen *s,
+                  enum vec_metric m, enum vec_arith arith, const struct vec_batch_query *bq,
+                  struct vec_screen_stats *st)
+{
+	*x = (struct sq){.t = t,
+	                 .s = s,
+	                 .m = m,
+	                 .arith = arith,
+	                 .q = bq->q,
+	                 .dim = bq->dim,
+	                 .k = bq->k,
+	                 .offset = bq->offset,
+	                 .th = bq->th,
+	                 .allowed = bq->allowed,
+	                 .st = st};
+}
+
 struct pre_batch {
 	size_t n;
 	const uint8_t **ub;
@@ -1968,17 +1986,7 @@ int vec_knn_screened_batch(const struct vec_table *t, const struct vec_screen *s
 	size_t n_plain = 0, n_screen = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct vec_batch_query *bq = &qs[i];
-		x[i] = (struct sq){.t = t,
-		                   .s = s,
-		                   .m = m,
-		                   .arith = arith,
-		                   .q = bq->q,
-		                   .dim = bq->dim,
-		                   .k = bq->k,
-		                   .offset = bq->offset,
-		                   .th = bq->th,
-		                   .allowed = bq->allowed,
-		                   .st = &sts[i]};
+		sq_of(&x[i], t, s, m, arith, bq, &sts[i]);
 		bq->n_out = 0;
 		bq->rc = sq_begin(&x[i], &screen[i]);
 		n_screen += screen[i];
@@ -2150,17 +2158,7 @@ int vec_sweep_add(struct vec_sweep *w, struct vec_batch_query *bq)
 		if (!w->q[i].used)
 			q = &w->q[i];
 	*q = (struct sweep_q){.bq = bq, .left = w->n_tiles};
-	q->x = (struct sq){.t = w->t,
-	                   .s = w->s,
-	                   .m = w->m,
-	                   .arith = w->arith,
-	                   .q = bq->q,
-	                   .dim = bq->dim,
-	                   .k = bq->k,
-	                   .offset = bq->offset,
-	                   .th = bq->th,
-	                   .allowed = bq->allowed,
-	                   .st = &q->st};
+	sq_of(&q->x, w->t, w->s, w->m, w->arith, bq, &q->st);
 	bool screen;
 	bq->n_out = 0;
 	bq->rc = sq_begin(&q->x, &screen);
