@@ -83,8 +83,8 @@ static void metrics_setup(void)
 	                            "kNN queries answered by one job together with other queries "
 	                            "of the same table snapshot.");
 	m.shared_passes = metrics_counter("vecgate_cache_shared_passes_total",
-	                                  "Passes over a segment's float32 vectors shared by "
-	                                  "several queries.");
+	                                  "Passes over a segment (its int8 screen or its "
+	                                  "float32 vectors) shared by several queries.");
 	m.split = metrics_counter("vecgate_cache_split_scans_total",
 	                          "kNN queries whose scan was split over several threads.");
 	m.screened = metrics_counter("vecgate_cache_screened_scans_total",
@@ -689,14 +689,15 @@ static void sweep_work(struct serve_batch *b, struct cache_sweep *sw, bool open)
 {
 	for (size_t i = 0; i < b->n; i++)
 		sweep_take(b, sw, b->jobs[i]);
-	b->n = 0; /* each is delivered on its own */
-	struct cache_run_stats st = {.batched_passes = 1};
-	count_stats(&st);
+	b->n = 0;            /* each is delivered on its own */
+	bool shared = false; /* a step read a tile for several queries */
 	for (;;) {
 		struct cache_sweep_done done[CACHE_SWEEP_MAX];
 		size_t nd = cache_sweep_step(sw, done);
-		for (size_t i = 0; i < nd; i++)
+		for (size_t i = 0; i < nd; i++) {
+			shared |= done[i].shared;
 			sweep_deliver(b, done[i].tag, &done[i]);
+		}
 		struct serve_job *joining[BATCH_MAX];
 		size_t nj = 0;
 		if (open) {
@@ -720,6 +721,8 @@ static void sweep_work(struct serve_batch *b, struct cache_sweep *sw, bool open)
 		if (!open && cache_sweep_size(sw) == 0)
 			break;
 	}
+	if (shared)
+		metrics_inc(m.shared_passes, 1);
 	cache_sweep_free(sw);
 }
 
