@@ -802,6 +802,9 @@ struct qctx {
 	/* cos_block_settled's coefficients of r, each a float at or above its
 	 * real value (qctx_floats). */
 	float f_err2, f_norm, f_norm_q, f_sc, f_uf;
+	/* l2_block_settled's: ||q||^2 bounds rounded outwards, the
+	 * coefficients of e (2 own_q, 2 own_uf) and of e2 (es) rounded up. */
+	float f_qq_lo, f_qq_hi, f_e_nq, f_e_sc, f_es;
 };
 
 /* The float coefficients of bounds()'s r for cos_block_settled: r = qn (es
@@ -816,6 +819,13 @@ static void qctx_floats(struct qctx *c)
 	c->f_norm_q = f_up(c->own_q * up);
 	c->f_sc = f_up(c->own_uf * up);
 	c->f_uf = f_up(c->uf * up);
+	c->f_qq_lo = (float)c->qq_lo; /* rounded down below (no f_down here) */
+	if ((double)c->f_qq_lo > c->qq_lo)
+		c->f_qq_lo = nextafterf(c->f_qq_lo, -INFINITY);
+	c->f_qq_hi = f_up(c->qq_hi);
+	c->f_e_nq = f_up(2 * c->own_q * up);
+	c->f_e_sc = f_up(2 * c->own_uf * up);
+	c->f_es = f_up(c->es * up);
 }
 
 static double gamma_k(double k)
@@ -1207,6 +1217,56 @@ TPD static bool cos_block_settled(const struct qctx *c, size_t slot, const doubl
 	return (want & ~(uint32_t)settled) == 0;
 }
 
+/* L2, a whole block in float32 before lb_pass8: whether every lane of want
+ * is proven to have bounds()'s lb > t, for d = l2_prune_d(c, t) > 0.
+ *
+ * Proof. Let aa = sc^2 k2, x = 2 sc cq, e = 2 (norm_q own_q + sc own_uf)
+ * (reals), L = aa + qq_lo - x - e and M = aa + qq_hi + |x| + e >= |each
+ * term|. lb_pass8 computes p2lo (as bounds() does) from the same terms with
+ * a few roundings of 2^-53 and widenings of 1e-12 relative and 1e-300, each
+ * within M of its term: p2lo >= L - 1e-11 M - 1e-299. Here, with v =
+ * 2^-24, coefficients rounded up and qq_lo down (qctx_floats), every
+ * float operation of p' = fl(fl(fl(fl(aa' + qq_lo') - x') - e') - fl(M' E))
+ * (E = 1e-5, M' >= M (1 - 6v) the float M) errs by at most v (1 + E) M
+ * plus 2^-130 (sc < 2^44, k2 < 2^25; denormal terms), so p = fl(p' - A)
+ * with A = 1e-30 is <= L - M (E - 25v) - A/2 < p2lo. And rhs' =
+ * fl(fl(r' r') (1 + E)), r' = fl(fl(es' err2) + d') with es' >= es and d'
+ * = f_up(d), is >= (e2 + d)^2 (1 + E - 7v) > lb_pass8's fl(fl(r r) (1 +
+ * 3e-9)) whenever rhs' >= 1e-30 (normal floats, relative roundings). So
+ * p > rhs' >= 1e-30 gives p2lo > fl(fl(r r) (1 + 3e-9)): l2_prune_d's test,
+ * whose proof gives lb > t. NaN fails every comparison; an infinite or
+ * overflowing term makes p -Inf or NaN, or rhs' +Inf: not settled. */
+TPD static bool l2_block_settled(const struct qctx *c, size_t slot, const double *cq, double d,
+                                 uint32_t want)
+{
+	const struct vec_screen *s = c->s;
+	float df = f_up(d);
+	if (!(df < INFINITY))
+		return false;
+	__m512 q = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(_mm512_loadu_pd(cq))),
+	                              _mm512_cvtpd_ps(_mm512_loadu_pd(cq + 8)), 1);
+	__m512 sc = _mm512_loadu_ps(s->scale + slot);
+	__m512 k2 = _mm512_cvtepu32_ps(_mm512_loadu_si512(s->k2 + slot));
+	__m512 aa = _mm512_mul_ps(_mm512_mul_ps(sc, sc), k2);
+	__m512 x = _mm512_mul_ps(_mm512_add_ps(sc, sc), q);
+	__m512 e = _mm512_add_ps(
+	        _mm512_mul_ps(_mm512_set1_ps(c->f_e_nq), _mm512_loadu_ps(s->norm_q + slot)),
+	        _mm512_mul_ps(_mm512_set1_ps(c->f_e_sc), sc));
+	__m512 m = _mm512_add_ps(
+	        _mm512_add_ps(_mm512_add_ps(aa, _mm512_set1_ps(c->f_qq_hi)), _mm512_abs_ps(x)), e);
+	__m512 p = _mm512_sub_ps(
+	        _mm512_sub_ps(_mm512_sub_ps(_mm512_add_ps(aa, _mm512_set1_ps(c->f_qq_lo)), x), e),
+	        _mm512_mul_ps(m, _mm512_set1_ps(1e-5f)));
+	p = _mm512_sub_ps(p, _mm512_set1_ps(1e-30f));
+	__m512 r = _mm512_add_ps(
+	        _mm512_mul_ps(_mm512_set1_ps(c->f_es), _mm512_loadu_ps(s->err2 + slot)),
+	        _mm512_set1_ps(df));
+	__m512 rhs = _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_set1_ps(1 + 1e-5f));
+	__mmask16 settled = _mm512_cmp_ps_mask(p, rhs, _CMP_GT_OQ) &
+	                    _mm512_cmp_ps_mask(rhs, _mm512_set1_ps(1e-30f), _CMP_GE_OQ);
+	return (want & ~(uint32_t)settled) == 0;
+}
+
 /* *settled counts the groups of eight that the shortcut settled (a block
  * settled by cos_block_settled counts as two). want: the lanes whose
  * answer matters (allowed, not in doubt); the others' bits may be either. */
@@ -1214,7 +1274,8 @@ TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *c
                               size_t *settled, uint32_t want)
 {
 	double k = shortcut_k(c, t);
-	if (k > 0 && c->m == VEC_COSINE && cos_block_settled(c, slot, cq, k, want)) {
+	if (k > 0 && (c->m == VEC_COSINE ? cos_block_settled(c, slot, cq, k, want)
+	                                 : l2_block_settled(c, slot, cq, k, want))) {
 		*settled += 2;
 		return 0;
 	}
@@ -1762,7 +1823,7 @@ int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_scr
 			 * terms (x.c) and with the first alone (x.c1, the two-stage
 			 * pass's first step), t at the block's smallest bound, one
 			 * ulp above it, and 1e-7 to 1e-2 of it below. */
-			for (int stage = 0; stage < 2 && m == VEC_COSINE && want; stage++) {
+			for (int stage = 0; stage < 2 && want; stage++) {
 				const struct qctx *c = stage ? &x.c1 : &x.c;
 				const double *e = stage ? cq1 : cq, *bl = stage ? lb1 : lb;
 				if (stage && !x.two_stage)
@@ -1780,7 +1841,10 @@ int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_scr
 					                    ? nextafter(lo, INFINITY)
 					                    : lo - fabs(lo) * below[d];
 					double kc = shortcut_k(c, ts);
-					if (!(kc > 0) || !cos_block_settled(c, slot0, e, kc, want))
+					if (!(kc > 0) ||
+					    !(m == VEC_COSINE
+					              ? cos_block_settled(c, slot0, e, kc, want)
+					              : l2_block_settled(c, slot0, e, kc, want)))
 						continue;
 					++*settled;
 					bool bad = false;
