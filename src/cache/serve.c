@@ -1040,14 +1040,21 @@ int cache_encode_rows(const struct cache_plan *p, const struct vec_hit *hits, si
 
 _Static_assert(CACHE_SWEEP_MAX == VEC_SWEEP_MAX, "a cache sweep is a vec sweep");
 
+/* A plan in a sweep: its base segment's best hits go to part 0 of a
+ * one-part split, whose cache_split_finish adds the delta and merges. */
 struct sweep_plan {
 	struct vec_batch_query bq; /* first: vec_sweep_step gives it back */
-	const struct cache_plan *p;
+	struct cache_split *split;
 	void *tag;
 	uint64_t *allowed;
-	size_t want;
-	struct vec_hit *out; /* want + 1 */
 };
+
+static void sweep_plan_free(struct sweep_plan *sp)
+{
+	cache_split_free(sp->split);
+	free(sp->allowed);
+	free(sp);
+}
 
 struct cache_sweep {
 	/* What a plan must share to join (cache_plans_batchable): the
@@ -1057,20 +1064,8 @@ struct cache_sweep {
 	enum vec_arith arith;
 	size_t dim;
 	struct vec_sweep *w;
-	size_t n;
 	struct sweep_plan *held[CACHE_SWEEP_MAX]; /* the plans in w (NULL: free) */
 };
-
-/* Takes sp out of sw's held plans. */
-static void sweep_release(struct cache_sweep *sw, const struct sweep_plan *sp)
-{
-	for (size_t i = 0; i < CACHE_SWEEP_MAX; i++)
-		if (sw->held[i] == sp) {
-			sw->held[i] = NULL;
-			sw->n--;
-			return;
-		}
-}
 
 struct cache_sweep *cache_sweep_new(const struct cache_plan *plan)
 {
@@ -1102,32 +1097,18 @@ bool cache_sweep_joins(const struct cache_sweep *sw, const struct cache_plan *pl
 
 size_t cache_sweep_size(const struct cache_sweep *sw)
 {
-	return sw->n;
+	return vec_sweep_size(sw->w);
 }
 
 /* sp's base hits are in: the delta's, the merge, and the answer. Frees sp. */
 static void sweep_answer(struct sweep_plan *sp, struct cache_sweep_done *done)
 {
-	const struct cache_plan *p = sp->p;
-	const struct cache_snapshot *s = p->snap;
 	*done = (struct cache_sweep_done){.tag = sp->tag, .rc = sp->bq.rc};
-	struct vec_hit *delta = NULL;
-	size_t counts[2] = {sp->bq.n_out, 0};
-	if (done->rc == 0 && s->delta) {
-		delta = malloc((sp->want + 1) * sizeof(*delta));
-		done->rc = delta ? seg_scan(p, s->delta, s->n_base, NULL, 0, SIZE_MAX, sp->want,
-		                            delta, &counts[1], NULL)
-		                 : -ENOMEM;
-	}
 	if (done->rc == 0) {
-		const struct vec_hit *lists[2] = {sp->out, delta};
-		done->rc =
-		        plan_answer(p, lists, counts, s->delta ? 2 : 1, &done->hits, &done->nhits);
+		sp->split->n[0] = sp->bq.n_out;
+		done->rc = cache_split_finish(sp->split, &done->hits, &done->nhits, NULL);
 	}
-	free(delta);
-	free(sp->allowed);
-	free(sp->out);
-	free(sp);
+	sweep_plan_free(sp);
 }
 
 int cache_sweep_add(struct cache_sweep *sw, const struct cache_plan *plan, void *tag,
@@ -1135,36 +1116,31 @@ int cache_sweep_add(struct cache_sweep *sw, const struct cache_plan *plan, void 
 {
 	if (!cache_sweep_joins(sw, plan))
 		return -EINVAL;
-	if (sw->n == CACHE_SWEEP_MAX)
+	if (cache_sweep_size(sw) == CACHE_SWEEP_MAX)
 		return -EBUSY;
 	const struct cache_snapshot *s = plan->snap;
 	struct sweep_plan *sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return -ENOMEM;
-	sp->p = plan;
 	sp->tag = tag;
-	sp->want = plan_want(plan);
-	sp->out = malloc((sp->want + 1) * sizeof(*sp->out));
-	int rc = sp->out ? seg_allowed(plan, s->base->rows, 0, s->live, 0, SIZE_MAX, &sp->allowed)
-	                 : -ENOMEM;
+	sp->split = cache_split_new(plan, 1);
+	int rc = sp->split ? seg_allowed(plan, s->base->rows, 0, s->live, 0, SIZE_MAX, &sp->allowed)
+	                   : -ENOMEM;
 	if (rc) {
-		free(sp->out);
-		free(sp);
+		sweep_plan_free(sp);
 		return rc;
 	}
 	sp->bq = (struct vec_batch_query){
 	        .q = plan->q,
 	        .dim = plan->dim,
-	        .k = sp->want,
+	        .k = sp->split->want,
 	        .th = plan->has_th ? &plan->th : NULL,
 	        .allowed = sp->allowed,
-	        .out = sp->out,
+	        .out = sp->split->hits,
 	};
 	rc = vec_sweep_add(sw->w, &sp->bq);
 	if (rc < 0) {
-		free(sp->allowed);
-		free(sp->out);
-		free(sp);
+		sweep_plan_free(sp);
 		return rc;
 	}
 	if (rc == 1) {
@@ -1176,7 +1152,6 @@ int cache_sweep_add(struct cache_sweep *sw, const struct cache_plan *plan, void 
 			sw->held[i] = sp;
 			break;
 		}
-	sw->n++;
 	return 0;
 }
 
@@ -1187,7 +1162,9 @@ size_t cache_sweep_step(struct cache_sweep *sw, struct cache_sweep_done *done)
 	size_t n = vec_sweep_step(sw->w, fin, shared);
 	for (size_t i = 0; i < n; i++) {
 		struct sweep_plan *sp = (struct sweep_plan *)fin[i];
-		sweep_release(sw, sp);
+		for (size_t h = 0; h < CACHE_SWEEP_MAX; h++)
+			if (sw->held[h] == sp)
+				sw->held[h] = NULL;
 		sweep_answer(sp, &done[i]);
 		done[i].shared = shared[i];
 	}
@@ -1200,11 +1177,8 @@ void cache_sweep_free(struct cache_sweep *sw)
 		return;
 	vec_sweep_free(sw->w);
 	for (size_t i = 0; i < CACHE_SWEEP_MAX; i++)
-		if (sw->held[i]) {
-			free(sw->held[i]->allowed);
-			free(sw->held[i]->out);
-			free(sw->held[i]);
-		}
+		if (sw->held[i])
+			sweep_plan_free(sw->held[i]);
 	cache_snapshot_unref(sw->snap);
 	free(sw);
 }

@@ -1027,9 +1027,11 @@ static int serve_submit(struct serve_job *j)
 	pthread_mutex_lock(&batches.mu);
 	struct list_node *n, *tmp;
 	if (busy >= batches.cores && list_empty(&batches.waiting)) {
-		/* Every core busy: the running sweep with the fewest queries
-		 * that this one can join takes it (a free core would rather
-		 * start a pass of its own, below). */
+		/* Every core busy and no batch waiting: the running sweep with
+		 * the fewest queries that this one can join takes it (a free
+		 * core would rather start a pass of its own, below; a waiting
+		 * batch would wait longer for the sweeps to end). The loop
+		 * over the waiting batches below then finds none. */
 		struct serve_batch *best = NULL;
 		list_for_each_safe(n, tmp, &batches.sweeping)
 		{
@@ -1048,8 +1050,6 @@ static int serve_submit(struct serve_job *j)
 	list_for_each_safe(n, tmp, &batches.waiting)
 	{
 		struct serve_batch *b = container_of(n, struct serve_batch, link);
-		if (joined)
-			break;
 		if (b->open && b->n < BATCH_MAX &&
 		    cache_plans_batchable(&b->jobs[0]->plan, &j->plan)) {
 			b->jobs[b->n++] = j;

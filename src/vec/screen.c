@@ -86,6 +86,15 @@ static float f_up(double x)
 	return f;
 }
 
+/* The largest float <= x (x finite). */
+static float f_down(double x)
+{
+	float f = (float)x;
+	if ((double)f > x)
+		f = nextafterf(f, -INFINITY);
+	return f;
+}
+
 static double widen_down(double x)
 {
 	return x - fabs(x) * WIDEN_REL - WIDEN_ABS;
@@ -803,8 +812,9 @@ struct qctx {
 	 * real value (qctx_floats). */
 	float f_err2, f_norm, f_norm_q, f_sc, f_uf;
 	/* l2_block_settled's: ||q||^2 bounds rounded outwards, the
-	 * coefficients of e (2 own_q, 2 own_uf) and of e2 (es) rounded up. */
-	float f_qq_lo, f_qq_hi, f_e_nq, f_e_sc, f_es;
+	 * coefficient of e2 (es) rounded up; e's are 2 f_norm_q and 2 f_sc
+	 * (doubling a float is exact). */
+	float f_qq_lo, f_qq_hi, f_es;
 };
 
 /* The float coefficients of bounds()'s r for cos_block_settled: r = qn (es
@@ -819,12 +829,8 @@ static void qctx_floats(struct qctx *c)
 	c->f_norm_q = f_up(c->own_q * up);
 	c->f_sc = f_up(c->own_uf * up);
 	c->f_uf = f_up(c->uf * up);
-	c->f_qq_lo = (float)c->qq_lo; /* rounded down below (no f_down here) */
-	if ((double)c->f_qq_lo > c->qq_lo)
-		c->f_qq_lo = nextafterf(c->f_qq_lo, -INFINITY);
+	c->f_qq_lo = f_down(c->qq_lo);
 	c->f_qq_hi = f_up(c->qq_hi);
-	c->f_e_nq = f_up(2 * c->own_q * up);
-	c->f_e_sc = f_up(2 * c->own_uf * up);
 	c->f_es = f_up(c->es * up);
 }
 
@@ -1154,13 +1160,11 @@ static double shortcut_k(const struct qctx *c, double t)
 	return c->m == VEC_COSINE ? cos_prune_k(c, t) : c->m == VEC_L2 ? l2_prune_d(c, t) : 0;
 }
 
-/* The largest float <= x (x finite). */
-static float f_down(double x)
+/* A block's 16 c.q estimates in float32 (each rounded to nearest). */
+TPD static inline __m512 floats16(const double *cq)
 {
-	float f = (float)x;
-	if ((double)f > x)
-		f = nextafterf(f, -INFINITY);
-	return f;
+	return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(_mm512_loadu_pd(cq))),
+	                          _mm512_cvtpd_ps(_mm512_loadu_pd(cq + 8)), 1);
 }
 
 /* Cosine, a whole block in float32 before lb_pass8: whether every lane of
@@ -1195,8 +1199,7 @@ TPD static bool cos_block_settled(const struct qctx *c, size_t slot, const doubl
 	float kf = f_down(k * (1 - 1e-6));
 	if (!(kf > 0))
 		return false;
-	__m512 q = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(_mm512_loadu_pd(cq))),
-	                              _mm512_cvtpd_ps(_mm512_loadu_pd(cq + 8)), 1);
+	__m512 q = floats16(cq);
 	__m512 sc = _mm512_loadu_ps(s->scale + slot);
 	__m512 ctr = _mm512_mul_ps(sc, q);
 	__m512 r = _mm512_add_ps(
@@ -1243,15 +1246,14 @@ TPD static bool l2_block_settled(const struct qctx *c, size_t slot, const double
 	float df = f_up(d);
 	if (!(df < INFINITY))
 		return false;
-	__m512 q = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(_mm512_loadu_pd(cq))),
-	                              _mm512_cvtpd_ps(_mm512_loadu_pd(cq + 8)), 1);
+	__m512 q = floats16(cq);
 	__m512 sc = _mm512_loadu_ps(s->scale + slot);
 	__m512 k2 = _mm512_cvtepu32_ps(_mm512_loadu_si512(s->k2 + slot));
 	__m512 aa = _mm512_mul_ps(_mm512_mul_ps(sc, sc), k2);
 	__m512 x = _mm512_mul_ps(_mm512_add_ps(sc, sc), q);
 	__m512 e = _mm512_add_ps(
-	        _mm512_mul_ps(_mm512_set1_ps(c->f_e_nq), _mm512_loadu_ps(s->norm_q + slot)),
-	        _mm512_mul_ps(_mm512_set1_ps(c->f_e_sc), sc));
+	        _mm512_mul_ps(_mm512_set1_ps(2 * c->f_norm_q), _mm512_loadu_ps(s->norm_q + slot)),
+	        _mm512_mul_ps(_mm512_set1_ps(2 * c->f_sc), sc));
 	__m512 m = _mm512_add_ps(
 	        _mm512_add_ps(_mm512_add_ps(aa, _mm512_set1_ps(c->f_qq_hi)), _mm512_abs_ps(x)), e);
 	__m512 p = _mm512_sub_ps(
@@ -1267,15 +1269,23 @@ TPD static bool l2_block_settled(const struct qctx *c, size_t slot, const double
 	return (want & ~(uint32_t)settled) == 0;
 }
 
+/* cos_block_settled or l2_block_settled by c's metric (k = shortcut_k(c,
+ * t) > 0). */
+TPD static bool block_settled(const struct qctx *c, size_t slot, const double *cq, double k,
+                              uint32_t want)
+{
+	return c->m == VEC_COSINE ? cos_block_settled(c, slot, cq, k, want)
+	                          : l2_block_settled(c, slot, cq, k, want);
+}
+
 /* *settled counts the groups of eight that the shortcut settled (a block
- * settled by cos_block_settled counts as two). want: the lanes whose
+ * settled by block_settled counts as two). want: the lanes whose
  * answer matters (allowed, not in doubt); the others' bits may be either. */
 TPD static uint32_t lb_pass16(const struct qctx *c, size_t slot, const double *cq, double t,
                               size_t *settled, uint32_t want)
 {
 	double k = shortcut_k(c, t);
-	if (k > 0 && (c->m == VEC_COSINE ? cos_block_settled(c, slot, cq, k, want)
-	                                 : l2_block_settled(c, slot, cq, k, want))) {
+	if (k > 0 && block_settled(c, slot, cq, k, want)) {
 		*settled += 2;
 		return 0;
 	}
@@ -1819,7 +1829,7 @@ int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_scr
 					}
 				}
 			}
-			/* The whole block as cos_block_settled sees it, with both
+			/* The whole block as block_settled sees it, with both
 			 * terms (x.c) and with the first alone (x.c1, the two-stage
 			 * pass's first step), t at the block's smallest bound, one
 			 * ulp above it, and 1e-7 to 1e-2 of it below. */
@@ -1841,10 +1851,7 @@ int vec_screen_check_lb_shortcut(const struct vec_table *t, const struct vec_scr
 					                    ? nextafter(lo, INFINITY)
 					                    : lo - fabs(lo) * below[d];
 					double kc = shortcut_k(c, ts);
-					if (!(kc > 0) ||
-					    !(m == VEC_COSINE
-					              ? cos_block_settled(c, slot0, e, kc, want)
-					              : l2_block_settled(c, slot0, e, kc, want)))
+					if (!(kc > 0) || !block_settled(c, slot0, e, kc, want))
 						continue;
 					++*settled;
 					bool bad = false;
@@ -1923,6 +1930,17 @@ static int sq_finish(struct sq *x, struct vec_hit *out, size_t *n_out)
 	return rc;
 }
 
+/* sq_begin; a query in doubt (*screen false, st->fallback) is answered
+ * into out by the plain exact scan. */
+static int sq_begin_or_exact(struct sq *x, bool *screen, struct vec_hit *out, size_t *n_out)
+{
+	int rc = sq_begin(x, screen);
+	if (rc == 0 && !*screen && x->st->fallback)
+		rc = vec_knn_arith(x->t, x->m, x->arith, x->q, x->dim, x->k, x->offset, x->th,
+		                   x->allowed, out, n_out);
+	return rc;
+}
+
 int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s, enum vec_metric m,
                            enum vec_arith arith, const float *q, size_t dim, size_t k,
                            size_t offset, const struct vec_threshold *th, const uint64_t *allowed,
@@ -1941,12 +1959,9 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
 	               .st = st};
 	bool screen;
 	*n_out = 0;
-	int rc = sq_begin(&x, &screen);
-	if (rc || !screen) {
-		if (rc == 0 && st->fallback) /* the query is in doubt */
-			rc = vec_knn_arith(t, m, arith, q, dim, k, offset, th, allowed, out, n_out);
+	int rc = sq_begin_or_exact(&x, &screen, out, n_out);
+	if (rc || !screen)
 		return rc;
-	}
 	rc = sq_screen(&x, 0, t->n_blocks);
 	if (rc) {
 		sq_free(&x);
@@ -1955,9 +1970,6 @@ int vec_knn_screened_stats(const struct vec_table *t, const struct vec_screen *s
 	return sq_finish(&x, out, n_out);
 }
 
-/* The first-term sums of a batch's two-stage queries for SCREEN_BATCH
- * blocks, summed together (dot_vnni_multi) before each query's sq_screen
- * reads its own. */
 /* x set up for query bq of a batch or sweep (sq_begin comes next). */
 static void sq_of(struct sq *x, const struct vec_table *t, const struct vec_screen *s,
                   enum vec_metric m, enum vec_arith arith, const struct vec_batch_query *bq,
@@ -1976,6 +1988,9 @@ static void sq_of(struct sq *x, const struct vec_table *t, const struct vec_scre
 	                 .st = st};
 }
 
+/* The first-term sums of a batch's two-stage queries for SCREEN_BATCH
+ * blocks, summed together (dot_vnni_multi) before each query's sq_screen
+ * reads its own. */
 struct pre_batch {
 	size_t n;
 	const uint8_t **ub;
@@ -1991,6 +2006,15 @@ static void pre_free(struct pre_batch *pb)
 	*pb = (struct pre_batch){0};
 }
 
+/* Points two-stage query x at the next share of pb's sums (room for it). */
+static void pre_add(struct pre_batch *pb, struct sq *x)
+{
+	pb->ub[pb->n] = x->qp.ub1;
+	pb->out[pb->n] = pb->sums + pb->n * SCREEN_BATCH * W;
+	x->pre = pb->out[pb->n];
+	pb->n++;
+}
+
 /* Points each two-stage query of the batch at its share of pb's sums;
  * false (nothing changed) when out of memory: each sums its own. */
 static bool multi_first_term(struct sq *x, const bool *screen, size_t n, size_t n_multi,
@@ -2003,14 +2027,9 @@ static bool multi_first_term(struct sq *x, const bool *screen, size_t n, size_t 
 		pre_free(pb);
 		return false;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!screen[i] || !x[i].two_stage)
-			continue;
-		pb->ub[pb->n] = x[i].qp.ub1;
-		pb->out[pb->n] = pb->sums + pb->n * SCREEN_BATCH * W;
-		x[i].pre = pb->out[pb->n];
-		pb->n++;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (screen[i] && x[i].two_stage)
+			pre_add(pb, &x[i]);
 	return true;
 }
 
@@ -2144,8 +2163,7 @@ struct sweep_q {
 	struct vec_screen_stats st;
 	size_t left;    /* tiles still to read */
 	size_t wrap_at; /* candidates found before the sweep wrapped to tile 0 */
-	bool wrapped;
-	bool shared; /* a step read a tile for it and another query */
+	bool shared;    /* a step read a tile for it and another query */
 };
 
 struct vec_sweep {
@@ -2156,29 +2174,29 @@ struct vec_sweep {
 	size_t tile, n_tiles;
 	size_t n;
 	struct sweep_q q[VEC_SWEEP_MAX];
-	/* The first-term sums of the two-stage queries, summed together. */
+	/* The first-term sums of the two-stage queries, summed together:
+	 * pre's ub and out are these, its sums VEC_SWEEP_MAX tiles' worth. */
 	const uint8_t *ub[VEC_SWEEP_MAX];
 	int32_t *out[VEC_SWEEP_MAX];
-	int32_t *sums; /* VEC_SWEEP_MAX * SCREEN_BATCH * W */
+	struct pre_batch pre;
 };
 
 struct vec_sweep *vec_sweep_new(const struct vec_table *t, const struct vec_screen *s,
                                 enum vec_metric m, enum vec_arith arith)
 {
 	struct vec_sweep *w = calloc(1, sizeof(*w));
-	if (!w)
-		return NULL;
-	w->sums = malloc(VEC_SWEEP_MAX * SCREEN_BATCH * W * sizeof(*w->sums));
-	if (!w->sums) {
+	int32_t *sums = malloc(VEC_SWEEP_MAX * SCREEN_BATCH * W * sizeof(*sums));
+	if (!w || !sums) {
 		free(w);
+		free(sums);
 		return NULL;
 	}
-	*w = (struct vec_sweep){.t = t,
-	                        .s = s,
-	                        .m = m,
-	                        .arith = arith,
-	                        .n_tiles = (t->n_blocks + SCREEN_BATCH - 1) / SCREEN_BATCH,
-	                        .sums = w->sums};
+	w->t = t;
+	w->s = s;
+	w->m = m;
+	w->arith = arith;
+	w->n_tiles = (t->n_blocks + SCREEN_BATCH - 1) / SCREEN_BATCH;
+	w->pre = (struct pre_batch){.ub = w->ub, .out = w->out, .sums = sums};
 	return w;
 }
 
@@ -2202,7 +2220,7 @@ static void cands_reverse(struct cand *c, size_t n)
 static void sweep_finish(struct sweep_q *q)
 {
 	struct cands *cs = &q->x.cs;
-	if (q->wrapped && q->wrap_at > 0 && q->wrap_at < cs->n) {
+	if (q->wrap_at > 0 && q->wrap_at < cs->n) {
 		/* [before the wrap][after it] -> [after][before]: both runs are
 		 * ascending and every slot after the wrap is below every slot
 		 * before it. */
@@ -2225,14 +2243,9 @@ int vec_sweep_add(struct vec_sweep *w, struct vec_batch_query *bq)
 	sq_of(&q->x, w->t, w->s, w->m, w->arith, bq, &q->st);
 	bool screen;
 	bq->n_out = 0;
-	bq->rc = sq_begin(&q->x, &screen);
-	if (bq->rc || !screen) {
-		if (bq->rc == 0 && q->st.fallback) /* in doubt: the plain exact scan */
-			bq->rc =
-			        vec_knn_arith(w->t, w->m, w->arith, bq->q, bq->dim, bq->k,
-			                      bq->offset, bq->th, bq->allowed, bq->out, &bq->n_out);
+	bq->rc = sq_begin_or_exact(&q->x, &screen, bq->out, &bq->n_out);
+	if (bq->rc || !screen)
 		return 1;
-	}
 	if (w->n_tiles == 0) { /* nothing to read: NULL rows only, or none */
 		sweep_finish(q);
 		return 1;
@@ -2252,24 +2265,18 @@ size_t vec_sweep_step(struct vec_sweep *w, struct vec_batch_query **done, bool *
 	/* The two-stage queries' first terms, summed together when there are
 	 * several. */
 	size_t n_multi = 0;
+	for (size_t i = 0; i < VEC_SWEEP_MAX; i++)
+		n_multi += w->q[i].used && w->q[i].x.two_stage;
+	w->pre.n = 0;
 	for (size_t i = 0; i < VEC_SWEEP_MAX; i++) {
-		struct sweep_q *q = &w->q[i];
-		q->x.pre = NULL;
-		if (q->used && q->x.two_stage) {
-			w->ub[n_multi] = q->x.qp.ub1;
-			w->out[n_multi] = w->sums + n_multi * SCREEN_BATCH * W;
-			q->x.pre = w->out[n_multi];
-			q->x.pre_b = b;
-			n_multi++;
-		}
+		struct sq *x = &w->q[i].x;
+		x->pre = NULL;
+		x->pre_b = b;
+		if (n_multi >= 2 && w->q[i].used && x->two_stage)
+			pre_add(&w->pre, x);
 	}
-	if (n_multi >= 2) {
-		struct pre_batch pb = {.n = n_multi, .ub = w->ub, .out = w->out, .sums = w->sums};
-		pre_sums(&pb, w->s, w->t->dim, b, e);
-	} else {
-		for (size_t i = 0; i < VEC_SWEEP_MAX; i++)
-			w->q[i].x.pre = NULL;
-	}
+	if (w->pre.n)
+		pre_sums(&w->pre, w->s, w->t->dim, b, e);
 	bool wraps = w->tile + 1 == w->n_tiles;
 	size_t held = w->n;
 	for (size_t i = 0; i < VEC_SWEEP_MAX; i++) {
@@ -2279,10 +2286,8 @@ size_t vec_sweep_step(struct vec_sweep *w, struct vec_batch_query **done, bool *
 		int rc = sq_screen(&q->x, b, e);
 		q->left--;
 		q->shared |= held >= 2;
-		if (rc == 0 && wraps && q->left > 0) {
-			q->wrapped = true;
+		if (rc == 0 && wraps && q->left > 0)
 			q->wrap_at = q->x.cs.n;
-		}
 		if (rc == 0 && q->left > 0)
 			continue;
 		if (rc) {
@@ -2312,6 +2317,6 @@ void vec_sweep_free(struct vec_sweep *w)
 			w->q[i].bq->n_out = 0;
 			sq_free(&w->q[i].x);
 		}
-	free(w->sums);
+	free(w->pre.sums);
 	free(w);
 }

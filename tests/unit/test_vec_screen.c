@@ -611,6 +611,49 @@ Test(vec_screen, prunes_most_blocks, .timeout = 300)
 	free_table(&tb);
 }
 
+/* One query of the batch and sweep tests: its arguments (random k, offset,
+ * threshold and filter), its answer, and whether it came. */
+struct query_case {
+	struct vec_batch_query bq;
+	struct vec_threshold th;
+	uint64_t *allowed;
+	bool answered;
+};
+
+static void query_case_make(struct query_case *c, const struct table *tb, enum vec_metric m,
+                            enum vec_arith arith, float *qv)
+{
+	static const size_t ks[] = {1, 3, 10, 40};
+	make_query(tb, (int)(rnd() % 7), qv);
+	*c = (struct query_case){.bq = {.q = qv, .dim = tb->dim, .k = ks[rnd() % 4]}};
+	c->bq.offset = rnd() % 3 == 0 ? rnd() % 20 : 0;
+	if (rnd() % 3 == 0 && pick_threshold(tb, m, arith, qv, &c->th))
+		c->bq.th = &c->th;
+	c->bq.allowed = c->allowed = make_allowed(tb->n, (int)(rnd() % 10));
+	c->bq.out = calloc(c->bq.k + 1, sizeof(struct vec_hit));
+	cr_assert_not_null(c->bq.out);
+}
+
+/* Whether c's answer is the plain exact scan's; frees what c holds. */
+static bool query_case_check(struct query_case *c, const struct table *tb, enum vec_metric m,
+                             enum vec_arith arith)
+{
+	struct vec_hit *want = calloc(c->bq.k + 1, sizeof(*want));
+	size_t n_want = 0;
+	int rc_want = vec_knn_arith(tb->t, m, arith, c->bq.q, tb->dim, c->bq.k, c->bq.offset,
+	                            c->bq.th, c->bq.allowed, want, &n_want);
+	bool ok = c->answered && rc_want == c->bq.rc &&
+	          same_hit_lists(want, n_want, c->bq.out, c->bq.n_out);
+	if (!ok)
+		cr_log_info("differs: dim %zu metric %d arith %d answered %d rc %d/%d n "
+		            "%zu/%zu",
+		            tb->dim, m, arith, c->answered, rc_want, c->bq.rc, n_want, c->bq.n_out);
+	free(want);
+	free(c->bq.out);
+	free(c->allowed);
+	return ok;
+}
+
 /* Batches of 1..20 screened queries (each its own k, offset, threshold and
  * filter; queries in doubt among them) against each query's plain exact
  * scan, on tables of one group of 16 blocks and of several (pass 1 runs a
@@ -631,22 +674,12 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 				enum vec_metric m = metrics[rnd() % N_METRICS];
 				enum vec_arith arith = ariths[rnd() % N_ARITHS];
 				float *qv = malloc(nq * dim * sizeof(float));
+				struct query_case *cs = calloc(nq, sizeof(*cs));
 				struct vec_batch_query *qs = calloc(nq, sizeof(*qs));
-				struct vec_threshold *ths = calloc(nq, sizeof(*ths));
-				uint64_t **allowed = calloc(nq, sizeof(*allowed));
+				cr_assert(qv && cs && qs);
 				for (size_t i = 0; i < nq; i++) {
-					make_query(&tb, (int)(rnd() % 7), qv + i * dim);
-					static const size_t ks[] = {1, 3, 10, 40};
-					qs[i].q = qv + i * dim;
-					qs[i].dim = dim;
-					qs[i].k = ks[rnd() % 4];
-					qs[i].offset = rnd() % 3 == 0 ? rnd() % 20 : 0;
-					if (rnd() % 3 == 0 &&
-					    pick_threshold(&tb, m, arith, qs[i].q, &ths[i]))
-						qs[i].th = &ths[i];
-					qs[i].allowed = allowed[i] =
-					        make_allowed(n, (int)(rnd() % 10));
-					qs[i].out = calloc(qs[i].k + 1, sizeof(struct vec_hit));
+					query_case_make(&cs[i], &tb, m, arith, qv + i * dim);
+					qs[i] = cs[i].bq;
 				}
 				struct vec_screen_stats st;
 				int rc = vec_knn_screened_batch(tb.t, tb.s, m, arith, qs, nq, &st);
@@ -654,31 +687,21 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 				fallbacks += st.fallback;
 				shared += st.shared_first;
 				for (size_t i = 0; i < nq; i++) {
-					struct vec_hit *want = calloc(qs[i].k + 1, sizeof(*want));
-					size_t n_want = 0;
-					int rc_want = vec_knn_arith(tb.t, m, arith, qs[i].q, dim,
-					                            qs[i].k, qs[i].offset, qs[i].th,
-					                            qs[i].allowed, want, &n_want);
-					int bad = rc_want != qs[i].rc ||
-					          (rc == 0 && qs[i].rc != 0) ||
-					          !same_hit_lists(want, n_want, qs[i].out,
-					                          qs[i].n_out);
+					cs[i].bq = qs[i];
+					cs[i].answered = true;
+					/* the batch's rc is 0 only when every query's is */
+					bool bad = rc == 0 && qs[i].rc != 0;
 					if (bad)
-						cr_log_info("batch differs: dim %zu kind %d metric "
-						            "%d arith %d "
-						            "query %zu of %zu: rc %d/%d n %zu/%zu",
-						            dim, kind, m, arith, i, nq, rc_want,
-						            qs[i].rc, n_want, qs[i].n_out);
+						cr_log_info(
+						        "batch gave 0, query %zu of %zu gave %d", i,
+						        nq, qs[i].rc);
+					bad |= !query_case_check(&cs[i], &tb, m, arith);
 					mismatches += bad;
 					compared++;
-					free(want);
-					free(qs[i].out);
-					free(allowed[i]);
 				}
 				free(qv);
+				free(cs);
 				free(qs);
-				free(ths);
-				free(allowed);
 			}
 			free_table(&tb);
 		}
@@ -695,49 +718,6 @@ Test(vec_screen, batch_identical_to_exact_knn, .timeout = 600)
 	if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi"))
 		cr_expect_gt(shared, 0, "no batch summed its queries' first terms together");
 #endif
-}
-
-/* One query of the sweep test: its arguments, and the plain exact scan's
- * answer to compare with. */
-struct sweep_case {
-	struct vec_batch_query bq;
-	struct vec_threshold th;
-	uint64_t *allowed;
-	bool answered;
-};
-
-static void sweep_case_make(struct sweep_case *c, const struct table *tb, enum vec_metric m,
-                            enum vec_arith arith, float *qv)
-{
-	static const size_t ks[] = {1, 3, 10, 40};
-	make_query(tb, (int)(rnd() % 7), qv);
-	*c = (struct sweep_case){.bq = {.q = qv, .dim = tb->dim, .k = ks[rnd() % 4]}};
-	c->bq.offset = rnd() % 3 == 0 ? rnd() % 20 : 0;
-	if (rnd() % 3 == 0 && pick_threshold(tb, m, arith, qv, &c->th))
-		c->bq.th = &c->th;
-	c->bq.allowed = c->allowed = make_allowed(tb->n, (int)(rnd() % 10));
-	c->bq.out = calloc(c->bq.k + 1, sizeof(struct vec_hit));
-	cr_assert_not_null(c->bq.out);
-}
-
-/* Whether c's answer is the plain exact scan's; frees what c holds. */
-static bool sweep_case_check(struct sweep_case *c, const struct table *tb, enum vec_metric m,
-                             enum vec_arith arith)
-{
-	struct vec_hit *want = calloc(c->bq.k + 1, sizeof(*want));
-	size_t n_want = 0;
-	int rc_want = vec_knn_arith(tb->t, m, arith, c->bq.q, tb->dim, c->bq.k, c->bq.offset,
-	                            c->bq.th, c->bq.allowed, want, &n_want);
-	bool ok = c->answered && rc_want == c->bq.rc &&
-	          same_hit_lists(want, n_want, c->bq.out, c->bq.n_out);
-	if (!ok)
-		cr_log_info("sweep differs: dim %zu metric %d arith %d answered %d rc %d/%d n "
-		            "%zu/%zu",
-		            tb->dim, m, arith, c->answered, rc_want, c->bq.rc, n_want, c->bq.n_out);
-	free(want);
-	free(c->bq.out);
-	free(c->allowed);
-	return ok;
 }
 
 /* Queries join a sweep at random steps, so they start at every tile and
@@ -762,16 +742,16 @@ Test(vec_screen, sweep_identical_to_exact_knn, .timeout = 600)
 			cr_assert_not_null(w);
 			enum { NQ = 40 };
 			float *qv = malloc(NQ * dim * sizeof(float));
-			struct sweep_case *cs = calloc(NQ, sizeof(*cs));
+			struct query_case *cs = calloc(NQ, sizeof(*cs));
 			cr_assert(qv && cs);
 			size_t next = 0, answered = 0, steps = 0;
 			while (answered < NQ) {
 				/* 0 to 3 arrivals before each step (a burst of 20 once) */
 				size_t arrive = steps == 3 ? 20 : rnd() % 4;
 				for (size_t a = 0; a < arrive && next < NQ; a++) {
-					struct sweep_case *c = &cs[next];
+					struct query_case *c = &cs[next];
 					if (!c->bq.out)
-						sweep_case_make(c, &tb, m, arith, qv + next * dim);
+						query_case_make(c, &tb, m, arith, qv + next * dim);
 					int rc = vec_sweep_add(w, &c->bq);
 					if (rc == -EBUSY) {
 						busy++;
@@ -793,7 +773,7 @@ Test(vec_screen, sweep_identical_to_exact_knn, .timeout = 600)
 				size_t nd = vec_sweep_step(w, done, shared);
 				cr_assert_leq(nd, VEC_SWEEP_MAX);
 				for (size_t d = 0; d < nd; d++) {
-					struct sweep_case *c = (struct sweep_case *)done[d];
+					struct query_case *c = (struct query_case *)done[d];
 					if (held >= 2)
 						cr_assert(shared[d]);
 					cr_assert(!c->answered);
@@ -806,7 +786,7 @@ Test(vec_screen, sweep_identical_to_exact_knn, .timeout = 600)
 			cr_expect_eq(vec_sweep_size(w), 0);
 			vec_sweep_free(w);
 			for (size_t i = 0; i < NQ; i++) {
-				mismatches += !sweep_case_check(&cs[i], &tb, m, arith);
+				mismatches += !query_case_check(&cs[i], &tb, m, arith);
 				compared++;
 			}
 			free(cs);
