@@ -691,9 +691,16 @@ static void sweep_work(struct serve_batch *b, struct cache_sweep *sw, bool open)
 		sweep_take(b, sw, b->jobs[i]);
 	b->n = 0;            /* each is delivered on its own */
 	bool shared = false; /* a step read a tile for several queries */
+	/* It takes queries for one round, then ends with the ones it holds:
+	 * its pool thread goes back to libuv's queue, where loads, patches and
+	 * verifications wait behind it (a sweep that took queries for as long
+	 * as they came would keep the thread from them, and reads waiting for
+	 * a patch with it). */
+	size_t steps = 0, round = cache_sweep_round(sw);
 	for (;;) {
 		struct cache_sweep_done done[CACHE_SWEEP_MAX];
 		size_t nd = cache_sweep_step(sw, done);
+		steps++;
 		for (size_t i = 0; i < nd; i++) {
 			shared |= done[i].shared;
 			sweep_deliver(b, done[i].tag, &done[i]);
@@ -705,10 +712,11 @@ static void sweep_work(struct serve_batch *b, struct cache_sweep *sw, bool open)
 			nj = b->n_joining;
 			memcpy(joining, b->joining, nj * sizeof(joining[0]));
 			b->n_joining = 0;
-			if (!list_empty(&batches.waiting) ||
+			if (!list_empty(&batches.waiting) || steps >= round ||
 			    (nj == 0 && cache_sweep_size(sw) == 0)) {
-				/* Another batch needs a core, or nothing is left:
-				 * no more joins, and the sweep ends once empty. */
+				/* Another batch needs a core, its round is over,
+				 * or nothing is left: no more joins, and the sweep
+				 * ends once empty. */
 				list_remove(&b->link);
 				b->sweep = NULL;
 				open = false;
