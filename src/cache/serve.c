@@ -1100,11 +1100,6 @@ size_t cache_sweep_size(const struct cache_sweep *sw)
 	return vec_sweep_size(sw->w);
 }
 
-size_t cache_sweep_round(const struct cache_sweep *sw)
-{
-	return vec_sweep_round(sw->w);
-}
-
 /* sp's base hits are in: the delta's, the merge, and the answer. Frees sp. */
 static void sweep_answer(struct sweep_plan *sp, struct cache_sweep_done *done)
 {

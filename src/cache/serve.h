@@ -165,8 +165,6 @@ int cache_sweep_add(struct cache_sweep *sw, const struct cache_plan *plan, void 
 size_t cache_sweep_step(struct cache_sweep *sw, struct cache_sweep_done *done);
 /* The plans the sweep holds. */
 size_t cache_sweep_size(const struct cache_sweep *sw);
-/* The steps of one round. */
-size_t cache_sweep_round(const struct cache_sweep *sw);
 /* Frees sw; the plans it still holds are not answered. */
 void cache_sweep_free(struct cache_sweep *sw);
 

@@ -35,6 +35,7 @@ struct net_loop {
 
 static _Thread_local uv_loop_t *current_loop;
 static atomic_size_t work_in_flight;
+static atomic_size_t work_queued; /* submitted, not yet started on a thread */
 
 struct write_req {
 	uv_write_t req;
@@ -1143,11 +1144,14 @@ struct work_req {
 	void (*work)(void *data);
 	void (*done)(void *data, int status);
 	void *data;
+	atomic_bool started;
 };
 
 static void work_cb(uv_work_t *req)
 {
 	struct work_req *w = req->data;
+	atomic_store(&w->started, true);
+	atomic_fetch_sub(&work_queued, 1);
 	w->work(w->data);
 }
 
@@ -1156,6 +1160,8 @@ static void after_work_cb(uv_work_t *req, int status)
 	struct work_req *w = req->data;
 	void (*done)(void *, int) = w->done;
 	void *data = w->data;
+	if (!atomic_load(&w->started))
+		atomic_fetch_sub(&work_queued, 1); /* cancelled before it ran */
 	free(w);
 	done(data, status);
 	atomic_fetch_sub(&work_in_flight, 1);
@@ -1171,9 +1177,12 @@ int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void
 	w->work = work;
 	w->done = done;
 	w->data = data;
+	atomic_init(&w->started, false);
 	atomic_fetch_add(&work_in_flight, 1);
+	atomic_fetch_add(&work_queued, 1);
 	int rc = uv_queue_work(loop, &w->req, work_cb, after_work_cb);
 	if (rc < 0) {
+		atomic_fetch_sub(&work_queued, 1);
 		atomic_fetch_sub(&work_in_flight, 1);
 		free(w);
 	}
@@ -1183,4 +1192,9 @@ int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void
 size_t net_work_in_flight(void)
 {
 	return atomic_load(&work_in_flight);
+}
+
+size_t net_work_queued(void)
+{
+	return atomic_load(&work_queued);
 }

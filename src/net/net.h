@@ -168,6 +168,10 @@ int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void
                     void *data) MUST_CHECK;
 /* Work submitted on any loop whose done has not returned yet. */
 size_t net_work_in_flight(void);
+/* Work submitted on any loop that no pool thread has started yet: work that
+ * waits for a thread (long-running work gives its thread back when it sees
+ * some). */
+size_t net_work_queued(void);
 
 /* Timers, so that code above net needs no libuv of its own. */
 struct net_timer {

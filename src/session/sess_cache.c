@@ -683,24 +683,17 @@ static void sweep_take(struct serve_batch *b, struct cache_sweep *sw, struct ser
  * (open: b is on batches.sweeping): it reads the base segment a tile at a
  * time for every query it holds, and answers each as soon as its round is
  * complete, until none is left. It stops taking queries when a batch waits
- * for a core (another table, another snapshot), so that it ends and frees
- * its core. */
+ * for a core (another table, another snapshot) or other work waits for a
+ * pool thread, so that it ends and frees its core. */
 static void sweep_work(struct serve_batch *b, struct cache_sweep *sw, bool open)
 {
 	for (size_t i = 0; i < b->n; i++)
 		sweep_take(b, sw, b->jobs[i]);
 	b->n = 0;            /* each is delivered on its own */
 	bool shared = false; /* a step read a tile for several queries */
-	/* It takes queries for one round, then ends with the ones it holds:
-	 * its pool thread goes back to libuv's queue, where loads, patches and
-	 * verifications wait behind it (a sweep that took queries for as long
-	 * as they came would keep the thread from them, and reads waiting for
-	 * a patch with it). */
-	size_t steps = 0, round = cache_sweep_round(sw);
 	for (;;) {
 		struct cache_sweep_done done[CACHE_SWEEP_MAX];
 		size_t nd = cache_sweep_step(sw, done);
-		steps++;
 		for (size_t i = 0; i < nd; i++) {
 			shared |= done[i].shared;
 			sweep_deliver(b, done[i].tag, &done[i]);
@@ -712,11 +705,15 @@ static void sweep_work(struct serve_batch *b, struct cache_sweep *sw, bool open)
 			nj = b->n_joining;
 			memcpy(joining, b->joining, nj * sizeof(joining[0]));
 			b->n_joining = 0;
-			if (!list_empty(&batches.waiting) || steps >= round ||
+			if (!list_empty(&batches.waiting) || net_work_queued() > 0 ||
 			    (nj == 0 && cache_sweep_size(sw) == 0)) {
-				/* Another batch needs a core, its round is over,
+				/* Another batch needs a core, other work (a load,
+				 * a patch, a verification) waits for a pool thread,
 				 * or nothing is left: no more joins, and the sweep
-				 * ends once empty. */
+				 * ends once empty, within a round. A sweep that
+				 * took queries for as long as they came would keep
+				 * its thread from that work, and reads waiting for
+				 * a patch with it (docs/design.md §6). */
 				list_remove(&b->link);
 				b->sweep = NULL;
 				open = false;

@@ -2205,11 +2205,6 @@ size_t vec_sweep_size(const struct vec_sweep *w)
 	return w->n;
 }
 
-size_t vec_sweep_round(const struct vec_sweep *w)
-{
-	return w->n_tiles;
-}
-
 /* Reverses c[0..n). */
 static void cands_reverse(struct cand *c, size_t n)
 {

@@ -120,8 +120,6 @@ int vec_sweep_add(struct vec_sweep *w, struct vec_batch_query *bq) MUST_CHECK;
 size_t vec_sweep_step(struct vec_sweep *w, struct vec_batch_query **done, bool *shared);
 /* The queries the sweep holds. */
 size_t vec_sweep_size(const struct vec_sweep *w);
-/* The steps of one round (the screen's tiles). */
-size_t vec_sweep_round(const struct vec_sweep *w);
 /* Frees w; queries it still holds are left unanswered (their rc is
  * -ECANCELED). */
 void vec_sweep_free(struct vec_sweep *w);

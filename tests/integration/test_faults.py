@@ -122,7 +122,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.errors = []      # (time, client, code, message, statement kind)
         self.unclean = []     # (client, traceback) for anything but a MySQL error
-        self.slow = []        # (client, kind, seconds) over STATEMENT_BOUND
+        self.slow = []        # (client, kind, seconds, start) over STATEMENT_BOUND
         self.ryw = []         # (client, seq, what the read returned) when it missed the row
         self.ok = {}          # client -> times of successful statements
         self.statements = 0
@@ -155,7 +155,7 @@ class Client(threading.Thread):
             dt = time.time() - t0
             if dt > STATEMENT_BOUND:
                 with self.rec.lock:
-                    self.rec.slow.append((self.cid, kind, dt))
+                    self.rec.slow.append((self.cid, kind, dt, t0))
 
     def connect(self):
         self.conn = self.timed("connect", lambda: self.vg.connect(
@@ -298,6 +298,7 @@ def test_faults_under_mixed_load(crashable, tmp_path):
     try:
         assert wait_until(lambda: any(t["servable"] for t in json.loads(vg.admin("/status"))["cache"]),
                           20), vg.admin("/status")
+        t_start = time.time()
         for c in clients:
             c.start()
         time.sleep(3)
@@ -368,7 +369,12 @@ def test_faults_under_mixed_load(crashable, tmp_path):
 
     assert not any(c.is_alive() for c in clients), "a client hung"
     assert not rec.unclean, "not a clean MySQL error:\n" + "\n".join(t for _, t in rec.unclean[:3])
-    assert not rec.slow, f"statements past {STATEMENT_BOUND} s: {rec.slow[:10]}"
+    def phase_of(t):
+        return [name for name, t0, t1, _ in phases if t0 <= t < t1] or ["between phases"]
+
+    assert not rec.slow, f"statements past {STATEMENT_BOUND} s: " + ", ".join(
+        f"client {c} {kind} {dt:.1f} s from {t0 - t_start:.1f} s into the run (during "
+        f"{phase_of(t0)})" for c, kind, dt, t0 in rec.slow[:10])
     assert not rec.ryw, f"a read after an acknowledged write missed it: {rec.ryw[:10]}"
     assert relay_cuts >= rounds, "no connection was cut mid-result"
     for name, t0, t1, touches in phases:

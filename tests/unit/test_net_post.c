@@ -1,11 +1,13 @@
 /* Posts between loops (net_loop_post): every post runs once, on the loop's
  * own thread, in the order each thread posted; a post still queued is not
  * queued twice; a closed loop refuses posts; worker threads see their own
- * loop as current. */
+ * loop as current. Pool work (net_work_submit) is counted while it waits
+ * for a thread. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "net/net.h"
 
@@ -136,4 +138,63 @@ Test(net_post, a_worker_thread_sees_its_own_loop)
 	net_loop_close(&w.loop);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 	cr_assert_eq(uv_loop_close(&w.loop), 0);
+}
+
+/* Pool work: net_work_queued() counts work that no pool thread has started
+ * (a sweep gives its thread back when it sees some), net_work_in_flight()
+ * work whose done has not returned. With the pool's one thread held by a
+ * first job, a second job waits, and is counted, until the first ends. */
+static atomic_bool hold_started, hold_release;
+static int works_done, counted_runs;
+
+static void hold_work(void *data)
+{
+	(void)data;
+	atomic_store(&hold_started, true);
+	/* At most 10 s: a failed assertion must not leave libuv's exit
+	 * waiting for this thread. */
+	for (int i = 0; i < 10000 && !atomic_load(&hold_release); i++)
+		usleep(1000);
+}
+
+static void count_work(void *data)
+{
+	(void)data;
+	counted_runs++;
+}
+
+static void work_done(void *data, int status)
+{
+	(void)data;
+	cr_assert_eq(status, 0);
+	works_done++;
+}
+
+Test(net_post, work_waiting_for_a_pool_thread_is_counted_until_it_starts)
+{
+	/* Read by libuv when its pool starts: this test's process has one. */
+	cr_assert_eq(setenv("UV_THREADPOOL_SIZE", "1", 1), 0);
+	uv_loop_t loop;
+	cr_assert_eq(uv_loop_init(&loop), 0);
+	cr_assert_eq(net_loop_init(&loop), 0);
+	cr_assert_eq(net_work_queued(), 0);
+	cr_assert_eq(net_work_submit(&loop, hold_work, work_done, NULL), 0);
+	while (!atomic_load(&hold_started))
+		usleep(1000);
+	cr_assert_eq(net_work_queued(), 0);
+	cr_assert_eq(net_work_in_flight(), 1);
+	cr_assert_eq(net_work_submit(&loop, count_work, work_done, NULL), 0);
+	cr_assert_eq(net_work_queued(), 1);
+	cr_assert_eq(net_work_in_flight(), 2);
+	usleep(20000); /* the only thread is held: it still waits */
+	cr_assert_eq(net_work_queued(), 1);
+	cr_assert_eq(counted_runs, 0);
+	atomic_store(&hold_release, true);
+	net_loop_close(&loop);
+	uv_run(&loop, UV_RUN_DEFAULT); /* until both jobs are done */
+	cr_assert_eq(works_done, 2);
+	cr_assert_eq(counted_runs, 1);
+	cr_assert_eq(net_work_queued(), 0);
+	cr_assert_eq(net_work_in_flight(), 0);
+	cr_assert_eq(uv_loop_close(&loop), 0);
 }
