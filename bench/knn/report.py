@@ -433,6 +433,33 @@ def make_plots(run_dir, results, args):
         plt.close(fig)
         made.append("vecgate_breakdown.png")
 
+    concs = [s for s in results if s.get("vecgate_concurrency")]
+    if concs:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        width = 0.27
+        xs = range(len(concs))
+        bars = [("1 client", lambda c: c["one"]["qps"], "C7"),
+                ("16 clients", lambda c: c["sixteen"]["qps"], "C0"),
+                (f"{cores} cores' ceiling at 16 clients' CPU per query",
+                 lambda c: c.get("ceiling_qps") or 0, "C9")]
+        for i, (name, fn, color) in enumerate(bars):
+            vals = [fn(s["vecgate_concurrency"]) for s in concs]
+            ax.bar([x + (i - 1) * width for x in xs], vals, width, label=name, color=color)
+        for x, s in zip(xs, concs):
+            c = s["vecgate_concurrency"]
+            ax.text(x, c["sixteen"]["qps"], f"{c['ratio'] or 0:.2f}x", ha="center", va="bottom",
+                    fontsize=9)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([f"{s['rows']:,} x {s['dim']}" for s in concs])
+        ax.set_ylabel("kNN queries/s, end to end over TLS")
+        ax.set_title(f"1 client, then 16 clients at once (target: 16 >= {TARGET_CLIENTS:.0f}x 1)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(os.path.join(run_dir, "clients_1_vs_16.png"), dpi=110)
+        plt.close(fig)
+        made.append("clients_1_vs_16.png")
+
     ann = next((s for s in reversed(results) if lib(s, "hnswlib") or lib(s, "usearch")), None)
     if ann:
         v = ann.get("vecgate", {})
