@@ -203,6 +203,9 @@ static void load_done_locked(void *data, int status)
 		if (!t->snap)
 			set_table_state(t, CACHE_FAILED);
 		t->retry_at_ms = cache_now_ms() + retry_delay_ms(t->fail_streak);
+		/* Tried again when the back-off ends: the snapshot it was to
+		 * replace may be stale by writes, which nothing else reloads. */
+		t->load_due = true;
 		if (t->auto_admitted && !c->closing &&
 		    (!t->snap || t->fail_streak >= AUTO_FORGET_FAILURES)) {
 			free(j);
@@ -300,12 +303,22 @@ static void start_load(struct cache_table *t)
 	struct cache *c = t->cache;
 	if (t->loading || c->closing)
 		return;
+	/* After a failure a load waits for the back-off, whoever asks for it
+	 * (a write, a patch that failed, a session): otherwise every write to
+	 * a table that cannot load would open a connection to the database
+	 * that fails again. The timer starts it when the back-off ends;
+	 * meanwhile the snapshot is stale and TiDB answers its reads. */
+	if (t->fail_streak > 0 && cache_now_ms() < t->retry_at_ms) {
+		t->load_due = true;
+		return;
+	}
 	if (!net_loop_is_current(c->opt.loop)) {
 		t->start_wanted = true;
 		kick(c);
 		return;
 	}
 	t->start_wanted = false;
+	t->load_due = false;
 	struct load_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return;
@@ -798,7 +811,7 @@ static void timer_cb_locked(struct net_timer *tm)
 	for (struct cache_table *t = c->tables; t; t = t->next_table) {
 		if (t->loading || t->state == CACHE_FORGOTTEN)
 			continue;
-		if (!t->snap) {
+		if (!t->snap || t->load_due) {
 			if (now >= t->retry_at_ms)
 				start_load(t);
 		} else if (now - t->snap->loaded_ms >= c->opt.max_staleness_ms / 2 &&

@@ -47,6 +47,7 @@ struct cache_table {
 	bool start_wanted, patch_wanted;
 	uint64_t retry_at_ms; /* after a failed or a too slow load */
 	unsigned fail_streak; /* loads failed in a row: the back-off doubles with each */
+	bool load_due;        /* asked for during the back-off: the timer starts it */
 	bool auto_admitted;   /* admitted by a query (tables = auto), not by config */
 	bool too_slow;        /* its load takes longer than max_staleness */
 	char last_error[600];

@@ -342,3 +342,62 @@ def test_refresh_reuses_unchanged_rows_and_sees_bypassing_writes(db, tmp_path):
         assert vg.served() > 0
     finally:
         assert vg.stop() == 0
+
+
+def test_failed_loads_back_off_while_writes_go_on(db, tmp_path):
+    """A table whose loads fail (here the cache account lost its grant) is
+    loaded again after the back-off, however many writes come meanwhile:
+    each write used to start a load at once, a stream of failing
+    connections to the database while the writes went on. Reads stay
+    correct (the database answers them), and once the grant is back the
+    table is loaded and served again."""
+    table, user, pw = "bo", "vg_backoff", "Backoff-pw-1"
+    with db.connect(autocommit=True) as c, c.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {DB}")
+        cur.execute(f"DROP TABLE IF EXISTS {DB}.{table}")
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{pw}'")
+    rng = make_table(db, table)
+    with db.connect(autocommit=True) as c, c.cursor() as cur:
+        cur.execute(f"GRANT SELECT ON {DB}.{table} TO '{user}'@'%'")
+    vg = Vecgate(db, tmp_path, cache__tables=f"{DB}.{table}(embedding)", cache__user=user,
+                 cache__password=pw, cache__max_staleness="1h").start()
+    try:
+        vg.wait_servable(f"{DB}.{table}")
+        direct = db.connect(DB, autocommit=True)
+        proxied = vg.connect(DB, autocommit=True)
+        mismatches = []
+        fixed = reads(random.Random(5), table, 3)
+        for _ in range(2):  # their shapes proven, then answered from memory
+            compare(direct, proxied, fixed, mismatches)
+        assert vg.served() > 0
+        with db.connect(autocommit=True) as c, c.cursor() as cur:
+            cur.execute(f"REVOKE SELECT ON {DB}.{table} FROM '{user}'@'%'")
+        for i in range(40):
+            with proxied.cursor() as cur:
+                # by key (patched) and by another column (a reload)
+                cur.execute(f"UPDATE {table} SET embedding = '{vtext(rng)}' WHERE id = {i + 1}"
+                            if i % 2 else
+                            f"UPDATE {table} SET embedding = '{vtext(rng)}' WHERE cat = 'a' "
+                            f"AND id = {i + 100} + 0")
+            if i % 8 == 0:
+                compare(direct, proxied, reads(rng, table, 1), mismatches)
+            time.sleep(0.05)
+        assert not mismatches, mismatches[0]
+        # The first failure starts the back-off (5 s): no load meanwhile.
+        failed = vg.metric("vecgate_cache_loads_total", result="failed")
+        assert 1 <= failed <= 2, (failed, status_of(vg, table))
+        st = status_of(vg, table)
+        assert st["last_error"], st
+        with db.connect(autocommit=True) as c, c.cursor() as cur:
+            cur.execute(f"GRANT SELECT ON {DB}.{table} TO '{user}'@'%'")
+        # The timer loads it when the back-off ends, with no write to ask.
+        vg.wait_servable(f"{DB}.{table}", timeout=15)
+        hits0 = vg.served()
+        compare(direct, proxied, fixed, mismatches)
+        assert not mismatches, mismatches[0]
+        assert vg.served() > hits0
+    finally:
+        vg.stop()
+        with db.connect(autocommit=True) as c, c.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
