@@ -96,21 +96,29 @@ void net_notify_drained(struct net_conn *c)
 
 /* Runs what other threads posted, each in the order posted; a post queued
  * while these run waits for the next wake-up (the async fires again). */
+/* Runs the posts queued now, first in, first run. Each is taken off the
+ * batch under the lock, its next read before its queued flag clears: from
+ * then on it may be posted again (from any thread, or by a post's own
+ * call), which starts the loop's new list and sets its next to NULL. (The
+ * flags used to clear for the whole batch at once: a post queued again
+ * before its turn cut the batch short there, and the posts behind it were
+ * lost, a session's wake-up among them: test_net_post.c.) */
 static void run_posts(struct net_loop *nl)
 {
 	pthread_mutex_lock(&nl->post_mu);
 	struct net_post *p = nl->post_head;
 	nl->post_head = NULL;
 	nl->post_tail = &nl->post_head;
-	for (struct net_post *x = p; x; x = x->next)
-		x->queued = false;
-	pthread_mutex_unlock(&nl->post_mu);
 	while (p) {
 		struct net_post *next = p->next;
 		p->next = NULL;
+		p->queued = false;
+		pthread_mutex_unlock(&nl->post_mu);
 		p->fn(p);
+		pthread_mutex_lock(&nl->post_mu);
 		p = next;
 	}
+	pthread_mutex_unlock(&nl->post_mu);
 }
 
 static void async_cb(uv_async_t *h)

@@ -17,7 +17,8 @@ What must hold:
   errors.
 
 Short mode runs one round of every fault (about a minute). VECGATE_LONG=1
-repeats the rounds for VECGATE_LONG_SECONDS (600 by default)."""
+repeats the rounds for VECGATE_LONG_SECONDS (600 by default);
+VECGATE_FAULTS_LOG=debug runs vecgate with that log level (info by default)."""
 import json
 import os
 import random
@@ -280,7 +281,8 @@ def test_faults_under_mixed_load(crashable, tmp_path):
     relay = FaultRelay(db.host, db.port).start()
     vg = Vecgate(db, tmp_path, upstream__servers=f"127.0.0.1:{relay.port}",
                  upstream__connect_timeout="1s", upstream__health_check_interval="1s",
-                 server__handshake_timeout="3s", server__log_level="info",
+                 server__handshake_timeout="3s",
+                 server__log_level=os.environ.get("VECGATE_FAULTS_LOG", "info"),
                  cache__tables="faults.w(embedding)", cache__user=db.user,
                  cache__max_staleness=f"{MAX_STALENESS:g}s", cache__load_timeout="5s").start()
     rec = Recorder()

@@ -198,3 +198,53 @@ Test(net_post, work_waiting_for_a_pool_thread_is_counted_until_it_starts)
 	cr_assert_eq(net_work_in_flight(), 0);
 	cr_assert_eq(uv_loop_close(&loop), 0);
 }
+
+/* A post queued again while the loop runs its batch of posts (from its own
+ * thread, as here, or from another) must not cut that batch short: the
+ * posts behind it were lost, and a session waiting for one of them waited
+ * until its connection closed. X, queued before A and B, posts A again:
+ * A is still queued (it has not run), so it runs once, and B runs. */
+static struct net_post post_x, post_a, post_b;
+static int ran_a, ran_b;
+static uv_loop_t *batch_loop;
+
+static void x_cb(struct net_post *p)
+{
+	(void)p;
+	cr_assert_eq(net_loop_post(batch_loop, &post_a), 0);
+}
+
+static void a_cb(struct net_post *p)
+{
+	(void)p;
+	ran_a++;
+}
+
+static void b_cb(struct net_post *p)
+{
+	(void)p;
+	ran_b++;
+}
+
+Test(net_post, a_post_queued_again_does_not_drop_the_ones_behind_it)
+{
+	uv_loop_t loop;
+	cr_assert_eq(uv_loop_init(&loop), 0);
+	cr_assert_eq(net_loop_init(&loop), 0);
+	batch_loop = &loop;
+	post_x.fn = x_cb;
+	post_a.fn = a_cb;
+	post_b.fn = b_cb;
+	cr_assert_eq(net_loop_post(&loop, &post_x), 0);
+	cr_assert_eq(net_loop_post(&loop, &post_a), 0);
+	cr_assert_eq(net_loop_post(&loop, &post_b), 0);
+	net_loop_keep_alive(&loop, true);
+	for (int i = 0; i < 4; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	net_loop_keep_alive(&loop, false);
+	cr_assert_eq(ran_b, 1, "B ran %d times", ran_b);
+	cr_assert_eq(ran_a, 1, "A ran %d times", ran_a);
+	net_loop_close(&loop);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0);
+}
