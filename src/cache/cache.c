@@ -202,10 +202,11 @@ static void load_done_locked(void *data, int status)
 		         t->fail_streak, t->last_error);
 		if (!t->snap)
 			set_table_state(t, CACHE_FAILED);
-		t->retry_at_ms = cache_now_ms() + retry_delay_ms(t->fail_streak);
+		t->failed_at_ms = cache_now_ms();
+		t->retry_at_ms = t->failed_at_ms + retry_delay_ms(t->fail_streak);
 		/* Tried again when the back-off ends: the snapshot it was to
 		 * replace may be stale by writes, which nothing else reloads. */
-		t->load_due = true;
+		t->retry_due = true;
 		if (t->auto_admitted && !c->closing &&
 		    (!t->snap || t->fail_streak >= AUTO_FORGET_FAILURES)) {
 			free(j);
@@ -266,7 +267,8 @@ static void load_done_locked(void *data, int status)
 			t->snap = NULL;
 			set_table_state(t, CACHE_FAILED);
 			snprintf(t->last_error, sizeof(t->last_error), "memory_limit reached");
-			t->retry_at_ms = cache_now_ms() + retry_delay_ms(++t->fail_streak);
+			t->failed_at_ms = cache_now_ms();
+			t->retry_at_ms = t->failed_at_ms + retry_delay_ms(++t->fail_streak);
 		}
 		/* Kept (published, or catching up): its screen now. */
 		if (t->snap == j->snap || t->next == j->snap)
@@ -298,27 +300,41 @@ static void load_done(void *data, int status)
 	cache_unlock();
 }
 
+/* Whether a load asked for now waits: after a failure, a write or a failed
+ * patch may ask again only RETRY_AFTER_FAILURE_MS later (otherwise every
+ * write to a table that cannot load would open a connection to the
+ * database that fails again), and no sooner than the table's own retry
+ * when that comes first. Meanwhile the snapshot is stale and TiDB answers
+ * its reads. DDL does not wait: it may be what makes the load work. */
+static bool load_waits(const struct cache_table *t, uint64_t now)
+{
+	return t->fail_streak > 0 && now < t->retry_at_ms &&
+	       now - t->failed_at_ms < RETRY_AFTER_FAILURE_MS;
+}
+
+static void start_load_now(struct cache_table *t);
+
 static void start_load(struct cache_table *t)
+{
+	if (!t->loading && !t->cache->closing && load_waits(t, cache_now_ms())) {
+		t->load_asked = true; /* the timer starts it */
+		return;
+	}
+	start_load_now(t);
+}
+
+static void start_load_now(struct cache_table *t)
 {
 	struct cache *c = t->cache;
 	if (t->loading || c->closing)
 		return;
-	/* After a failure a load waits for the back-off, whoever asks for it
-	 * (a write, a patch that failed, a session): otherwise every write to
-	 * a table that cannot load would open a connection to the database
-	 * that fails again. The timer starts it when the back-off ends;
-	 * meanwhile the snapshot is stale and TiDB answers its reads. */
-	if (t->fail_streak > 0 && cache_now_ms() < t->retry_at_ms) {
-		t->load_due = true;
-		return;
-	}
 	if (!net_loop_is_current(c->opt.loop)) {
 		t->start_wanted = true;
 		kick(c);
 		return;
 	}
 	t->start_wanted = false;
-	t->load_due = false;
+	t->retry_due = t->load_asked = false;
 	struct load_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return;
@@ -659,7 +675,7 @@ static void kick_cb(struct net_post *p)
 		for (struct cache_table *t = c->tables; t; t = t->next_table) {
 			if (t->start_wanted) {
 				t->start_wanted = false;
-				start_load(t);
+				start_load_now(t); /* it waited already where asked */
 			}
 			if (t->patch_wanted) {
 				t->patch_wanted = false;
@@ -774,6 +790,8 @@ void cache_table_changed(struct cache_table *t, bool ddl)
 	wake_waiters(t);
 	if (t->loading)
 		t->reload_again = true; /* it read before this write */
+	else if (ddl)
+		start_load_now(t);
 	else
 		start_load(t);
 }
@@ -811,9 +829,9 @@ static void timer_cb_locked(struct net_timer *tm)
 	for (struct cache_table *t = c->tables; t; t = t->next_table) {
 		if (t->loading || t->state == CACHE_FORGOTTEN)
 			continue;
-		if (!t->snap || t->load_due) {
-			if (now >= t->retry_at_ms)
-				start_load(t);
+		if (!t->snap || t->retry_due || t->load_asked) {
+			if (now >= t->retry_at_ms || (t->load_asked && !load_waits(t, now)))
+				start_load_now(t);
 		} else if (now - t->snap->loaded_ms >= c->opt.max_staleness_ms / 2 &&
 		           now >= t->retry_at_ms) {
 			start_load(t);
