@@ -138,6 +138,13 @@ static uint64_t retry_delay_ms(unsigned failures)
 	return d < RETRY_MAX_MS ? d : RETRY_MAX_MS;
 }
 
+/* A load failed (t->fail_streak counts it): the next waits. */
+static void back_off(struct cache_table *t)
+{
+	t->failed_at_ms = cache_now_ms();
+	t->retry_at_ms = t->failed_at_ms + retry_delay_ms(t->fail_streak);
+}
+
 static uint64_t snapshot_bytes(const struct cache *c)
 {
 	uint64_t n = 0;
@@ -202,11 +209,10 @@ static void load_done_locked(void *data, int status)
 		         t->fail_streak, t->last_error);
 		if (!t->snap)
 			set_table_state(t, CACHE_FAILED);
-		t->failed_at_ms = cache_now_ms();
-		t->retry_at_ms = t->failed_at_ms + retry_delay_ms(t->fail_streak);
-		/* Tried again when the back-off ends: the snapshot it was to
-		 * replace may be stale by writes, which nothing else reloads. */
-		t->retry_due = true;
+		/* Tried again when the back-off ends (the timer), even with a
+		 * snapshot: the one it was to replace may be stale by writes,
+		 * which nothing else reloads. */
+		back_off(t);
 		if (t->auto_admitted && !c->closing &&
 		    (!t->snap || t->fail_streak >= AUTO_FORGET_FAILURES)) {
 			free(j);
@@ -267,8 +273,8 @@ static void load_done_locked(void *data, int status)
 			t->snap = NULL;
 			set_table_state(t, CACHE_FAILED);
 			snprintf(t->last_error, sizeof(t->last_error), "memory_limit reached");
-			t->failed_at_ms = cache_now_ms();
-			t->retry_at_ms = t->failed_at_ms + retry_delay_ms(++t->fail_streak);
+			t->fail_streak++;
+			back_off(t);
 		}
 		/* Kept (published, or catching up): its screen now. */
 		if (t->snap == j->snap || t->next == j->snap)
@@ -334,7 +340,7 @@ static void start_load_now(struct cache_table *t)
 		return;
 	}
 	t->start_wanted = false;
-	t->retry_due = t->load_asked = false;
+	t->load_asked = false;
 	struct load_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return;
@@ -829,7 +835,7 @@ static void timer_cb_locked(struct net_timer *tm)
 	for (struct cache_table *t = c->tables; t; t = t->next_table) {
 		if (t->loading || t->state == CACHE_FORGOTTEN)
 			continue;
-		if (!t->snap || t->retry_due || t->load_asked) {
+		if (!t->snap || t->fail_streak > 0) {
 			if (now >= t->retry_at_ms || (t->load_asked && !load_waits(t, now)))
 				start_load_now(t);
 		} else if (now - t->snap->loaded_ms >= c->opt.max_staleness_ms / 2 &&

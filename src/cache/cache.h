@@ -47,12 +47,12 @@ struct cache_table {
 	bool start_wanted, patch_wanted;
 	uint64_t retry_at_ms; /* after a failed or a too slow load */
 	unsigned fail_streak; /* loads failed in a row: the back-off doubles with each */
-	/* After a failed load (failed_at_ms): the table's own retry is due at
-	 * retry_at_ms (retry_due), one asked for by a write or a failed patch
-	 * RETRY_AFTER_FAILURE_MS after the failure (load_asked); the timer
-	 * starts either. */
+	/* After a failed load (failed_at_ms, fail_streak > 0): the table's own
+	 * retry is due at retry_at_ms, one asked for by a write or a failed
+	 * patch RETRY_AFTER_FAILURE_MS after the failure (load_asked); the
+	 * timer starts either. */
 	uint64_t failed_at_ms;
-	bool retry_due, load_asked;
+	bool load_asked;
 	bool auto_admitted; /* admitted by a query (tables = auto), not by config */
 	bool too_slow;      /* its load takes longer than max_staleness */
 	char last_error[600];

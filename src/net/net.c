@@ -95,14 +95,13 @@ void net_notify_drained(struct net_conn *c)
 }
 
 /* Runs what other threads posted, each in the order posted; a post queued
- * while these run waits for the next wake-up (the async fires again). */
-/* Runs the posts queued now, first in, first run. Each is taken off the
- * batch under the lock, its next read before its queued flag clears: from
- * then on it may be posted again (from any thread, or by a post's own
- * call), which starts the loop's new list and sets its next to NULL. (The
- * flags used to clear for the whole batch at once: a post queued again
- * before its turn cut the batch short there, and the posts behind it were
- * lost, a session's wake-up among them: test_net_post.c.) */
+ * while these run waits for the next wake-up (the async fires again). Each
+ * is taken off the batch under the lock, its next read before its queued
+ * flag clears: from then on it may be posted again (from any thread, or by
+ * a post's own call), which starts the loop's new list and sets its next
+ * to NULL. (The flags used to clear for the whole batch at once: a post
+ * queued again before its turn cut the batch short there, and the posts
+ * behind it were lost, a session's wake-up among them: test_net_post.c.) */
 static void run_posts(struct net_loop *nl)
 {
 	pthread_mutex_lock(&nl->post_mu);
@@ -1152,13 +1151,11 @@ struct work_req {
 	void (*work)(void *data);
 	void (*done)(void *data, int status);
 	void *data;
-	atomic_bool started;
 };
 
 static void work_cb(uv_work_t *req)
 {
 	struct work_req *w = req->data;
-	atomic_store(&w->started, true);
 	atomic_fetch_sub(&work_queued, 1);
 	w->work(w->data);
 }
@@ -1168,8 +1165,8 @@ static void after_work_cb(uv_work_t *req, int status)
 	struct work_req *w = req->data;
 	void (*done)(void *, int) = w->done;
 	void *data = w->data;
-	if (!atomic_load(&w->started))
-		atomic_fetch_sub(&work_queued, 1); /* cancelled before it ran */
+	if (status == UV_ECANCELED)
+		atomic_fetch_sub(&work_queued, 1); /* cancelled: it never ran */
 	free(w);
 	done(data, status);
 	atomic_fetch_sub(&work_in_flight, 1);
@@ -1185,7 +1182,6 @@ int net_work_submit(uv_loop_t *loop, void (*work)(void *data), void (*done)(void
 	w->work = work;
 	w->done = done;
 	w->data = data;
-	atomic_init(&w->started, false);
 	atomic_fetch_add(&work_in_flight, 1);
 	atomic_fetch_add(&work_queued, 1);
 	int rc = uv_queue_work(loop, &w->req, work_cb, after_work_cb);

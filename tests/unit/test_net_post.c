@@ -24,6 +24,29 @@ static atomic_int ran, wrong_thread, out_of_order;
 static int last_seq[POSTERS];
 static struct item items[POSTERS][POSTS];
 
+static void open_loop(uv_loop_t *loop)
+{
+	cr_assert_eq(uv_loop_init(loop), 0);
+	cr_assert_eq(net_loop_init(loop), 0);
+}
+
+/* Runs what was posted so far (an idle loop would not poll). */
+static void run_posted(uv_loop_t *loop, int times)
+{
+	net_loop_keep_alive(loop, true);
+	for (int i = 0; i < times; i++)
+		uv_run(loop, UV_RUN_NOWAIT);
+	net_loop_keep_alive(loop, false);
+}
+
+/* Closes loop after its posts and pool work are done. */
+static void close_loop(uv_loop_t *loop)
+{
+	net_loop_close(loop);
+	uv_run(loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(loop), 0);
+}
+
 static void item_cb(struct net_post *p)
 {
 	struct item *it = (struct item *)p;
@@ -50,8 +73,7 @@ static void *poster(void *arg)
 Test(net_post, every_post_runs_once_on_its_loop_in_order)
 {
 	uv_loop_t loop;
-	cr_assert_eq(uv_loop_init(&loop), 0);
-	cr_assert_eq(net_loop_init(&loop), 0);
+	open_loop(&loop);
 	target = &loop;
 	for (int t = 0; t < POSTERS; t++)
 		last_seq[t] = -1;
@@ -68,9 +90,7 @@ Test(net_post, every_post_runs_once_on_its_loop_in_order)
 	cr_assert_eq(atomic_load(&ran), POSTERS * POSTS);
 	cr_assert_eq(atomic_load(&wrong_thread), 0);
 	cr_assert_eq(atomic_load(&out_of_order), 0);
-	net_loop_close(&loop);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	cr_assert_eq(uv_loop_close(&loop), 0);
+	close_loop(&loop);
 }
 
 static int count_cb_runs;
@@ -84,14 +104,11 @@ static void count_cb(struct net_post *p)
 Test(net_post, queued_twice_runs_once_and_closed_loop_refuses)
 {
 	uv_loop_t loop;
-	cr_assert_eq(uv_loop_init(&loop), 0);
-	cr_assert_eq(net_loop_init(&loop), 0);
+	open_loop(&loop);
 	struct net_post p = {.fn = count_cb};
 	cr_assert_eq(net_loop_post(&loop, &p), 0);
 	cr_assert_eq(net_loop_post(&loop, &p), 0); /* still queued: not again */
-	net_loop_keep_alive(&loop, true);          /* an idle loop would not poll */
-	uv_run(&loop, UV_RUN_NOWAIT);
-	net_loop_keep_alive(&loop, false);
+	run_posted(&loop, 1);
 	cr_assert_eq(count_cb_runs, 1);
 	cr_assert_eq(net_loop_post(&loop, &p), 0); /* ran: may be queued anew */
 	/* Closing runs what is queued, then refuses. */
@@ -126,8 +143,7 @@ static void *run_worker(void *arg)
 Test(net_post, a_worker_thread_sees_its_own_loop)
 {
 	static struct worker_seen w;
-	cr_assert_eq(uv_loop_init(&w.loop), 0);
-	cr_assert_eq(net_loop_init(&w.loop), 0);
+	open_loop(&w.loop);
 	w.stop.fn = stop_cb;
 	net_loop_keep_alive(&w.loop, true);
 	pthread_t th;
@@ -135,9 +151,7 @@ Test(net_post, a_worker_thread_sees_its_own_loop)
 	cr_assert_eq(net_loop_post(&w.loop, &w.stop), 0);
 	pthread_join(th, NULL);
 	cr_assert_eq(w.seen, &w.loop);
-	net_loop_close(&w.loop);
-	uv_run(&w.loop, UV_RUN_DEFAULT);
-	cr_assert_eq(uv_loop_close(&w.loop), 0);
+	close_loop(&w.loop);
 }
 
 /* Pool work: net_work_queued() counts work that no pool thread has started
@@ -175,8 +189,7 @@ Test(net_post, work_waiting_for_a_pool_thread_is_counted_until_it_starts)
 	/* Read by libuv when its pool starts: this test's process has one. */
 	cr_assert_eq(setenv("UV_THREADPOOL_SIZE", "1", 1), 0);
 	uv_loop_t loop;
-	cr_assert_eq(uv_loop_init(&loop), 0);
-	cr_assert_eq(net_loop_init(&loop), 0);
+	open_loop(&loop);
 	cr_assert_eq(net_work_queued(), 0);
 	cr_assert_eq(net_work_submit(&loop, hold_work, work_done, NULL), 0);
 	while (!atomic_load(&hold_started))
@@ -229,8 +242,7 @@ static void b_cb(struct net_post *p)
 Test(net_post, a_post_queued_again_does_not_drop_the_ones_behind_it)
 {
 	uv_loop_t loop;
-	cr_assert_eq(uv_loop_init(&loop), 0);
-	cr_assert_eq(net_loop_init(&loop), 0);
+	open_loop(&loop);
 	batch_loop = &loop;
 	post_x.fn = x_cb;
 	post_a.fn = a_cb;
@@ -238,13 +250,8 @@ Test(net_post, a_post_queued_again_does_not_drop_the_ones_behind_it)
 	cr_assert_eq(net_loop_post(&loop, &post_x), 0);
 	cr_assert_eq(net_loop_post(&loop, &post_a), 0);
 	cr_assert_eq(net_loop_post(&loop, &post_b), 0);
-	net_loop_keep_alive(&loop, true);
-	for (int i = 0; i < 4; i++)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	net_loop_keep_alive(&loop, false);
+	run_posted(&loop, 4);
 	cr_assert_eq(ran_b, 1, "B ran %d times", ran_b);
 	cr_assert_eq(ran_a, 1, "A ran %d times", ran_a);
-	net_loop_close(&loop);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	cr_assert_eq(uv_loop_close(&loop), 0);
+	close_loop(&loop);
 }
